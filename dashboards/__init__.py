@@ -1,0 +1,5 @@
+"""Grafana dashboards and Prometheus alert rules as code, generated from the course catalog.
+
+`python -m dashboards.build` writes them to dist/dashboards/; `python -m dashboards.apply`
+uploads the dashboards to Grafana; `python -m dashboards.layout` draws their layout.
+"""

@@ -1,0 +1,359 @@
+"""The "Courses" dashboard: learner servers per course, their memory, CPU, GPU and failures.
+
+Query builders take a `Scope` (Grafana variables here, concrete values in `alerts.py`) so the
+panels and the alert rules are the same PromQL.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from catalog import Catalog, format_memory
+from dashboards.common import (
+    DASHBOARD_SCOPE,
+    DEFAULTS,
+    PanelSpec,
+    Query,
+    Scope,
+    Section,
+    Settings,
+    by_course,
+    catalog_constant,
+    course_variable,
+    dashboard,
+    describe,
+    selector,
+    timeseries,
+)
+
+UID = "ol-courses"
+TITLE = "Courses"
+IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
+WAITING_REASONS = ("ContainerCreating", *IMAGE_PULL_REASONS)
+
+
+def _notebook(metric: str, settings: Settings, **matchers: str) -> str:
+    return selector(
+        metric, namespace=settings.namespace, container=settings.notebook_container, **matchers
+    )
+
+
+# --- Queries ------------------------------------------------------------------------------
+
+
+def running_servers_by_image(scope: Scope, settings: Settings) -> str:
+    running = selector("kube_pod_status_phase", namespace=settings.namespace, phase="Running")
+    containers = (
+        f"{_notebook('kube_pod_container_info', settings)} and on (namespace, pod) ({running} == 1)"
+    )
+    return f"count by (course, image) ({by_course(containers, scope, settings)})"
+
+
+def server_age(scope: Scope, settings: Settings) -> str:
+    created = selector("kube_pod_created", namespace=settings.namespace)
+    return by_course(f"time() - {created}", scope, settings)
+
+
+def servers_past_max_age(scope: Scope, settings: Settings, max_age_seconds: int) -> str:
+    return f"count by (course) ({server_age(scope, settings)} > {max_age_seconds})"
+
+
+def oldest_server_age(scope: Scope, settings: Settings) -> str:
+    return f"max by (course) ({server_age(scope, settings)})"
+
+
+def waiting_pods(scope: Scope, settings: Settings, reasons: tuple[str, ...]) -> str:
+    waiting = _notebook(
+        "kube_pod_container_status_waiting_reason", settings, reason="~" + "|".join(reasons)
+    )
+    return f"sum by (course, reason) ({by_course(waiting, scope, settings)} > 0)"
+
+
+def memory_working_set(scope: Scope, settings: Settings) -> str:
+    working_set = _notebook("container_memory_working_set_bytes", settings)
+    return f"max by (course, pod) ({by_course(working_set, scope, settings)})"
+
+
+def memory_limits(catalog: Catalog) -> str:
+    return catalog_constant(catalog, lambda course: course.resources.memory_limit)
+
+
+def cpu_limits(catalog: Catalog) -> str:
+    return catalog_constant(catalog, lambda course: course.resources.cpu_limit)
+
+
+def limits_in_use(limits: str, per_pod: str) -> str:
+    """The catalog limit of each course that has a server in `per_pod`."""
+    return f"({limits}) and on (course) count by (course) ({per_pod})"
+
+
+def memory_share_of_limit(catalog: Catalog, scope: Scope, settings: Settings) -> str:
+    per_pod = memory_working_set(scope, settings)
+    return f"max by (course) ({per_pod} / on (course) group_left () ({memory_limits(catalog)}))"
+
+
+def cpu_per_server(scope: Scope, settings: Settings) -> str:
+    usage = (
+        f"rate({_notebook('container_cpu_usage_seconds_total', settings)}[{scope.rate_interval}])"
+    )
+    return f"sum by (course, pod) ({by_course(usage, scope, settings)})"
+
+
+def cpu_by_course(scope: Scope, settings: Settings) -> str:
+    return f"sum by (course) ({cpu_per_server(scope, settings)})"
+
+
+def cpu_share_of_limit(catalog: Catalog, scope: Scope, settings: Settings) -> str:
+    per_pod = cpu_per_server(scope, settings)
+    return f"max by (course) ({per_pod} / on (course) group_left () ({cpu_limits(catalog)}))"
+
+
+def oom_killed_servers(scope: Scope, settings: Settings) -> str:
+    """Servers whose notebook container last ended with an OOM kill."""
+    reason = _notebook(
+        "kube_pod_container_status_last_terminated_reason", settings, reason="OOMKilled"
+    )
+    return f"sum by (course) ({by_course(reason, scope, settings)})"
+
+
+def oom_kills(scope: Scope, settings: Settings, window: str) -> str:
+    """Restarts in `window` of notebook containers whose last termination was an OOM kill."""
+    restarts = _notebook("kube_pod_container_status_restarts_total", settings)
+    reason = _notebook(
+        "kube_pod_container_status_last_terminated_reason", settings, reason="OOMKilled"
+    )
+    killed = (
+        f"(increase({restarts}[{window}]) > 0) and on (namespace, pod, container) ({reason} == 1)"
+    )
+    return f"sum by (course) ({by_course(killed, scope, settings)})"
+
+
+def restarts(scope: Scope, settings: Settings, window: str = "1h") -> str:
+    counter = _notebook("kube_pod_container_status_restarts_total", settings)
+    return f"sum by (course) ({by_course(f'increase({counter}[{window}])', scope, settings)})"
+
+
+def _dcgm(metric: str, settings: Settings) -> str:
+    """A DCGM exporter metric with the GPU's pod in `namespace` and `pod` labels."""
+    expr = metric
+    for target, source in (
+        ("pod", settings.dcgm_pod_label),
+        ("namespace", settings.dcgm_namespace_label),
+    ):
+        if source != target:
+            expr = f'label_replace({expr}, "{target}", "$1", "{source}", "(.+)")'
+    return expr
+
+
+def gpu_utilisation(scope: Scope, settings: Settings) -> str:
+    util = _dcgm("DCGM_FI_DEV_GPU_UTIL", settings)
+    return f"avg by (course) ({by_course(util, scope, settings)}) / 100"
+
+
+def gpu_memory_used(scope: Scope, settings: Settings) -> str:
+    used = _dcgm("DCGM_FI_DEV_FB_USED", settings)
+    return f"sum by (course) ({by_course(used, scope, settings)})"
+
+
+# --- Panels -------------------------------------------------------------------------------
+
+
+def _limits_table(catalog: Catalog) -> str:
+    if not len(catalog):
+        return "The catalog has no courses yet."
+    rows = ", ".join(
+        f"{c.slug} {format_memory(c.resources.memory_limit)} / {c.resources.cpu_limit:g} CPU"
+        for c in catalog
+    )
+    return f"Limits from the catalog: {rows}."
+
+
+def server_panels(settings: Settings) -> list[PanelSpec]:
+    s, scope = settings, DASHBOARD_SCOPE
+    max_age = s.culler_max_age_seconds
+    return [
+        timeseries(
+            "Running servers per course image",
+            describe(
+                "Learner servers in phase Running, counted per course and per image tag "
+                "(kube_pod_container_info of the notebook container). After a course image is "
+                "rebuilt, new servers move to the new tag and old ones drain as they are culled.",
+                "No servers while learners say they are working: look at the Hub dashboard's "
+                "spawn failures. Several tags for one course for longer than the culler's maximum "
+                "age: old servers are not being culled (see the panel on the right).",
+            ),
+            [Query(running_servers_by_image(scope, s), "{{course}} {{image}}")],
+            width=12,
+            stacked=True,
+        ),
+        timeseries(
+            "Oldest server per course",
+            describe(
+                f"Age of the oldest running server of each course; the red line is the idle "
+                f"culler's maximum age ({max_age // 3600}h {max_age % 3600 // 60}m).",
+                "A line above the red one for longer than the culler's interval means the culler "
+                "stopped working: check the hub's culler service logs (jupyterhub-idle-culler) "
+                "and its API token; the 'servers past the maximum age' alert fires after "
+                f"{s.culler_slack_seconds // 60} more minutes.",
+            ),
+            [Query(oldest_server_age(scope, s), "{{course}}")],
+            unit="s",
+            width=6,
+            threshold=max_age,
+        ),
+        timeseries(
+            "Servers older than the culler's maximum age",
+            describe(
+                "Number of running servers per course older than the idle culler's maximum "
+                f"age ({max_age} s). It should be empty.",
+                "Any value: the culler is not stopping servers. Restart the hub (the culler runs "
+                "as a hub service), check the culler's logs, and stop the listed servers from the "
+                "hub's admin page if needed.",
+            ),
+            [Query(servers_past_max_age(scope, s, max_age), "{{course}}")],
+            width=6,
+        ),
+        timeseries(
+            "Pods waiting on image pulls",
+            describe(
+                "Learner pods whose notebook container is waiting, by reason: ContainerCreating "
+                "(usually pulling the course image), ErrImagePull and ImagePullBackOff.",
+                "ImagePullBackOff or ErrImagePull: the course's image tag is missing from the "
+                "registry or the node cannot reach it; check the image map and the last publish "
+                "of that course. Long ContainerCreating: images are large or nodes are new; "
+                "consider pre-pulling course images.",
+            ),
+            [Query(waiting_pods(scope, s, WAITING_REASONS), "{{course}} {{reason}}")],
+            width=24,
+        ),
+    ]
+
+
+def resource_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
+    s, scope = settings, DASHBOARD_SCOPE
+    ws = memory_working_set(scope, s)
+    return [
+        timeseries(
+            "Memory working set against the course limit",
+            describe(
+                "Memory working set of each learner server (what the kernel OOM-kills on), "
+                "with each course's memory limit from the catalog as a flat line. "
+                + _limits_table(catalog),
+                "Servers close to their course's line are about to lose their kernels: raise "
+                "resources.memory_limit in courses/<slug>/course.toml, or trim the notebooks' "
+                "data. A server above its line means the hub does not apply the catalog's limit.",
+            ),
+            [
+                Query(ws, "{{course}} {{pod}}"),
+                Query(limits_in_use(memory_limits(catalog), ws), "{{course}} limit"),
+            ],
+            unit="bytes",
+            width=12,
+        ),
+        timeseries(
+            "Memory: largest server as a share of the course limit",
+            describe(
+                "Per course, the largest server's working set divided by the course's memory "
+                "limit from the catalog. The red line is 90%.",
+                "Above 90%: learners of that course will see kernels die. Raise the course's "
+                "memory_limit or make its notebooks lighter; check the OOM kills panel.",
+            ),
+            [Query(memory_share_of_limit(catalog, scope, s), "{{course}}")],
+            unit="percentunit",
+            width=12,
+            threshold=0.9,
+        ),
+        timeseries(
+            "CPU used per course",
+            describe(
+                "CPU cores used by all learner servers of each course (cAdvisor's "
+                "container_cpu_usage_seconds_total, notebook container).",
+                "A course using far more than its servers times its cpu_guarantee starves other "
+                "pods on the node: raise the guarantee or add nodes. Zero while servers run: "
+                "cAdvisor metrics are not being scraped.",
+            ),
+            [Query(cpu_by_course(scope, s), "{{course}}")],
+            width=12,
+            stacked=True,
+        ),
+        timeseries(
+            "CPU: busiest server as a share of the course limit",
+            describe(
+                "Per course, the busiest server's CPU use divided by the course's cpu_limit "
+                "from the catalog. At 100% the server is throttled.",
+                "Pinned at 100%: notebooks run slowly; raise resources.cpu_limit for the course "
+                "or ask the instructor to shrink the workload.",
+            ),
+            [Query(cpu_share_of_limit(catalog, scope, s), "{{course}}")],
+            unit="percentunit",
+            width=12,
+            threshold=1,
+        ),
+        timeseries(
+            "OOM kills per course",
+            describe(
+                "Learner servers whose notebook container last ended with reason OOMKilled "
+                "(kube_pod_container_status_last_terminated_reason).",
+                "Any value: that course's notebooks need more memory than its limit. Compare "
+                "with the memory panels, then raise memory_limit in the course's course.toml.",
+            ),
+            [Query(oom_killed_servers(scope, s), "{{course}}")],
+            width=12,
+        ),
+        timeseries(
+            "Server restarts per course (1h)",
+            describe(
+                "Restarts of notebook containers per course in the preceding hour.",
+                "Restarts without OOM kills: the image's start command fails or a liveness "
+                "probe times out; read the pod's previous logs (kubectl logs --previous).",
+            ),
+            [Query(restarts(scope, s), "{{course}}")],
+            width=12,
+        ),
+    ]
+
+
+def gpu_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
+    s, scope = settings, DASHBOARD_SCOPE
+    gpu_courses = ", ".join(c.slug for c in catalog if c.gpu) or "none"
+    return [
+        timeseries(
+            "GPU utilisation per course",
+            describe(
+                "Average GPU utilisation of the GPUs attached to each course's servers (DCGM "
+                f"exporter, DCGM_FI_DEV_GPU_UTIL). Courses asking for a GPU: {gpu_courses}.",
+                "Near zero for a GPU course while its servers run: the notebooks are not using "
+                "the GPU (wrong framework build or device); GPUs are expensive, consider gpu = "
+                "false. No data at all: the DCGM exporter is not scraped.",
+            ),
+            [Query(gpu_utilisation(scope, s), "{{course}}")],
+            unit="percentunit",
+            width=12,
+        ),
+        timeseries(
+            "GPU memory used per course",
+            describe(
+                "Frame buffer memory in use on the GPUs of each course's servers "
+                "(DCGM_FI_DEV_FB_USED).",
+                "Close to the card's memory: learners will see CUDA out-of-memory errors; reduce "
+                "batch sizes in the notebooks or use larger GPUs for the course.",
+            ),
+            [Query(gpu_memory_used(scope, s), "{{course}}")],
+            unit="decmbytes",
+            width=12,
+        ),
+    ]
+
+
+def courses_dashboard(catalog: Catalog, settings: Settings = DEFAULTS) -> Dashboard:
+    return dashboard(
+        title=TITLE,
+        uid=UID,
+        description="Learner servers per course: how many, how big, and what goes wrong.",
+        sections=[
+            Section("Servers", server_panels(settings)),
+            Section("Memory and CPU", resource_panels(catalog, settings)),
+            Section("GPU", gpu_panels(catalog, settings)),
+        ],
+        variables=[course_variable(catalog)],
+    )

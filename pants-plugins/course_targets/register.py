@@ -1,0 +1,277 @@
+"""Pants support for course directories: `course()` targets and the image map.
+
+A course's BUILD file is the single line `course()`. Its metadata is read by the catalog
+library (the one place that knows the format) and turned into:
+
+- one `file` target per file of the course (so `--changed-since` sees notebooks and data);
+- `courses/<slug>:<slug>#image`, a `docker_image` built FROM `images/base:<flavor>` with the
+  shared template `images/course/Dockerfile` (or the course's own `Dockerfile`).
+
+`course_image_map` packages every course image and writes `course -> image reference` as JSON:
+the hand-off from building to the hub and infra.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from pants.backend.docker.package_types import BuiltDockerImage
+from pants.backend.docker.target_types import (
+    DockerImageContextRootField,
+    DockerImageDependenciesField,
+    DockerImageInstructionsField,
+    DockerImageRepositoryField,
+    DockerImageSourceField,
+    DockerImageTagsField,
+    DockerImageTarget,
+)
+from pants.base.specs import RawSpecs, RecursiveGlobSpec
+from pants.core.goals.package import (
+    BuiltPackage,
+    BuiltPackageArtifact,
+    EnvironmentAwarePackageRequest,
+    PackageFieldSet,
+)
+from pants.core.goals.tailor import (
+    AllOwnedSources,
+    PutativeTarget,
+    PutativeTargets,
+    PutativeTargetsRequest,
+)
+from pants.core.target_types import FileSourceField, FileTarget
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, PathGlobs, Snapshot
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    FieldSetsPerTarget,
+    FieldSetsPerTargetRequest,
+    GeneratedTargets,
+    GenerateTargetsRequest,
+    InvalidTargetException,
+    StringField,
+    Target,
+    TargetGenerator,
+    Targets,
+)
+from pants.engine.unions import UnionMembership, UnionRule
+from pants.util.logging import LogLevel
+
+from catalog import METADATA_FILE, CatalogError, Course, parse_course
+
+COURSE_TEMPLATE = "images/course/Dockerfile"
+COURSE_TEMPLATE_TARGET = "images/course:template"
+IMAGE_REPOSITORY = "ol-course-notebooks"
+IMAGE_MAP_FILE = "courses/image-map.json"
+# What the shared template's first line is replaced with: the base image as a Pants address, so
+# that Pants infers the dependency on it and passes the built image's reference as a build arg.
+BASE_IMAGE_ARG = "ARG BASE_IMAGE="
+EXCLUDED_FROM_CONTENT = {"BUILD"}
+
+
+class CourseTarget(TargetGenerator):
+    alias = "course"
+    help = (
+        "A course: the directory's course.toml (read by the catalog library), its notebooks and "
+        "data, built into an image FROM its base image flavor. Takes no arguments."
+    )
+    generated_target_cls = DockerImageTarget
+    core_fields = COMMON_TARGET_FIELDS
+    copied_fields = COMMON_TARGET_FIELDS
+    moved_fields = ()
+
+
+class GenerateCourseTargetsRequest(GenerateTargetsRequest):
+    generate_from = CourseTarget
+
+
+DATA_MARKER = "# @course-data"
+
+
+def course_instructions(template: str, course: Course) -> list[str]:
+    """The shared Dockerfile template filled in for one course: its base image and its data."""
+    lines = template.splitlines()
+    for prefix in (BASE_IMAGE_ARG, DATA_MARKER):
+        if sum(line.startswith(prefix) for line in lines) != 1:
+            raise InvalidTargetException(
+                f"{COURSE_TEMPLATE} must have exactly one line starting with `{prefix}`"
+            )
+    result = []
+    for line in lines:
+        if line.startswith(BASE_IMAGE_ARG):
+            result.append(f"{BASE_IMAGE_ARG}{course.base_image}")
+        elif line.startswith(DATA_MARKER):
+            result.extend(
+                f"RUN fetch-course-data {shlex.quote(d.sha256)} {shlex.quote(d.url)} {shlex.quote(d.path)}"
+                for d in course.data
+            )
+        else:
+            result.append(line)
+    return result
+
+
+@rule(desc="Generate course targets from course.toml", level=LogLevel.DEBUG)
+async def generate_course_targets(
+    request: GenerateCourseTargetsRequest, union_membership: UnionMembership
+) -> GeneratedTargets:
+    address = request.template_address
+    directory = address.spec_path
+    slug = directory.rsplit("/", 1)[-1]
+    snapshot, template = await MultiGet(
+        Get(Snapshot, PathGlobs([f"{directory}/**", f"!{directory}/**/.ipynb_checkpoints/**"])),
+        Get(DigestContents, PathGlobs([COURSE_TEMPLATE])),
+    )
+    files = sorted(f[len(directory) + 1 :] for f in snapshot.files)
+    metadata = await Get(DigestContents, PathGlobs([f"{directory}/{METADATA_FILE}"]))
+    try:
+        course = parse_course(slug, metadata[0].content.decode() if metadata else "", files)
+    except CatalogError as e:
+        raise InvalidTargetException(f"Course `{slug}` ({address}): {e}") from None
+    if not metadata:
+        raise InvalidTargetException(f"Course `{slug}`: {directory}/{METADATA_FILE} is missing")
+
+    content = [
+        FileTarget(
+            {**request.template, FileSourceField.alias: path},
+            Address(directory, target_name=address.target_name, relative_file_path=path),
+            union_membership,
+        )
+        for path in files
+        if path not in EXCLUDED_FROM_CONTENT
+    ]
+    image_fields: dict = {
+        **request.template,
+        DockerImageContextRootField.alias: "./",
+        DockerImageRepositoryField.alias: IMAGE_REPOSITORY,
+        # The content tag is immutable (it changes whenever any input changes); the slug tag is the
+        # moving "current image of this course" that today's links use.
+        DockerImageTagsField.alias: [f"{slug}-{{pants.hash}}", slug],
+        DockerImageDependenciesField.alias: [
+            *(tgt.address.spec for tgt in content),
+            COURSE_TEMPLATE_TARGET,
+        ],
+    }
+    if course.has_dockerfile:
+        image_fields[DockerImageSourceField.alias] = "Dockerfile"
+    else:
+        if not template:
+            raise InvalidTargetException(
+                f"Course `{slug}`: the shared template {COURSE_TEMPLATE} is missing"
+            )
+        image_fields[DockerImageSourceField.alias] = None
+        image_fields[DockerImageInstructionsField.alias] = course_instructions(
+            template[0].content.decode(), course
+        )
+    image = DockerImageTarget(image_fields, address.create_generated("image"), union_membership)
+    return GeneratedTargets(request.generator, [image, *content])
+
+
+# --- the image map --------------------------------------------------------------------------
+
+
+class CoursesDirectoryField(StringField):
+    alias = "courses_directory"
+    default = "courses"
+    help = "The directory whose course targets (recursively) go into the map."
+
+
+class CourseImageMapTarget(Target):
+    alias = "course_image_map"
+    help = (
+        "Builds every course image under `courses_directory` and writes `course slug -> image "
+        f"reference` (the immutable content tag) as JSON to dist/{IMAGE_MAP_FILE}: what the hub "
+        "and infra deploy, so that they never guess tags."
+    )
+    core_fields = (*COMMON_TARGET_FIELDS, CoursesDirectoryField)
+
+
+@dataclass(frozen=True)
+class CourseImageMapFieldSet(PackageFieldSet):
+    required_fields = (CoursesDirectoryField,)
+    courses_directory: CoursesDirectoryField
+
+
+def image_map_entry(address: Address, image: BuiltDockerImage) -> tuple[str, str]:
+    slug = address.spec_path.rsplit("/", 1)[-1]
+    content_tags = [tag for tag in image.tags if tag.rsplit(":", 1)[-1].startswith(f"{slug}-")]
+    if not content_tags:
+        raise InvalidTargetException(f"{address} has no content tag `{slug}-<hash>`: {image.tags}")
+    return slug, sorted(content_tags)[0]
+
+
+@rule(desc="Write the course image map", level=LogLevel.INFO)
+async def package_course_image_map(field_set: CourseImageMapFieldSet) -> BuiltPackage:
+    directory = field_set.courses_directory.value or "courses"
+    targets = await Get(
+        Targets,
+        RawSpecs(
+            recursive_globs=(RecursiveGlobSpec(directory),),
+            description_of_origin=f"the `{CourseImageMapTarget.alias}` target {field_set.address}",
+        ),
+    )
+    images = [tgt for tgt in targets if tgt.address.generated_name == "image"]
+    field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, images))
+    packages = await MultiGet(
+        Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets.field_sets
+    )
+    entries = dict(
+        image_map_entry(tgt.address, artifact)
+        for tgt, package in zip(images, packages)
+        for artifact in package.artifacts
+        if isinstance(artifact, BuiltDockerImage)
+    )
+    path = IMAGE_MAP_FILE
+    digest = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent(
+                    path, (json.dumps(dict(sorted(entries.items())), indent=2) + "\n").encode()
+                )
+            ]
+        ),
+    )
+    return BuiltPackage(digest, (BuiltPackageArtifact(path),))
+
+
+# --- tailor: a course directory without a BUILD file gets `course()` --------------------------
+
+
+@dataclass(frozen=True)
+class PutativeCourseTargetsRequest(PutativeTargetsRequest):
+    pass
+
+
+@rule(desc="Find course directories without a course target", level=LogLevel.DEBUG)
+async def find_putative_courses(
+    request: PutativeCourseTargetsRequest, all_owned_sources: AllOwnedSources
+) -> PutativeTargets:
+    metadata_files = await Get(
+        Snapshot, PathGlobs, request.path_globs(f"courses/*/{METADATA_FILE}")
+    )
+    return PutativeTargets(
+        PutativeTarget(
+            path=path.rsplit("/", 1)[0],
+            name=None,
+            type_alias=CourseTarget.alias,
+            triggering_sources=[METADATA_FILE],
+            owned_sources=[METADATA_FILE],
+        )
+        for path in metadata_files.files
+        if path not in all_owned_sources
+    )
+
+
+def target_types():
+    return [CourseTarget, CourseImageMapTarget]
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(GenerateTargetsRequest, GenerateCourseTargetsRequest),
+        UnionRule(PackageFieldSet, CourseImageMapFieldSet),
+        UnionRule(PutativeTargetsRequest, PutativeCourseTargetsRequest),
+    ]

@@ -1,0 +1,212 @@
+"""The catalog's rules for one course's metadata: parametrized input -> expected pairs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catalog import (
+    CatalogError,
+    course_from_dict,
+    course_to_dict,
+    format_memory,
+    normalize_notebook_path,
+    parse_course,
+    parse_memory,
+)
+
+FILES = ["course.toml", "requirements.txt", "lectures/l1/intro.ipynb", "a2.ipynb", "data/x.csv"]
+GOOD = """
+title = "Intro"
+flavor = "pytorch"
+notebooks = ["lectures/l1/intro.ipynb", "a2.ipynb"]
+"""
+
+
+def test_minimal_course_gets_defaults() -> None:
+    course = parse_course("intro", GOOD, FILES)
+    assert course.slug == "intro"
+    assert course.title == "Intro"
+    assert course.flavor == "pytorch"
+    assert course.gpu is False
+    assert course.notebooks == ("lectures/l1/intro.ipynb", "a2.ipynb")
+    assert course.resources.memory_limit == 2 * 2**30
+    assert course.resources.memory_guarantee <= course.resources.memory_limit
+    assert course.base_image == "images/base:pytorch"
+    assert course.has_dockerfile is False
+    assert course.smoke_test.network is False
+
+
+def test_full_course() -> None:
+    text = """
+title = "Deep learning"
+description = "GPU course"
+flavor = "tensorflow"
+gpu = true
+notebooks = ["./lectures/l1/intro.ipynb"]
+[resources]
+memory_limit = "4G"
+memory_guarantee = "512Mi"
+cpu_limit = 2
+cpu_guarantee = 0.5
+[smoke_test]
+timeout_seconds = 120
+network = true
+[[data]]
+path = "data/big.parquet"
+url = "https://example.org/big.parquet"
+sha256 = "%s"
+""" % (
+        "a" * 64
+    )
+    course = parse_course("dl", text, [*FILES, "Dockerfile"])
+    assert course.gpu is True
+    assert course.notebooks == ("lectures/l1/intro.ipynb",)
+    assert course.resources.memory_limit == 4_000_000_000
+    assert course.resources.memory_guarantee == 512 * 2**20
+    assert course.resources.cpu_limit == 2.0
+    assert course.smoke_test.timeout_seconds == 120 and course.smoke_test.network
+    assert course.data[0].path == "data/big.parquet"
+    assert course.has_dockerfile
+
+
+@pytest.mark.parametrize(
+    ("slug", "text", "files", "field", "message"),
+    [
+        ("Bad_Slug", GOOD, FILES, "", "image tag"),
+        ("x", "title = ", FILES, "", "not valid TOML"),
+        ("x", GOOD + 'colour = "red"\n', FILES, "colour", "unknown field"),
+        ("x", GOOD.replace('title = "Intro"', ""), FILES, "title", "required"),
+        ("x", GOOD.replace("pytorch", "jax"), FILES, "flavor", "pytorch, tensorflow"),
+        ("x", GOOD + "gpu = 'yes'\n", FILES, "gpu", "true or false"),
+        ("x", GOOD, ["lectures/l1/intro.ipynb", "a2.ipynb"], "requirements.txt", "missing"),
+        ("x", GOOD.replace("a2.ipynb", "gone.ipynb"), FILES, "notebooks", "does not exist"),
+        ("x", GOOD.replace("a2.ipynb", "../a2.ipynb"), FILES, "notebooks", "relative path"),
+        ("x", GOOD.replace("a2.ipynb", "/abs.ipynb"), FILES, "notebooks", "relative path"),
+        ("x", GOOD.replace("a2.ipynb", "data/x.csv"), FILES, "notebooks", ".ipynb"),
+        ("x", GOOD.replace('"a2.ipynb"', '"a2.ipynb", "a2.ipynb"'), FILES, "notebooks", "twice"),
+        (
+            "x",
+            GOOD.replace('notebooks = ["lectures/l1/intro.ipynb", "a2.ipynb"]', "notebooks = []"),
+            FILES,
+            "notebooks",
+            "must list",
+        ),
+        (
+            "x",
+            GOOD + "[resources]\nmemory_limit = 'lots'\n",
+            FILES,
+            "resources.memory_limit",
+            "memory size",
+        ),
+        (
+            "x",
+            GOOD + "[resources]\nmemory_limit = '1G'\nmemory_guarantee = '2G'\n",
+            FILES,
+            "resources.memory_guarantee",
+            "exceed",
+        ),
+        ("x", GOOD + "[resources]\ncpu_limit = 0\n", FILES, "resources.cpu_limit", "> 0"),
+        (
+            "x",
+            GOOD + "[resources]\ncpu_limit = 1\ncpu_guarantee = 2\n",
+            FILES,
+            "resources.cpu_guarantee",
+            "exceed",
+        ),
+        ("x", GOOD + "[resources]\ndisk = '1G'\n", FILES, "resources.disk", "unknown field"),
+        (
+            "x",
+            GOOD + "[smoke_test]\ntimeout_seconds = -1\n",
+            FILES,
+            "smoke_test.timeout_seconds",
+            "> 0",
+        ),
+        (
+            "x",
+            GOOD + "[[data]]\npath = 'd'\nurl = 'http://x'\nsha256 = '%s'\n" % ("a" * 64),
+            FILES,
+            "data[0].url",
+            "https",
+        ),
+        (
+            "x",
+            GOOD + "[[data]]\npath = 'd'\nurl = 'https://x'\nsha256 = 'abc'\n",
+            FILES,
+            "data[0].sha256",
+            "sha256",
+        ),
+        (
+            "x",
+            GOOD + "[[data]]\npath = '../d'\nurl = 'https://x'\nsha256 = '%s'\n" % ("a" * 64),
+            FILES,
+            "data[0].path",
+            "inside",
+        ),
+    ],
+)
+def test_bad_metadata_names_file_field_and_rule(
+    slug: str, text: str, files: list[str], field: str, message: str
+) -> None:
+    with pytest.raises(CatalogError) as error:
+        parse_course(slug, text, files)
+    assert error.value.field_name == field
+    assert message in str(error.value)
+    assert f"courses/{slug}" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2G", 2_000_000_000),
+        ("512Mi", 512 * 2**20),
+        ("1.5Gi", 3 * 2**29),
+        (1024, 1024),
+        ("100", 100),
+    ],
+)
+def test_memory_sizes(value: object, expected: int) -> None:
+    assert parse_memory(value, "f", "m") == expected
+
+
+@pytest.mark.parametrize("value", ["", "2GB", "-1G", "0", True, 0, "1 G G"])
+def test_bad_memory_sizes(value: object) -> None:
+    with pytest.raises(CatalogError):
+        parse_memory(value, "f", "m")
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"), [(2**31, "2Gi"), (10**9, "1G"), (1536 * 2**20, "1536Mi"), (7, "7")]
+)
+def test_format_memory_round_trips(amount: int, text: str) -> None:
+    assert format_memory(amount) == text
+    assert parse_memory(text, "f", "m") == amount
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("a.ipynb", "a.ipynb"),
+        ("./l/../a.ipynb", "a.ipynb"),
+        ("l//x.ipynb", "l/x.ipynb"),
+        ("../a.ipynb", None),
+        ("l/../../a.ipynb", None),
+        ("/etc/passwd", None),
+        ("a\x00.ipynb", None),
+        ("a\nb.ipynb", None),
+        ("a\\b.ipynb", None),
+        ("", None),
+        (".", None),
+    ],
+)
+def test_normalize_notebook_path(path: str, expected: str | None) -> None:
+    assert normalize_notebook_path(path) == expected
+
+
+def test_course_round_trips_through_plain_data() -> None:
+    text = GOOD + "[[data]]\npath = 'd/x'\nurl = 'https://x'\nsha256 = '%s'\n" % ("b" * 64)
+    course = parse_course("intro", text, FILES)
+    data = course_to_dict(course)
+    assert json.loads(json.dumps(data)) == data
+    assert course_from_dict(data) == course

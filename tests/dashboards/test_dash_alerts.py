@@ -1,0 +1,229 @@
+"""The generated alert rules, unit-tested with `promtool test rules` (Debian's `prometheus`).
+
+Each alert gets a case where it must fire with the right labels and annotations, and the
+healthy series of every case together must fire nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dashboards.alerts import alert_rules, rules_yaml
+from dashboards.common import Settings
+
+NS = Settings().namespace
+# Small numbers so the cases stay short: the culler's max age is 1 h, plus 10 min of slack.
+SETTINGS = Settings(culler_max_age_seconds=3600, culler_slack_seconds=600, alert_window="10m")
+ALERTS = [rule["alert"] for rule in alert_rules(SETTINGS)]
+
+
+def pod(name: str, course: str) -> dict[str, str]:
+    """kube_pod_labels for a learner pod of `course`, present for the whole test."""
+    return {
+        "series": f'kube_pod_labels{{namespace="{NS}", pod="{name}", label_course="{course}"}}',
+        "values": "1x120",
+    }
+
+
+def container(metric: str, name: str, values: str, **labels: str) -> dict[str, str]:
+    extra = "".join(f', {key}="{value}"' for key, value in labels.items())
+    selector = f'{metric}{{namespace="{NS}", pod="{name}", container="notebook"{extra}}}'
+    return {"series": selector, "values": values}
+
+
+def created(name: str, values: str) -> dict[str, str]:
+    return {"series": f'kube_pod_created{{namespace="{NS}", pod="{name}"}}', "values": values}
+
+
+def spawns(status: str, reason: str, values: str) -> dict[str, str]:
+    labels = f'job="hub", namespace="{NS}", status="{status}", reason="{reason}"'
+    return {
+        "series": f"jupyterhub_server_spawn_duration_seconds_count{{{labels}}}",
+        "values": values,
+    }
+
+
+HUB_UP = {"series": f'up{{job="hub", namespace="{NS}", instance="hub:8081"}}', "values": "1x120"}
+HEALTHY = [
+    pod("jupyter-bob", "deep-learning"),
+    # restarted, but not for memory
+    container("kube_pod_container_status_restarts_total", "jupyter-bob", "0x10 1x110"),
+    container(
+        "kube_pod_container_status_last_terminated_reason",
+        "jupyter-bob",
+        "_x10 1x110",
+        reason="Error",
+    ),
+    # pulling, not backing off
+    container(
+        "kube_pod_container_status_waiting_reason", "jupyter-bob", "1x5", reason="ContainerCreating"
+    ),
+    # created 20 minutes in: 40 minutes old at 60m, under the 70 minutes that fire
+    created("jupyter-bob", "1200x120"),
+    # 1 failure in 11 attempts; already-pending clicks are not failures
+    spawns("success", "", "0+10x120"),
+    spawns("failure", "", "0+1x120"),
+    spawns("failure", "already-pending", "0+50x120"),
+    HUB_UP,
+]
+
+
+def rendered_annotations(alert: str, **labels: str) -> dict[str, str]:
+    """The rule's annotations with `{{ $labels.x }}` filled in, as Prometheus renders them."""
+    rule = next(r for r in alert_rules(SETTINGS) if r["alert"] == alert)
+    rendered = {}
+    for key, text in rule["annotations"].items():
+        for name, value in labels.items():
+            text = text.replace(f"{{{{ $labels.{name} }}}}", value)
+        assert "{{" not in text, f"{alert}.{key} has an unexpected template: {text}"
+        rendered[key] = text
+    return rendered
+
+
+def fires(alert: str, at: str, **labels: str) -> dict[str, Any]:
+    severity = next(r for r in alert_rules(SETTINGS) if r["alert"] == alert)["labels"]["severity"]
+    expected = {
+        "exp_labels": {**labels, "severity": severity},
+        "exp_annotations": rendered_annotations(alert, **labels),
+    }
+    return {"eval_time": at, "alertname": alert, "exp_alerts": [expected]}
+
+
+def silent(alert: str, at: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+def run_promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("`promtool` is not on PATH: install Debian's `prometheus` package (CI does)")
+    (tmp_path / "alert-rules.yaml").write_text(rules_yaml(SETTINGS))
+    document = {"rule_files": ["alert-rules.yaml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return subprocess.run(
+        [promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+
+
+def case(series: list[dict[str, str]], *checks: dict[str, Any]) -> dict[str, Any]:
+    return {"interval": "1m", "input_series": series, "alert_rule_test": list(checks)}
+
+
+def assert_passes(tmp_path: Path, *cases: dict[str, Any]) -> None:
+    result = run_promtool(tmp_path, list(cases))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_oom_kill_in_a_course_fires_the_alert_labelled_with_that_course(tmp_path: Path) -> None:
+    oom = [
+        pod("jupyter-alice", "intro-python"),
+        container("kube_pod_container_status_restarts_total", "jupyter-alice", "0x10 1x110"),
+        container(
+            "kube_pod_container_status_last_terminated_reason",
+            "jupyter-alice",
+            "_x10 1x110",
+            reason="OOMKilled",
+        ),
+    ]
+    assert_passes(
+        tmp_path,
+        case(
+            HEALTHY + oom,
+            silent("CourseServerOOMKilled", "5m"),
+            fires("CourseServerOOMKilled", "12m", course="intro-python"),
+            silent("CourseServerOOMKilled", "30m"),  # the restart left the window
+        ),
+    )
+
+
+def test_image_pull_back_off_fires_after_five_minutes(tmp_path: Path) -> None:
+    pulling = [
+        pod("jupyter-carol", "ml"),
+        container(
+            "kube_pod_container_status_waiting_reason",
+            "jupyter-carol",
+            "1x30",
+            reason="ImagePullBackOff",
+        ),
+    ]
+    assert_passes(
+        tmp_path,
+        case(
+            HEALTHY + pulling,
+            silent("CourseImagePullBackOff", "3m"),
+            fires("CourseImagePullBackOff", "10m", course="ml", reason="ImagePullBackOff"),
+        ),
+    )
+
+
+def test_spawn_failure_ratio_over_the_threshold_fires(tmp_path: Path) -> None:
+    failing = [
+        spawns("success", "", "0+10x120"),
+        spawns("failure", "", "0+5x120"),  # a third of the attempts
+        HUB_UP,
+    ]
+    assert_passes(
+        tmp_path,
+        case(
+            failing,
+            silent("SpawnFailureRatioHigh", "3m"),
+            fires("SpawnFailureRatioHigh", "15m"),
+        ),
+    )
+
+
+def test_hub_down_fires_when_the_scrape_fails_or_disappears(tmp_path: Path) -> None:
+    down = {**HUB_UP, "values": "1x10 0x110"}
+    assert_passes(
+        tmp_path,
+        case(
+            [down],
+            silent("HubDown", "12m"),
+            fires("HubDown", "20m", job="hub", namespace=NS, instance="hub:8081"),
+        ),
+        case([pod("jupyter-bob", "ml")], fires("HubDown", "10m", job="hub", namespace=NS)),
+    )
+
+
+def test_servers_past_the_maximum_age_fire_per_course(tmp_path: Path) -> None:
+    old = [
+        pod("jupyter-dave", "ml-advanced"),
+        created("jupyter-dave", "0x120"),  # created at the start: 70 minutes old at 70m
+    ]
+    assert_passes(
+        tmp_path,
+        case(
+            HEALTHY + old,
+            silent("CourseServerPastMaxAge", "72m"),  # past 70 minutes, not yet for 5 minutes
+            fires("CourseServerPastMaxAge", "80m", course="ml-advanced"),
+        ),
+    )
+
+
+def test_healthy_series_fire_nothing(tmp_path: Path) -> None:
+    assert_passes(
+        tmp_path,
+        case(
+            HEALTHY, *(silent(alert, at) for alert in ALERTS for at in ("5m", "12m", "30m", "60m"))
+        ),
+    )
+
+
+def test_promtool_reports_an_alert_that_did_not_fire(tmp_path: Path) -> None:
+    """The cases above can fail: expecting an alert from healthy series is reported."""
+    result = run_promtool(
+        tmp_path, [case(HEALTHY, fires("CourseServerOOMKilled", "12m", course="x"))]
+    )
+    assert result.returncode != 0
+    assert "CourseServerOOMKilled" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_case() -> None:
+    tested = {"CourseServerOOMKilled", "CourseImagePullBackOff", "SpawnFailureRatioHigh", "HubDown"}
+    assert set(ALERTS) == tested | {"CourseServerPastMaxAge"}

@@ -1,0 +1,188 @@
+"""The dashboards' structure: descriptions, variables, layout, uids; pure functions of the catalog."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from catalog import Catalog
+from catalog.course import SLUG_PATTERN
+from dashboards.alerts import alert_rules
+from dashboards.build import build, dashboards
+from dashboards.common import WHAT_TO_DO, Settings, expressions_of, panels_of, substitute
+from dashboards.testing import COURSES, make_catalog
+
+BOARDS = dashboards(make_catalog())
+
+
+def all_panels() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, panel) for name, data in BOARDS.items() for panel in panels_of(data)]
+
+
+def test_every_panel_says_what_it_shows_and_what_to_do() -> None:
+    assert len(all_panels()) >= 18
+    for name, panel in all_panels():
+        description = panel.get("description") or ""
+        shows, _, todo = description.partition(WHAT_TO_DO)
+        assert (
+            len(shows.strip()) >= 30
+        ), f"{name} / {panel['title']}: says too little about what it shows"
+        assert len(todo.strip()) >= 30, f"{name} / {panel['title']}: says nothing about what to do"
+
+
+def test_every_panel_queries_the_chosen_prometheus() -> None:
+    for name, panel in all_panels():
+        assert panel["targets"], f"{name} / {panel['title']} has no query"
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert all(t["datasource"] == panel["datasource"] for t in panel["targets"])
+        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
+
+
+def test_the_issue_s_metrics_are_all_on_a_panel() -> None:
+    exprs = {name: " ".join(e for *_, e in expressions_of(data)) for name, data in BOARDS.items()}
+    for metric in (
+        "kube_pod_container_info",
+        "container_memory_working_set_bytes",
+        "container_cpu_usage_seconds_total",
+        'kube_pod_container_status_last_terminated_reason{namespace="jupyterhub", '
+        'container="notebook", reason="OOMKilled"}',
+        "kube_pod_container_status_restarts_total",
+        "kube_pod_container_status_waiting_reason",
+        "DCGM_FI_DEV_GPU_UTIL",
+        "kube_pod_created",
+    ):
+        assert metric in exprs["courses.json"], metric
+    for metric in (
+        "jupyterhub_active_users",
+        "jupyterhub_running_servers",
+        "jupyterhub_server_spawn_duration_seconds_bucket",
+        "jupyterhub_server_spawn_duration_seconds_count",
+        "jupyterhub_request_duration_seconds_bucket",
+        'container="hub"',
+        'container="chp"',
+    ):
+        assert metric in exprs["hub.json"], metric
+
+
+def test_course_variable_lists_the_catalog() -> None:
+    variables = {v["name"]: v for v in BOARDS["courses.json"]["templating"]["list"]}
+    course = variables["course"]
+    assert [o["value"] for o in course["options"]] == list(COURSES)
+    assert course["multi"] and course["includeAll"] and course["allValue"] == ".+"
+    assert variables["datasource"]["type"] == "datasource"
+
+
+def test_every_courses_query_follows_the_course_variable() -> None:
+    for title, ref, expr in expressions_of(BOARDS["courses.json"]):
+        assert 'label_course=~"$course"' in expr, f"{title} {ref} ignores $course"
+    for title, ref, expr in expressions_of(BOARDS["hub.json"]):
+        assert "$course" not in expr, f"{title} {ref}: the hub dashboard has no $course"
+
+
+def test_layout_fills_a_24_column_grid_without_overlaps() -> None:
+    for name, data in BOARDS.items():
+        cells: dict[tuple[int, int], str] = {}
+        ids = [panel["id"] for panel in data["panels"]]
+        assert ids == list(range(1, len(ids) + 1)), name
+        for panel in data["panels"]:
+            grid = panel["gridPos"]
+            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, (name, panel["title"])
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                    cells[(x, y)] = panel["title"]
+
+
+def test_uids_and_titles_are_stable() -> None:
+    assert {name: (d["uid"], d["title"]) for name, d in BOARDS.items()} == {
+        "courses.json": ("ol-courses", "Courses"),
+        "hub.json": ("ol-hub", "Hub"),
+    }
+    assert all(d["id"] is None and d["version"] == 0 for d in BOARDS.values())
+
+
+def test_memory_limits_come_from_the_catalog() -> None:
+    bigger = make_catalog({"ml": COURSES["ml"].replace('"4Gi"', '"16Gi"')})
+    exprs = " ".join(e for *_, e in expressions_of(json.loads(build(bigger)["courses.json"])))
+    assert f'label_replace(vector({16 * 2**30}), "course", "ml", "", "")' in exprs
+    assert "intro-python" not in exprs
+
+
+def test_settings_reach_panels_and_rules() -> None:
+    custom = Settings(namespace="hub-staging", culler_max_age_seconds=7200, spawn_failure_ratio=0.5)
+    exprs = " ".join(
+        e for data in dashboards(make_catalog(), custom).values() for *_, e in expressions_of(data)
+    )
+    assert 'namespace="hub-staging"' in exprs and 'namespace="jupyterhub"' not in exprs
+    assert "> 7200)" in exprs
+    rules = {r["alert"]: r["expr"] for r in alert_rules(custom)}
+    assert rules["SpawnFailureRatioHigh"].endswith("> 0.5")
+    assert rules["CourseServerPastMaxAge"].endswith(f"> {7200 + custom.culler_slack_seconds}) > 0")
+
+
+def test_substitute_replaces_only_known_variables() -> None:
+    expr = 'label_replace(x{a=~"$course"}[$__rate_interval], "c", "$1", "l", "(.+)") ${course}'
+    assert substitute(expr, {"course": "ml", "__rate_interval": "5m"}) == (
+        'label_replace(x{a=~"ml"}[5m], "c", "$1", "l", "(.+)") ml'
+    )
+
+
+SLUGS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=22).filter(
+    lambda slug: SLUG_PATTERN.match(slug) is not None
+)
+MEMORY = st.sampled_from(["512Mi", "1Gi", "2G", "3500M", "16Gi"])
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> Catalog:
+    slugs = draw(st.lists(SLUGS, unique=True, max_size=6))
+    courses = {
+        slug: f'title = "T"\nflavor = "pytorch"\ngpu = {str(draw(st.booleans())).lower()}\n'
+        f'notebooks = ["01.ipynb"]\n[resources]\nmemory_limit = "{draw(MEMORY)}"\n'
+        for slug in sorted(slugs)
+    }
+    return make_catalog(courses)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(catalogs())
+def test_any_catalog_builds_deterministically(catalog: Catalog) -> None:
+    first, second = build(catalog), build(catalog)
+    assert first == second
+    data = json.loads(first["courses.json"])
+    course = next(v for v in data["templating"]["list"] if v["name"] == "course")
+    assert [o["value"] for o in course["options"]] == list(catalog.slugs)
+    exprs = [e for *_, e in expressions_of(data)]
+    for expr in exprs:
+        assert expr.count("(") == expr.count(")"), expr
+    for slug in catalog.slugs:
+        limit = catalog[slug].resources.memory_limit
+        assert any(
+            f'label_replace(vector({limit}), "course", "{slug}", "", "")' in e for e in exprs
+        )
+    # the alert rules do not depend on the catalog
+    assert first["alert-rules.yaml"] == build(make_catalog({}))["alert-rules.yaml"]
+
+
+def test_an_empty_catalog_still_gives_valid_dashboards() -> None:
+    """No courses yet: the limits are an empty vector (promtool checks these in test_dash_promql)."""
+    data = json.loads(build(make_catalog({}))["courses.json"])
+    assert len(panels_of(data)) == len(panels_of(BOARDS["courses.json"]))
+    exprs = [e for *_, e in expressions_of(data)]
+    assert any("(vector(0) unless on () vector(0))" in e for e in exprs)
+    assert next(v for v in data["templating"]["list"] if v["name"] == "course")["options"] == []
+
+
+def test_dcgm_labels_can_be_mapped_to_the_pod() -> None:
+    """Without honor_labels, Prometheus renames DCGM's pod labels to exported_*."""
+    custom = Settings(dcgm_pod_label="exported_pod", dcgm_namespace_label="exported_namespace")
+    exprs = [e for t, _, e in expressions_of(dashboards(make_catalog(), custom)["courses.json"])]
+    gpu = [e for e in exprs if "DCGM_FI_DEV_GPU_UTIL" in e]
+    assert gpu and all(
+        'label_replace(DCGM_FI_DEV_GPU_UTIL, "pod", "$1", "exported_pod", "(.+)")' in e
+        and '"namespace", "$1", "exported_namespace", "(.+)")' in e
+        for e in gpu
+    )

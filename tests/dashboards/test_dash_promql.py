@@ -1,0 +1,218 @@
+"""Every PromQL expression of every panel and rule, checked by a real Prometheus.
+
+`promtool check rules` parses each one; then a Prometheus loaded with synthetic
+kube-state-metrics, cAdvisor, DCGM and JupyterHub series (see conftest.py) must return data for
+every panel's query, and the right numbers for the ones that join series to courses.
+The binaries come from Debian's `prometheus` package; without them these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from catalog import Catalog
+from dashboards.alerts import rules_yaml
+from dashboards.build import dashboards
+from dashboards.common import expressions_of, substitute
+from dashboards.testing import PrometheusServer, make_catalog, running_prometheus
+
+ALL = {"course": ".+", "__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
+
+
+def panel_queries(catalog: Catalog | None = None) -> list[tuple[str, str, str, str]]:
+    """(dashboard file, panel title, refId, expr) for every target of every dashboard."""
+    return [
+        (name, title, ref, expr)
+        for name, data in dashboards(catalog or make_catalog()).items()
+        for title, ref, expr in expressions_of(data)
+    ]
+
+
+QUERIES = panel_queries()
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"`{name}` is not on PATH: install Debian's `prometheus` package (CI does)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return binary("promtool")
+
+
+@pytest.fixture(scope="module")
+def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rules") / "alert-rules.yaml"
+    path.write_text(rules_yaml())
+    return path
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, promtool: str, rules_file: Path
+) -> Iterator[PrometheusServer]:
+    work = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(work, promtool, binary("prometheus"), (rules_file,)) as server:
+        yield server
+
+
+def by_course(result: list[dict[str, Any]]) -> dict[str, float]:
+    return {series["metric"].get("course", ""): float(series["value"][1]) for series in result}
+
+
+def test_there_are_queries_to_check() -> None:
+    assert len(QUERIES) >= 20
+    assert all(expr.strip() for *_, expr in QUERIES)
+
+
+@pytest.mark.parametrize("courses", ["example", "none"])
+def test_every_panel_expression_passes_promtool_check_rules(
+    promtool: str, tmp_path: Path, courses: str
+) -> None:
+    queries = QUERIES if courses == "example" else panel_queries(make_catalog({}))
+    rules = [
+        {
+            "record": f"panel:{name.split('.')[0]}_{index}:{ref.lower()}",
+            "expr": substitute(expr, ALL),
+        }
+        for index, (name, _title, ref, expr) in enumerate(queries)
+    ]
+    path = tmp_path / "panels.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in check.stdout
+
+
+def test_promtool_check_rules_catches_a_broken_expression(promtool: str, tmp_path: Path) -> None:
+    """The check above can fail: a panel query with a syntax error is refused."""
+    path = tmp_path / "broken.yaml"
+    rule = {
+        "record": "panel:broken",
+        "expr": substitute("sum by (course) (rate(x[$__rate_interval])", ALL),
+    }
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": [rule]}]}))
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert check.returncode != 0
+
+
+def test_generated_alert_rules_pass_promtool_check_rules(promtool: str, rules_file: Path) -> None:
+    check = subprocess.run(
+        [promtool, "check", "rules", str(rules_file)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 5 rules found" in check.stdout
+
+
+@pytest.mark.parametrize(
+    "name,title,ref,expr", QUERIES, ids=[f"{n}:{t}:{r}" for n, t, r, _ in QUERIES]
+)
+def test_panel_query_returns_data(
+    prometheus: PrometheusServer, name: str, title: str, ref: str, expr: str
+) -> None:
+    result = prometheus.query(substitute(expr, ALL))
+    assert result, f"{name} / {title} / {ref} returned no data for {substitute(expr, ALL)}"
+
+
+def test_prometheus_loaded_every_alert_rule(prometheus: PrometheusServer) -> None:
+    groups = prometheus.get("/api/v1/rules")["data"]["groups"]
+    rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(rules) == {
+        "CourseServerOOMKilled",
+        "SpawnFailureRatioHigh",
+        "CourseImagePullBackOff",
+        "HubDown",
+        "CourseServerPastMaxAge",
+    }
+    assert all(rule["health"] != "err" for rule in rules.values()), rules
+
+
+def query_panel(
+    prometheus: PrometheusServer, title: str, course: str, ref: str = "A"
+) -> list[dict[str, Any]]:
+    matches = [expr for _, t, r, expr in QUERIES if t == title and r == ref]
+    assert len(matches) == 1, f"no single panel titled {title!r}"
+    return prometheus.query(substitute(matches[0], {**ALL, "course": course}))
+
+
+def test_course_variable_selects_one_course_exactly(prometheus: PrometheusServer) -> None:
+    """`ml` must not also select `ml-advanced`, although one slug starts with the other."""
+    result = query_panel(prometheus, "Memory working set against the course limit", "ml")
+    assert {(s["metric"]["course"], s["metric"]["pod"]) for s in result} == {
+        ("ml", "jupyter-carol")
+    }
+
+
+def test_multi_value_course_variable(prometheus: PrometheusServer) -> None:
+    """Grafana writes a multi-value selection as `(a|b)`."""
+    result = query_panel(prometheus, "CPU used per course", "(ml|deep-learning)")
+    assert by_course(result) == pytest.approx({"ml": 1.0, "deep-learning": 3.0})
+
+
+def test_running_servers_per_image_skip_pending_and_non_course_pods(
+    prometheus: PrometheusServer,
+) -> None:
+    result = query_panel(prometheus, "Running servers per course image", ".+")
+    counts = {(s["metric"]["course"], s["metric"]["image"]): s["value"][1] for s in result}
+    assert counts == {
+        (course, f"registry.example/ol-course-notebooks:{course}-1a2b3c4d"): "1"
+        for course in ("intro-python", "deep-learning", "ml", "ml-advanced")
+    }
+
+
+def test_memory_share_uses_each_course_limit_from_the_catalog(prometheus: PrometheusServer) -> None:
+    result = query_panel(prometheus, "Memory: largest server as a share of the course limit", ".+")
+    assert by_course(result) == pytest.approx(
+        {"intro-python": 0.75, "deep-learning": 0.875, "ml": 0.5, "ml-advanced": 0.25}
+    )
+
+
+def test_memory_limit_lines_only_for_courses_with_servers(prometheus: PrometheusServer) -> None:
+    result = query_panel(
+        prometheus, "Memory working set against the course limit", "ml|ml-advanced", "B"
+    )
+    assert by_course(result) == {"ml": 4 * 2**30, "ml-advanced": 4 * 2**30}
+
+
+def test_cpu_share_of_limit(prometheus: PrometheusServer) -> None:
+    result = query_panel(prometheus, "CPU: busiest server as a share of the course limit", ".+")
+    assert by_course(result) == pytest.approx(
+        {"intro-python": 0.5, "deep-learning": 0.75, "ml": 0.5, "ml-advanced": 0.1}
+    )
+
+
+def test_old_servers_oom_kills_and_image_pulls_name_their_course(
+    prometheus: PrometheusServer,
+) -> None:
+    old = query_panel(prometheus, "Servers older than the culler's maximum age", ".+")
+    assert by_course(old) == {"deep-learning": 1}
+    oom = query_panel(prometheus, "OOM kills per course", ".+")
+    assert by_course(oom) == {"intro-python": 1}
+    waiting = query_panel(prometheus, "Pods waiting on image pulls", ".+")
+    assert [(s["metric"]["course"], s["metric"]["reason"]) for s in waiting] == [
+        ("intro-python", "ImagePullBackOff")
+    ]
+    gpu = query_panel(prometheus, "GPU utilisation per course", ".+")
+    assert by_course(gpu) == pytest.approx({"deep-learning": 0.8})
+
+
+def test_spawn_failure_ratio_ignores_already_pending(prometheus: PrometheusServer) -> None:
+    ratio = query_panel(prometheus, "Spawn failure ratio", ".+")
+    # failures 1/600 s against successes 1/60 s; the already-pending clicks do not count
+    assert float(ratio[0]["value"][1]) == pytest.approx(1 / 11, rel=0.05)
+
+
+def test_spawn_duration_median(prometheus: PrometheusServer) -> None:
+    median = query_panel(prometheus, "Spawn duration (successful spawns)", ".+")
+    # 20% of spawns under 5 s, 60% under 10 s: the median interpolates to 8.75 s
+    assert float(median[0]["value"][1]) == pytest.approx(8.75, rel=0.01)

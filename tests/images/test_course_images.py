@@ -1,0 +1,73 @@
+"""The built course images keep the contract the hub and learners rely on.
+
+Pants builds every course image (and writes the image map) before this test runs, through the
+test's `runtime_package_dependencies` on `courses:image-map`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import docker
+import pytest
+
+from catalog import Course, load_catalog
+
+IMAGE_MAP = Path("courses/image-map.json")
+CATALOG = load_catalog()
+
+
+@pytest.fixture(scope="module")
+def image_map() -> dict[str, str]:
+    return json.loads(IMAGE_MAP.read_text())
+
+
+@pytest.fixture(scope="module")
+def client() -> docker.DockerClient:
+    return docker.from_env()
+
+
+def test_the_image_map_has_every_course_with_an_immutable_tag(image_map: dict[str, str]) -> None:
+    assert set(image_map) == set(CATALOG.slugs)
+    for slug, reference in image_map.items():
+        repository, tag = reference.rsplit(":", 1)
+        assert repository.endswith("/ol-course-notebooks")
+        assert tag.startswith(f"{slug}-") and len(tag) == len(slug) + 65, reference
+
+
+@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+def test_course_image_contents(
+    course: Course, image_map: dict[str, str], client: docker.DockerClient
+) -> None:
+    script = (
+        "import os, shutil, sys, json; "
+        "print(json.dumps({'uid': os.getuid(), 'home': os.path.expanduser('~'), "
+        "'singleuser': shutil.which('jupyterhub-singleuser'), "
+        f"'notebooks': [os.path.isfile(p) for p in {list(course.notebooks)!r}], "
+        "'stray': sorted(f for f in os.listdir('.') if f.startswith('Dockerfile'))}))"
+    )
+    output = client.containers.run(image_map[course.slug], ["python3", "-c", script], remove=True)
+    facts = json.loads(output)
+    assert facts["uid"] == 1000 and facts["home"] == "/home/jovyan"
+    assert facts["singleuser"], "jupyterhub-singleuser is missing"
+    assert all(facts["notebooks"]), f"notebooks missing from the image: {course.notebooks}"
+    assert facts["stray"] == []
+
+
+@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+def test_course_image_shares_every_layer_of_its_base(
+    course: Course, image_map: dict[str, str], client: docker.DockerClient
+) -> None:
+    layers = client.images.get(image_map[course.slug]).attrs["RootFS"]["Layers"]
+    bases = [
+        image
+        for image in client.images.list(name="*/ol-course-base")
+        if any(tag.split(":")[-1].startswith(f"{course.flavor}-") for tag in image.tags)
+    ]
+    shared = [
+        b
+        for b in bases
+        if layers[: len(b.attrs["RootFS"]["Layers"])] == b.attrs["RootFS"]["Layers"]
+    ]
+    assert shared, f"{course.slug} does not start with the layers of any {course.flavor} base image"

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tools.repo_copy import copy_repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed copy of the checkout running the tests (`./pants test` sets MONOREPO_ROOT)."""
+    root = os.environ.get("MONOREPO_ROOT")
+    if not root or not (Path(root) / "pants.toml").is_file():
+        pytest.skip("MONOREPO_ROOT is not set: run this test through `./pants test`")
+    return copy_repo(Path(root), tmp_path_factory.mktemp("monorepo"))
