@@ -14,6 +14,7 @@ the hand-off from building to the hub and infra.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass
 
@@ -35,7 +36,6 @@ from pants.core.goals.package import (
     PackageFieldSet,
 )
 from pants.core.goals.tailor import (
-    AllOwnedSources,
     PutativeTarget,
     PutativeTargets,
     PutativeTargetsRequest,
@@ -154,6 +154,13 @@ async def generate_course_targets(
         ],
     }
     if course.has_dockerfile:
+        own = await Get(DigestContents, PathGlobs([f"{directory}/Dockerfile"]))
+        expected = f"{BASE_IMAGE_ARG}{course.base_image}"
+        if expected not in own[0].content.decode().splitlines():
+            raise InvalidTargetException(
+                f"Course `{slug}`: {directory}/Dockerfile must build FROM its flavor's base image: "
+                f"add the line `{expected}` and use `FROM ${{BASE_IMAGE}}`"
+            )
         image_fields[DockerImageSourceField.alias] = "Dockerfile"
     else:
         if not template:
@@ -244,23 +251,26 @@ class PutativeCourseTargetsRequest(PutativeTargetsRequest):
     pass
 
 
-@rule(desc="Find course directories without a course target", level=LogLevel.DEBUG)
-async def find_putative_courses(
-    request: PutativeCourseTargetsRequest, all_owned_sources: AllOwnedSources
-) -> PutativeTargets:
-    metadata_files = await Get(
-        Snapshot, PathGlobs, request.path_globs(f"courses/*/{METADATA_FILE}")
-    )
+@rule(desc="Find course directories without a BUILD file", level=LogLevel.DEBUG)
+async def find_putative_courses(request: PutativeCourseTargetsRequest) -> PutativeTargets:
+    # Course files are also owned by `courses:content`, so ownership cannot tell a new course:
+    # a course directory is new when it has metadata but no BUILD file.
+    found = await Get(Snapshot, PathGlobs, request.path_globs(METADATA_FILE, "BUILD", "BUILD.*"))
+    with_build = {
+        os.path.dirname(path) for path in found.files if "BUILD" in os.path.basename(path)
+    }
     return PutativeTargets(
         PutativeTarget(
-            path=path.rsplit("/", 1)[0],
-            name=None,
+            path=os.path.dirname(path),
+            name=os.path.basename(os.path.dirname(path)),
             type_alias=CourseTarget.alias,
             triggering_sources=[METADATA_FILE],
-            owned_sources=[METADATA_FILE],
+            owned_sources=(),  # course files are owned by the generated `file` targets
         )
-        for path in metadata_files.files
-        if path not in all_owned_sources
+        for path in found.files
+        if os.path.basename(path) == METADATA_FILE
+        and os.path.dirname(os.path.dirname(path)) == "courses"
+        and os.path.dirname(path) not in with_build
     )
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.repo_copy import copy_repo
+from tools.repo_copy import copy_repo, git
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +15,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not root or not (Path(root) / "pants.toml").is_file():
         pytest.skip("MONOREPO_ROOT is not set: run this test through `./pants test`")
     return copy_repo(Path(root), tmp_path_factory.mktemp("monorepo"))
+
+
+@pytest.fixture
+def restore(repo: Path):
+    """Puts the copy back to its commit after a test that edits it."""
+    yield repo
+    git(repo, "checkout", "-q", "--", ".")
+    git(repo, "clean", "-qfd")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalog import load_catalog
-from tools.repo_copy import git, run_pants
+from tools.repo_copy import run_pants
 
 
 def selected(repo: Path, *, only_images: bool = True) -> set[str]:
@@ -25,10 +25,8 @@ def image(slug: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def clean_tree(repo: Path):
-    yield
-    git(repo, "checkout", "-q", "--", ".")
-    git(repo, "clean", "-qfd")
+def clean_tree(restore: Path) -> None:
+    pass
 
 
 def test_no_change_selects_nothing(repo: Path) -> None:
