@@ -1,0 +1,1 @@
+"""Infrastructure: the Pulumi program, its stack settings and the generated Helm values."""

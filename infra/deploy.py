@@ -1,0 +1,279 @@
+"""`./pants run infra:deploy -- --stack dev [--preview | --render DIR]`.
+
+- `--render DIR` writes what the stack would deploy (Helm values, the hub's configuration, the
+  release settings, ECR lifecycle policies) for review and diffs. No Pulumi CLI, no cloud.
+- otherwise runs the Pulumi program for the stack with the Automation API (`pulumi up`, or
+  `pulumi preview` with `--preview`). That needs the Pulumi CLI, AWS credentials and a Pulumi
+  backend (PULUMI_BACKEND_URL; PULUMI_SECRETS_PROVIDER or PULUMI_CONFIG_PASSPHRASE).
+
+Images come from `dist/courses/image-map.json` (`./pants package courses::`) and the hub image
+from `dist/hub/image.docker-info.json` (`./pants package hub:image`), or from the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from catalog import Catalog, CatalogError, load_catalog
+from infra.images import (
+    COURSE_REPOSITORY,
+    HUB_REPOSITORY,
+    ImageError,
+    ImageRef,
+    course_images,
+    hub_image,
+    hub_image_from_docker_info,
+)
+from infra.registry import PolicyError, lifecycle_policy
+from infra.stack_config import PROJECT, STACKS, StackConfig, StackConfigError, load_stack_config
+from infra.values import DB_HOST_PLACEHOLDER, helm_values, hub_configuration, release_settings
+
+IMAGE_MAP = Path("dist/courses/image-map.json")
+HUB_DOCKER_INFO = Path("dist/hub/image.docker-info.json")
+INSTALL_PULUMI = (
+    "The Pulumi CLI is not installed: install it as https://www.pulumi.com/docs/install/ "
+    "describes (one binary on PATH), then run this again, or use --render DIR, which needs no CLI."
+)
+EXIT_NO_CLI = 2
+RENDER_HEADER = (
+    "# Rendered by `./pants run infra:deploy -- --stack {stack} --render DIR`: what stack "
+    "{stack} deploys.\n# Generated from the catalog, the image map and infra/Pulumi.{stack}.yaml; "
+    "do not edit.\n# Images: {images}\n"
+)
+
+
+class DeployError(Exception):
+    """A problem the user can fix, said in one message."""
+
+
+def repo_root() -> Path:
+    """$MONOREPO_ROOT, else the nearest folder at or above the working directory with pants.toml."""
+    if os.environ.get("MONOREPO_ROOT"):
+        return Path(os.environ["MONOREPO_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pants.toml").is_file():
+            return candidate
+    raise DeployError(f"no pants.toml at or above {here}: run this from the repository")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    stack: StackConfig
+    catalog: Catalog
+    image_map: dict[str, str] | None  # None: not built (render only)
+    hub_image: str | None  # None: not built (render only)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DeployError(f"cannot read the {what} {path}: {e}") from None
+
+
+def load_inputs(args: argparse.Namespace, root: Path, *, allow_unbuilt: bool) -> Inputs:
+    stack = load_stack_config(root / "infra", args.stack)
+    catalog = load_catalog(root)
+
+    map_path = Path(args.image_map) if args.image_map else root / IMAGE_MAP
+    image_map = None
+    if map_path.is_file():
+        image_map = _read_json(map_path, "image map")
+        if not isinstance(image_map, dict):
+            raise DeployError(f"{map_path} is not a JSON object of course -> image")
+    elif args.image_map or not allow_unbuilt:
+        raise DeployError(f"no image map at {map_path}: build it with `./pants package courses::`")
+
+    hub_ref = args.hub_image
+    if hub_ref is None:
+        info_path = Path(args.hub_image_info) if args.hub_image_info else root / HUB_DOCKER_INFO
+        if info_path.is_file():
+            info = _read_json(info_path, "hub image info")
+            hub_ref = hub_image_from_docker_info(info if isinstance(info, dict) else {})
+        elif args.hub_image_info or not allow_unbuilt:
+            raise DeployError(
+                f"no hub image info at {info_path}: build it with `./pants package hub:image` "
+                "or pass --hub-image"
+            )
+    return Inputs(stack=stack, catalog=catalog, image_map=image_map, hub_image=hub_ref)
+
+
+def _placeholder_images(catalog: Catalog) -> dict[str, ImageRef]:
+    return {
+        slug: ImageRef(f"<registry>/{COURSE_REPOSITORY}", f"{slug}-<content-hash>")
+        for slug in catalog.slugs
+    }
+
+
+def _dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
+
+
+def render(inputs: Inputs, directory: Path) -> list[Path]:
+    """Writes the stack's Helm values, hub configuration, release settings and ECR policies."""
+    stack = inputs.stack
+    if inputs.image_map is None:
+        images = _placeholder_images(inputs.catalog)
+        source = "placeholders (no image map: `./pants package courses::` builds it)"
+    else:
+        images = course_images(inputs.catalog, inputs.image_map)
+        source = "from the image map"
+    if inputs.hub_image is None:
+        hub = ImageRef(f"<registry>/{HUB_REPOSITORY}", "<tag>")
+        source += "; hub image a placeholder (no `./pants package hub:image` yet)"
+    else:
+        hub = hub_image(inputs.hub_image)
+    values = helm_values(stack, inputs.catalog, images, hub, DB_HOST_PLACEHOLDER)
+    header = RENDER_HEADER.format(stack=stack.name, images=source)
+    files: dict[str, str] = {
+        "values.yaml": header + _dump_yaml(values),
+        "hub-config.yaml": header + _dump_yaml(hub_configuration(values)),
+        "release.yaml": header + _dump_yaml(release_settings(stack)),
+    }
+    # The registry's policies keep the tags in use; the other stacks' tags are added at deploy.
+    policies = []
+    if stack.registry.manage and inputs.image_map is not None:
+        policies.append(("ecr-lifecycle-course-images.json", {ref.tag for ref in images.values()}))
+    if stack.registry.manage and inputs.hub_image is not None:
+        policies.append(("ecr-lifecycle-hub-images.json", {hub.tag}))
+    for name, tags in policies:
+        policy = lifecycle_policy(
+            tags,
+            expire_untagged_days=stack.registry.expire_untagged_days,
+            expire_after_days=stack.registry.expire_after_days,
+        )
+        files[name] = json.dumps(policy, indent=2, sort_keys=True) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in sorted(files.items()):
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
+    """`pulumi up` or `pulumi preview` of the stack, in-process program, Automation API."""
+    from pulumi import automation as auto
+
+    from infra.program import Deployment, InUse, in_use_from_outputs, make_program
+
+    stack = inputs.stack
+    assert inputs.image_map is not None and inputs.hub_image is not None
+
+    def options() -> auto.LocalWorkspaceOptions:
+        return auto.LocalWorkspaceOptions(
+            work_dir=str(root / "infra"),
+            secrets_provider=os.environ.get("PULUMI_SECRETS_PROVIDER") or None,
+        )
+
+    in_use = InUse()
+    if stack.registry.manage:
+        # Keep what the other stacks run now: read their outputs (skip stacks not created yet).
+        for other in stack.registry.protect_stacks:
+            try:
+                selected = auto.select_stack(
+                    other, project_name=PROJECT, program=lambda: None, opts=options()
+                )
+            except auto.StackNotFoundError:
+                print(f"stack {other} does not exist yet: no images of it to keep")
+                continue
+            outputs = {key: out.value for key, out in selected.outputs().items()}
+            found = in_use_from_outputs(outputs)
+            in_use = InUse(in_use.course_tags | found.course_tags, in_use.hub_tags | found.hub_tags)
+
+    deployment = Deployment(
+        stack=stack,
+        catalog=inputs.catalog,
+        image_map=inputs.image_map,
+        hub_image=inputs.hub_image,
+        in_use=in_use,
+    )
+    pulumi_stack = auto.create_or_select_stack(
+        stack_name=stack.name,
+        project_name=PROJECT,
+        program=make_program(deployment),
+        opts=options(),
+    )
+    for plugin, package in (("aws", "pulumi_aws"), ("kubernetes", "pulumi_kubernetes")):
+        pulumi_stack.workspace.install_plugin(plugin, "v" + metadata.version(package))
+    try:
+        if preview:
+            pulumi_stack.preview(on_output=print, color="never", diff=True)
+            return 0
+        result = pulumi_stack.up(on_output=print, color="never")
+    except auto.CommandError as e:
+        # The engine masks secret values in what it prints.
+        print(
+            f"pulumi {'preview' if preview else 'up'} of stack {stack.name} failed: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    for key, output in sorted(result.outputs.items()):
+        print(f"{key}: {'[secret]' if output.secret else json.dumps(output.value)}")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./pants run infra:deploy --",
+        description="Deploy a stack of the course platform (ECR, RDS, the JupyterHub release).",
+    )
+    parser.add_argument("--stack", required=True, choices=STACKS)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--preview", action="store_true", help="show what would change; change nothing"
+    )
+    mode.add_argument(
+        "--render",
+        metavar="DIR",
+        help="write the Helm values and hub configuration into DIR; needs no Pulumi CLI, no cloud",
+    )
+    parser.add_argument(
+        "--image-map", metavar="FILE", help=f"course -> image (default {IMAGE_MAP})"
+    )
+    hub = parser.add_mutually_exclusive_group()
+    hub.add_argument(
+        "--hub-image", metavar="REF", help=f"the hub image, <registry>/{HUB_REPOSITORY}:<tag>"
+    )
+    hub.add_argument(
+        "--hub-image-info",
+        metavar="FILE",
+        help=f"Pants docker-info of hub:image (default {HUB_DOCKER_INFO})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        root = repo_root()
+        if args.render:
+            inputs = load_inputs(args, root, allow_unbuilt=True)
+            for path in render(inputs, Path(args.render)):
+                print(f"wrote {path}")
+            return 0
+        if shutil.which("pulumi") is None:
+            print(INSTALL_PULUMI, file=sys.stderr)
+            return EXIT_NO_CLI
+        inputs = load_inputs(args, root, allow_unbuilt=False)
+        return _run_pulumi(inputs, root, args.preview)
+    except (DeployError, StackConfigError, CatalogError, ImageError, PolicyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

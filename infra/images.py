@@ -1,0 +1,128 @@
+"""Image references: the image map and the hub image, parsed and checked. No I/O.
+
+The image map (`dist/courses/image-map.json`, written by `./pants package courses::`) maps each
+course to its immutable content tag `<registry>/ol-course-notebooks:<slug>-<64 hex>`. The hub
+and infra use only those tags, never the moving `:<slug>` tag.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from catalog import Catalog
+
+COURSE_REPOSITORY = "ol-course-notebooks"
+HUB_REPOSITORY = "ol-course-hub"
+_CONTENT_TAG = re.compile(r"^(?P<slug>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)-(?P<hash>[0-9a-f]{64})$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_MUTABLE_TAGS = {"latest", "main", "master"}
+
+
+class ImageError(ValueError):
+    """A missing, stale or mutable image reference, and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """`<registry>/<repository>:<tag>`; `name` is everything before the tag."""
+
+    name: str
+    tag: str
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        if not isinstance(ref, str) or "@" in ref:
+            raise ImageError(f"{ref!r} is not an image reference of the form name:tag")
+        name, sep, tag = ref.rpartition(":")
+        if not sep or not name or "/" in tag or not _TAG.match(tag):
+            raise ImageError(f"{ref!r} has no tag; expected name:tag")
+        return cls(name=name, tag=tag)
+
+    @property
+    def registry(self) -> str:
+        """The registry host (and port), or "" for a bare Docker Hub name."""
+        first, sep, _ = self.name.partition("/")
+        return first if sep and ("." in first or ":" in first or first == "localhost") else ""
+
+    @property
+    def repository(self) -> str:
+        """The repository path within the registry."""
+        return self.name[len(self.registry) + 1 :] if self.registry else self.name
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, ImageRef]:
+    """The image of every course in the catalog, from the image map, checked.
+
+    Every course needs exactly one entry, tagged with its immutable content tag in the course
+    image repository; an entry for a course that no longer exists means the file is stale.
+    """
+    rebuild = "rebuild it with `./pants package courses::`"
+    missing = [slug for slug in catalog.slugs if slug not in image_map]
+    if missing:
+        raise ImageError(f"the image map has no image for {', '.join(missing)}: {rebuild}")
+    extra = sorted(set(image_map) - set(catalog.slugs))
+    if extra:
+        raise ImageError(
+            f"the image map lists courses that do not exist ({', '.join(extra)}): {rebuild}"
+        )
+    result = {}
+    for slug in catalog.slugs:
+        ref = ImageRef.parse(image_map[slug])
+        match = _CONTENT_TAG.match(ref.tag)
+        if not match or match.group("slug") != slug:
+            raise ImageError(
+                f"{slug}: {ref} is not the course's immutable content tag ({slug}-<64 hex>); "
+                "the hub never uses the moving tag"
+            )
+        if ref.repository.rsplit("/", 1)[-1] != COURSE_REPOSITORY:
+            raise ImageError(f"{slug}: {ref} is not in the {COURSE_REPOSITORY} repository")
+        result[slug] = ref
+    return result
+
+
+def hub_image(ref: str) -> ImageRef:
+    """The hub image reference, checked: the hub repository and a tag that never moves."""
+    image = ImageRef.parse(ref)
+    if image.repository.rsplit("/", 1)[-1] != HUB_REPOSITORY:
+        raise ImageError(f"{ref} is not in the {HUB_REPOSITORY} repository")
+    if image.tag in _MUTABLE_TAGS:
+        raise ImageError(f"{ref}: the hub image needs an immutable tag, not {image.tag!r}")
+    return image
+
+
+def hub_image_from_docker_info(info: Mapping[str, object]) -> str:
+    """The hub image reference from Pants' `<name>.docker-info.json` for `hub:image`.
+
+    Picks the tag made from `{pants.hash}` (immutable); if the image has a single tag, that one.
+    """
+    names: list[tuple[str, str]] = []
+    registries = info.get("registries")
+    if not isinstance(registries, list):
+        raise ImageError("the docker-info file has no `registries` list")
+    for registry in registries:
+        for tag in registry.get("tags", []) if isinstance(registry, Mapping) else []:
+            if isinstance(tag, Mapping) and isinstance(tag.get("name"), str):
+                names.append((str(tag.get("template", "")), tag["name"]))
+    hashed = [name for template, name in names if "{pants.hash}" in template]
+    if hashed:
+        return hashed[0]
+    if len(names) == 1:
+        return names[0][1]
+    raise ImageError(
+        "the docker-info file names no single immutable hub image tag; pass --hub-image"
+    )
+
+
+def check_registry(images: Mapping[str, ImageRef], repository_url: str) -> None:
+    """Every image must come from the stack's ECR repository (not a local or other registry)."""
+    wrong = sorted(f"{key}: {ref}" for key, ref in images.items() if ref.name != repository_url)
+    if wrong:
+        raise ImageError(
+            f"images not in {repository_url}: {'; '.join(wrong)}. Build them with "
+            "PANTS_DOCKER_REGISTRIES pointing at the stack's registry and publish them first"
+        )

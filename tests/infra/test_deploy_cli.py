@@ -1,0 +1,320 @@
+"""`./pants run infra:deploy`: `--render` (no CLI, no cloud), the missing-CLI message, and how the
+Automation API is driven.
+
+The Pulumi CLI cannot be installed here, so the Automation API calls are replaced by fakes that
+record them; they stand in for `pulumi.automation` as documented for pulumi 3.142
+(`create_or_select_stack`, `select_stack`, `Stack.up/preview/outputs`, `install_plugin`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from pulumi import automation as auto
+
+from catalog import load_catalog
+from infra import deploy
+from infra.images import ImageRef
+from infra.program import Deployment
+from infra.stack_config import PROJECT, STACKS
+from infra.testing import (
+    HUB_IMAGE,
+    MOCK_PASSWORD,
+    SAMPLE_COURSES,
+    image_map_for,
+    write_course,
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, infra_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository with fixture courses, this repo's stack files and built image data."""
+    root = tmp_path / "repo"
+    (root / "infra").mkdir(parents=True)
+    (root / "pants.toml").write_text("")
+    for stack_file in infra_dir.glob("Pulumi*.yaml"):
+        shutil.copy(stack_file, root / "infra" / stack_file.name)
+    for slug, spec in SAMPLE_COURSES.items():
+        write_course(root, slug, **spec)
+    image_map = root / deploy.IMAGE_MAP
+    image_map.parent.mkdir(parents=True)
+    image_map.write_text(json.dumps(image_map_for(load_catalog(root))))
+    info = root / deploy.HUB_DOCKER_INFO
+    info.parent.mkdir(parents=True)
+    name, tag = HUB_IMAGE.rsplit(":", 1)
+    info.write_text(
+        json.dumps(
+            {
+                "registries": [
+                    {"tags": [{"template": "{pants.hash}", "tag": tag, "name": HUB_IMAGE}]}
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("MONOREPO_ROOT", str(root))
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def no_pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.fixture
+def fake_pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `pulumi` on PATH (never run: the Automation API is faked in these tests)."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    cli = bin_dir / "pulumi"
+    cli.write_text("#!/bin/sh\necho 'not the real pulumi' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise AssertionError(f"network use: connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_render_writes_what_the_stack_deploys_without_cli_or_cloud(
+    repo: Path,
+    no_pulumi_cli: None,
+    no_network: None,
+    stack: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert deploy.main(["--stack", stack, "--render", "out"]) == 0
+    out = repo / "out"
+    names = {p.name for p in out.iterdir()}
+    assert {"values.yaml", "hub-config.yaml", "release.yaml"} <= names
+    values_text = (out / "values.yaml").read_text()
+    assert values_text.startswith("# Rendered by")
+    values = yaml.safe_load(values_text)
+    assert values["custom"]["imageMap"] == image_map_for(load_catalog(repo))
+    assert values["hub"]["db"]["url"] == "postgresql://jupyterhub@<rds-endpoint>:5432/jupyterhub"
+    release = yaml.safe_load((out / "release.yaml").read_text())
+    assert release["chart"]["version"] == "4.4.0" and release["stack"] == stack
+    hub_config = yaml.safe_load((out / "hub-config.yaml").read_text())
+    assert hub_config["custom"] == values["custom"]
+    if stack == "dev":  # the stack that manages the registry also shows its policies
+        assert {"ecr-lifecycle-course-images.json", "ecr-lifecycle-hub-images.json"} <= names
+    assert "wrote out/values.yaml" in capsys.readouterr().out
+
+
+def test_render_is_reproducible(repo: Path) -> None:
+    deploy.main(["--stack", "prod", "--render", "a"])
+    deploy.main(["--stack", "prod", "--render", "b"])
+    for path in (repo / "a").iterdir():
+        assert path.read_text() == (repo / "b" / path.name).read_text()
+
+
+def test_render_before_images_are_built_uses_marked_placeholders(repo: Path) -> None:
+    shutil.rmtree(repo / "dist")
+    assert deploy.main(["--stack", "dev", "--render", "out"]) == 0
+    text = (repo / "out" / "values.yaml").read_text()
+    assert "# Images: placeholders" in text and "intro-ml-<content-hash>" in text
+    assert not list((repo / "out").glob("ecr-lifecycle-*"))
+
+
+def test_rendered_files_hold_no_secret(repo: Path) -> None:
+    for stack in STACKS:
+        assert deploy.main(["--stack", stack, "--render", f"out/{stack}"]) == 0
+    values = yaml.safe_load((repo / "out" / "prod" / "values.yaml").read_text())
+    assert set(values["hub"]["extraEnv"]["PGPASSWORD"]) == {"valueFrom"}
+    for path in (repo / "out").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "secure:" not in text and MOCK_PASSWORD not in text
+            for line in text.splitlines():
+                # The only "password"s: the variable the hub reads and the Secret key it comes from.
+                if "password" in line.lower():
+                    assert line.strip() in ("PGPASSWORD:", "key: password"), line
+
+
+@pytest.mark.parametrize("extra", [[], ["--preview"]])
+def test_missing_cli_says_how_to_install_it_in_one_sentence(
+    repo: Path, no_pulumi_cli: None, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    assert deploy.main(["--stack", "dev", *extra]) == deploy.EXIT_NO_CLI != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith(".") and err.count(". ") == 0
+    assert "Pulumi CLI" in err and "install" in err
+
+
+def test_deploy_needs_the_built_images(
+    repo: Path, fake_pulumi_cli: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / deploy.IMAGE_MAP).unlink()
+    assert deploy.main(["--stack", "dev", "--preview"]) == 1
+    assert "./pants package courses::" in capsys.readouterr().err
+
+
+def test_stale_image_map_is_refused(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = image_map_for(load_catalog(repo))
+    stale["removed-course"] = stale["intro-ml"]
+    (repo / deploy.IMAGE_MAP).write_text(json.dumps(stale))
+    assert deploy.main(["--stack", "dev", "--render", "out"]) == 1
+    assert "removed-course" in capsys.readouterr().err
+
+
+def test_render_and_preview_exclude_each_other(repo: Path) -> None:
+    with pytest.raises(SystemExit):
+        deploy.main(["--stack", "dev", "--preview", "--render", "out"])
+    with pytest.raises(SystemExit):
+        deploy.main(["--stack", "qa", "--render", "out"])
+
+
+# --- the Automation API, faked ----------------------------------------------------------------
+
+
+class FakeWorkspace:
+    def __init__(self) -> None:
+        self.plugins: list[tuple[str, str]] = []
+
+    def install_plugin(self, name: str, version: str) -> None:
+        self.plugins.append((name, version))
+
+
+class FakeStack:
+    def __init__(self, name: str, outputs: dict[str, auto.OutputValue] | None = None) -> None:
+        self.name = name
+        self.workspace = FakeWorkspace()
+        self._outputs = outputs or {}
+        self.ran: list[str] = []
+        self.fail = False
+
+    def outputs(self) -> dict[str, auto.OutputValue]:
+        return self._outputs
+
+    def preview(self, **kwargs: Any) -> None:
+        self.ran.append("preview")
+
+    def up(self, **kwargs: Any) -> Any:
+        self.ran.append("up")
+        if self.fail:
+            raise auto.CommandError(auto.CommandResult("", "error: boom", 1))
+
+        return SimpleNamespace(
+            outputs={
+                "url": auto.OutputValue("https://x", False),
+                "dbPassword": auto.OutputValue(MOCK_PASSWORD, True),
+            }
+        )
+
+
+@pytest.fixture
+def automation(monkeypatch: pytest.MonkeyPatch, repo: Path) -> dict[str, Any]:
+    recorded: dict[str, Any] = {"selected": [], "deployments": []}
+    prod_tag = "intro-ml-" + "7" * 64
+    prod = FakeStack(
+        "prod",
+        {
+            "courseImages": auto.OutputValue(
+                {"intro-ml": f"r/ol-course-notebooks:{prod_tag}"}, False
+            ),
+            "hubImage": auto.OutputValue("r/ol-course-hub:old", False),
+        },
+    )
+    recorded["prod_tag"] = prod_tag
+
+    def select_stack(stack_name: str, **kwargs: Any) -> FakeStack:
+        recorded["selected"].append(stack_name)
+        if stack_name == "prod":
+            return prod
+        raise auto.StackNotFoundError(auto.CommandResult("", f"no stack named '{stack_name}'", 255))
+
+    def create_or_select_stack(
+        stack_name: str, project_name: str, program: Any, opts: Any
+    ) -> FakeStack:
+        recorded["create"] = {
+            "stack": stack_name,
+            "project": project_name,
+            "opts": opts,
+            "program": program,
+        }
+        recorded["stack"] = FakeStack(stack_name)
+        recorded["stack"].fail = recorded.get("fail", False)
+        return recorded["stack"]
+
+    import infra.program
+
+    original = infra.program.make_program
+
+    def make_program(deployment: Deployment) -> Any:
+        recorded["deployments"].append(deployment)
+        return original(deployment)
+
+    monkeypatch.setattr(auto, "select_stack", select_stack)
+    monkeypatch.setattr(auto, "create_or_select_stack", create_or_select_stack)
+    monkeypatch.setattr(infra.program, "make_program", make_program)
+    return recorded
+
+
+def test_up_runs_the_inline_program_for_the_stack(
+    repo: Path,
+    fake_pulumi_cli: None,
+    automation: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert deploy.main(["--stack", "dev"]) == 0
+    create = automation["create"]
+    assert create["stack"] == "dev" and create["project"] == PROJECT
+    assert Path(create["opts"].work_dir) == repo / "infra"
+    assert callable(create["program"])
+    stack = automation["stack"]
+    assert stack.ran == ["up"]
+    assert dict(stack.workspace.plugins) == {"aws": "v6.64.0", "kubernetes": "v4.18.4"}
+    # dev manages the registry: it keeps what stage and prod run (stage not created yet).
+    assert automation["selected"] == ["stage", "prod"]
+    (deployment,) = automation["deployments"]
+    assert deployment.stack.name == "dev"
+    assert automation["prod_tag"] in deployment.in_use.course_tags
+    assert deployment.in_use.hub_tags == {"old"}
+    assert deployment.hub_image == HUB_IMAGE
+    out = capsys.readouterr().out
+    assert "stack stage does not exist yet" in out
+    assert 'url: "https://x"' in out and "dbPassword: [secret]" in out
+    assert MOCK_PASSWORD not in out
+
+
+def test_preview_changes_nothing_and_other_stacks_read_no_outputs(
+    repo: Path, fake_pulumi_cli: None, automation: dict[str, Any]
+) -> None:
+    assert deploy.main(["--stack", "prod", "--preview"]) == 0
+    assert automation["stack"].ran == ["preview"]
+    assert automation["selected"] == []  # prod does not manage the registry
+    assert automation["deployments"][0].in_use.course_tags == frozenset()
+
+
+def test_a_failed_update_exits_non_zero(
+    repo: Path,
+    fake_pulumi_cli: None,
+    automation: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    automation["fail"] = True
+    assert deploy.main(["--stack", "stage"]) == 1
+    assert "pulumi up of stack stage failed" in capsys.readouterr().err
+
+
+def test_hub_image_flag_overrides_the_docker_info(
+    repo: Path, fake_pulumi_cli: None, automation: dict[str, Any]
+) -> None:
+    other = HUB_IMAGE.rsplit(":", 1)[0] + ":" + "cd" * 32
+    assert deploy.main(["--stack", "stage", "--hub-image", other]) == 0
+    assert ImageRef.parse(automation["deployments"][0].hub_image).tag == "cd" * 32

@@ -1,0 +1,210 @@
+"""The Helm values = f(stack settings, catalog, images): the hub's contract, the chart's knobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from catalog import Catalog, catalog_to_list
+from infra.images import ImageError, ImageRef, course_images, hub_image, hub_image_from_docker_info
+from infra.stack_config import STACKS, StackConfig
+from infra.testing import HUB_IMAGE, image_map_for
+from infra.values import (
+    DB_SECRET_KEY,
+    DB_SECRET_NAME,
+    HUB_EXTRA_CONFIG,
+    helm_values,
+    hub_configuration,
+    prepull_key,
+)
+
+DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
+
+
+def values_for(stack: StackConfig, catalog: Catalog) -> dict[str, Any]:
+    images = course_images(catalog, image_map_for(catalog))
+    return helm_values(stack, catalog, images, hub_image(HUB_IMAGE), DB_HOST)
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str) -> None:
+    stack = stacks[name]
+    values = values_for(stack, sample_catalog)
+    hub = values["hub"]
+    assert hub["image"]["name"] + ":" + hub["image"]["tag"] == HUB_IMAGE
+    assert hub["extraConfig"] == {"courses": HUB_EXTRA_CONFIG}
+    assert hub["config"]["JupyterHub"]["authenticator_class"] == "tmp"
+    assert hub["config"]["Authenticator"] == {"allow_all": True}
+    assert hub["db"]["type"] == "postgres"
+    assert hub["db"]["url"] == f"postgresql://jupyterhub@{DB_HOST}:5432/jupyterhub"
+    assert "password" not in hub["db"]
+    assert hub["extraEnv"]["PGPASSWORD"] == {
+        "valueFrom": {"secretKeyRef": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY}}
+    }
+    custom = values["custom"]
+    assert custom["catalog"] == json.loads(json.dumps(catalog_to_list(sample_catalog)))
+    assert custom["imageMap"] == image_map_for(sample_catalog)
+    launch = custom["launch"]
+    assert launch["allowPreviewTags"] is stack.allow_preview_tags
+    assert launch["previewTags"] == {}
+    assert launch["gpu"] == {
+        "count": 1,
+        "resourceName": "nvidia.com/gpu",
+        "nodeSelector": {stack.gpu.node_label_key: stack.gpu.node_label_value},
+        "tolerations": [stack.gpu.taint.toleration()],
+    }
+    assert launch["gpu"]["tolerations"][0]["effect"] == "NoSchedule"
+    assert launch["gpu"]["tolerations"][0]["operator"] in ("Exists", "Equal")
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_prepuller_has_every_course_image_with_its_immutable_tag(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    values = values_for(stacks[name], sample_catalog)
+    extra = values["prePuller"]["extraImages"]
+    image_map = image_map_for(sample_catalog)
+    assert set(extra) == set(sample_catalog.slugs)
+    for slug, entry in extra.items():
+        assert f"{entry['name']}:{entry['tag']}" == image_map[slug]
+        assert entry["tag"].startswith(slug + "-") and len(entry["tag"]) == len(slug) + 65
+        assert entry["pullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_culling_comes_from_the_stack(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    cull = values_for(stack, sample_catalog)["cull"]
+    assert cull == {
+        "enabled": True,
+        "users": True,
+        "every": stack.cull.every,
+        "timeout": stack.cull.timeout,
+        "maxAge": stack.cull.max_age,
+    }
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_single_user_defaults(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    singleuser = values_for(stack, sample_catalog)["singleuser"]
+    assert singleuser["storage"] == {"type": "none"}
+    assert singleuser["allowPrivilegeEscalation"] is False
+    assert singleuser["cloudMetadata"]["blockWithIptables"] is True
+    assert singleuser["networkPolicy"]["enabled"] is True
+    assert singleuser["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
+    # GPU tolerations are applied per GPU course by the hub, never to every learner pod.
+    assert singleuser["extraTolerations"] == []
+    assert "profileList" not in singleuser
+    # The chart pre-pulls singleuser.image: a (CPU) course image rather than the chart's sample.
+    default = singleuser["image"]
+    assert f"{default['name']}:{default['tag']}" == image_map_for(sample_catalog)["intro-ml"]
+
+
+def test_gpu_toleration_is_nowhere_a_learner_pod_gets_it_unconditionally(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    stack = stacks["prod"]
+    values = values_for(stack, sample_catalog)
+    toleration = stack.gpu.taint.toleration()
+    assert toleration not in values["singleuser"]["extraTolerations"]
+    assert "scheduling" not in values  # userPods tolerations stay the chart's defaults
+    # Only the hub's launch plan (per GPU course) and the image pre-puller carry it.
+    assert values["custom"]["launch"]["gpu"]["tolerations"] == [toleration]
+    assert values["prePuller"]["extraTolerations"] == [toleration]
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_ingress_host_per_stack(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    values = values_for(stack, sample_catalog)
+    assert values["ingress"]["enabled"] is True
+    assert values["ingress"]["hosts"] == [stack.domain]
+    assert values["ingress"]["ingressClassName"] == stack.ingress.class_name
+    assert values["proxy"]["service"]["type"] == "ClusterIP"
+
+
+def test_hub_configuration_is_the_hubs_part_of_the_values(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    values = values_for(stacks["dev"], sample_catalog)
+    config = hub_configuration(values)
+    assert config["custom"] == values["custom"]
+    assert config["hub"]["extraConfig"] == values["hub"]["extraConfig"]
+    assert set(config["hub"]) == {"image", "config", "extraConfig", "db", "extraEnv"}
+
+
+def test_values_are_deterministic(stacks: dict[str, StackConfig], sample_catalog: Catalog) -> None:
+    assert values_for(stacks["dev"], sample_catalog) == values_for(stacks["dev"], sample_catalog)
+
+
+def test_long_slugs_get_a_short_prepuller_key() -> None:
+    slug = "a" * 40 + "-" + "b" * 22
+    key = prepull_key(slug)
+    assert len("image-pull-" + key) <= 63 and key != prepull_key(slug[:-1] + "c")
+    assert prepull_key("intro-ml") == "intro-ml"
+
+
+# --- image references -----------------------------------------------------------------------
+
+
+def test_image_map_must_cover_the_catalog_exactly(sample_catalog: Catalog) -> None:
+    image_map = image_map_for(sample_catalog)
+    missing = dict(image_map)
+    del missing["intro-ml"]
+    with pytest.raises(ImageError, match="no image for intro-ml.*./pants package courses::"):
+        course_images(sample_catalog, missing)
+    with pytest.raises(ImageError, match="do not exist \\(gone\\)"):
+        course_images(sample_catalog, {**image_map, "gone": image_map["intro-ml"]})
+
+
+def test_moving_and_foreign_tags_are_refused(sample_catalog: Catalog) -> None:
+    image_map = image_map_for(sample_catalog)
+    name = image_map["intro-ml"].rsplit(":", 1)[0]
+    for bad in (f"{name}:intro-ml", f"{name}:latest", f"{name}:tf-basics-{'a' * 64}"):
+        with pytest.raises(ImageError, match="immutable content tag"):
+            course_images(sample_catalog, {**image_map, "intro-ml": bad})
+    other_repo = image_map["intro-ml"].replace("ol-course-notebooks", "other")
+    with pytest.raises(ImageError, match="repository"):
+        course_images(sample_catalog, {**image_map, "intro-ml": other_repo})
+
+
+def test_image_refs_parse_with_registry_ports() -> None:
+    ref = ImageRef.parse("127.0.0.1:5000/ol-course-notebooks:intro-" + "0" * 64)
+    assert ref.registry == "127.0.0.1:5000"
+    assert ref.repository == "ol-course-notebooks"
+    assert str(ref) == "127.0.0.1:5000/ol-course-notebooks:intro-" + "0" * 64
+    with pytest.raises(ImageError):
+        ImageRef.parse("127.0.0.1:5000/ol-course-notebooks")
+    with pytest.raises(ImageError):
+        hub_image(HUB_IMAGE.rsplit(":", 1)[0] + ":latest")
+
+
+def test_hub_image_from_pants_docker_info() -> None:
+    name = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ol-course-hub"
+    tags = [
+        {"template": "latest", "tag": "latest", "name": f"{name}:latest"},
+        {"template": "{pants.hash}", "tag": "ab" * 32, "name": f"{name}:{'ab' * 32}"},
+    ]
+    info = {
+        "version": 1,
+        "registries": [
+            {
+                "alias": "ecr",
+                "address": name.split("/")[0],
+                "repository": "ol-course-hub",
+                "tags": tags,
+            }
+        ],
+    }
+    assert hub_image_from_docker_info(info) == f"{name}:{'ab' * 32}"
+    with pytest.raises(ImageError):
+        hub_image_from_docker_info({"registries": [{"tags": tags[:1] * 2}]})

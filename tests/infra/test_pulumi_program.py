@@ -1,0 +1,225 @@
+"""The Pulumi program of every stack, run with `pulumi.runtime.set_mocks` (Pulumi's unit testing).
+
+Stands in for `pulumi up` against AWS and EKS, which cannot run here: the mocks play the engine
+and the providers, answering the data sources (EKS cluster, ECR lookups, Secrets Manager's
+GetRandomPassword) in the shape of the pulumi-aws 6.64 schema. The tests check the resources each
+stack declares and their key properties, which is what the engine would hand the providers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from catalog import Catalog
+from infra.images import ImageRef, course_images, hub_image
+from infra.program import Deployment, InUse, eks_kubeconfig, in_use_from_outputs
+from infra.stack_config import STACKS, StackConfig
+from infra.testing import HUB_IMAGE, MOCK_PASSWORD, REGISTRY, image_map_for, run_program
+from infra.values import CHART_REPOSITORY, helm_values
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value
+
+
+def deployment(stack: StackConfig, catalog: Catalog, **kwargs: Any) -> Deployment:
+    return Deployment(stack, catalog, image_map_for(catalog), HUB_IMAGE, **kwargs)
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_resources_each_stack_declares(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    run = run_program(deployment(stacks[name], sample_catalog))
+    types = sorted(r.typ for r in run.resources)
+    registry = (
+        ["aws:ecr/lifecyclePolicy:LifecyclePolicy"] * 2 + ["aws:ecr/repository:Repository"] * 2
+        if stacks[name].registry.manage
+        else []
+    )
+    assert types == sorted(
+        [
+            *registry,
+            "aws:ec2/securityGroup:SecurityGroup",
+            "aws:rds/instance:Instance",
+            "aws:rds/subnetGroup:SubnetGroup",
+            "aws:secretsmanager/secret:Secret",
+            "aws:secretsmanager/secretVersion:SecretVersion",
+            "kubernetes:core/v1:Namespace",
+            "kubernetes:core/v1:Secret",
+            "kubernetes:helm.sh/v3:Release",
+            "pulumi:providers:aws",
+            "pulumi:providers:kubernetes",
+        ]
+    )
+    # Every course image and the hub image are looked up in ECR before the release may change.
+    looked_up = [
+        args["imageTag"] for token, args in run.calls if token == "aws:ecr/getImage:getImage"
+    ]
+    expected = [ImageRef.parse(ref).tag for ref in image_map_for(sample_catalog).values()]
+    assert sorted(looked_up) == sorted([*expected, ImageRef.parse(HUB_IMAGE).tag])
+
+
+def test_registry_scans_on_push_and_keeps_tags_in_use(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    old_prod_tag = "intro-ml-" + "9" * 64
+    old_prod_hub = "hub-" + "8" * 64
+    run = run_program(
+        deployment(
+            stacks["dev"],
+            sample_catalog,
+            in_use=InUse(frozenset({old_prod_tag}), frozenset({old_prod_hub})),
+        )
+    )
+    repos = {r.inputs["name"]: r.inputs for r in run.of_type("aws:ecr/repository:Repository")}
+    assert set(repos) == {"ol-course-notebooks", "ol-course-hub"}
+    for repo in repos.values():
+        assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert repo["forceDelete"] is False
+    policies = {
+        r.inputs["repository"]: json.loads(r.inputs["policy"])
+        for r in run.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    }
+
+    def kept(policy: dict[str, Any]) -> set[str]:
+        return {
+            rule["selection"]["tagPatternList"][0]
+            for rule in policy["rules"]
+            if rule["selection"]["tagStatus"] == "tagged"
+        }
+
+    deployed = {ImageRef.parse(ref).tag for ref in image_map_for(sample_catalog).values()}
+    assert kept(policies["ol-course-notebooks"]) == deployed | {old_prod_tag}
+    assert kept(policies["ol-course-hub"]) == {ImageRef.parse(HUB_IMAGE).tag, old_prod_hub}
+    statuses = [rule["selection"]["tagStatus"] for rule in policies["ol-course-notebooks"]["rules"]]
+    assert statuses[-2:] == ["untagged", "any"]
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_database_is_private_encrypted_and_its_password_secret(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    db = run.one("aws:rds/instance:Instance").inputs
+    assert db["engine"] == "postgres"
+    assert db["engineVersion"] == stack.database.engine_version
+    assert db["instanceClass"] == stack.database.instance_class
+    assert db["publiclyAccessible"] is False
+    assert db["storageEncrypted"] is True
+    assert db["deletionProtection"] is stack.database.deletion_protection
+    assert db["multiAz"] is stack.database.multi_az
+    assert db["dbName"] == "jupyterhub" and db["username"] == "jupyterhub"
+    assert is_secret(db["password"]) and db["password"]["value"] == MOCK_PASSWORD
+    assert "manageMasterUserPassword" not in db
+    if not stack.database.skip_final_snapshot:
+        assert db["finalSnapshotIdentifier"].startswith(f"ol-course-hub-{name}-")
+
+    group = run.one("aws:ec2/securityGroup:SecurityGroup").inputs
+    assert group["vpcId"] == "vpc-0123"
+    (rule,) = group["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (5432, 5432, "tcp")
+    assert rule["securityGroups"] == ["sg-cluster"] and "cidrBlocks" not in rule
+    assert db["vpcSecurityGroupIds"] == ["hub-db-id"]
+
+    version = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
+    assert is_secret(version["secretString"])
+    k8s_secret = run.one("kubernetes:core/v1:Secret").inputs
+    assert k8s_secret["metadata"] == {"name": "hub-db", "namespace": stack.namespace}
+    assert is_secret(k8s_secret["stringData"])
+    assert k8s_secret["stringData"]["value"] == {"password": MOCK_PASSWORD}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_hub_release_is_the_pinned_chart_with_generated_values(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    release = run.one("kubernetes:helm.sh/v3:Release")
+    inputs = release.inputs
+    assert inputs["chart"] == "jupyterhub" and inputs["version"] == "4.4.0"
+    assert inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
+    assert inputs["namespace"] == stack.namespace and inputs["name"] == "jupyterhub"
+    assert inputs["atomic"] is True
+    assert run.one("kubernetes:core/v1:Namespace").inputs["metadata"]["name"] == stack.namespace
+
+    catalog_images = course_images(sample_catalog, image_map_for(sample_catalog))
+    db_host = run.outputs["databaseEndpoint"]
+    assert inputs["values"] == helm_values(
+        stack, sample_catalog, catalog_images, hub_image(HUB_IMAGE), db_host
+    )
+    # The values are not secret (reviewable diffs) and carry no password.
+    assert not is_secret(inputs["values"])
+    assert MOCK_PASSWORD not in json.dumps(inputs["values"])
+    # Kubernetes resources go to the stack's cluster, through its own provider.
+    for typ in (
+        "kubernetes:helm.sh/v3:Release",
+        "kubernetes:core/v1:Secret",
+        "kubernetes:core/v1:Namespace",
+    ):
+        assert "pulumi:providers:kubernetes::eks" in (run.one(typ).provider or "")
+    kubeconfig = json.loads(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://eks.invalid"
+    assert set(kubeconfig["users"][0]["user"]) == {"exec"}  # no token, no key: the AWS CLI asks
+
+
+def test_outputs_name_what_other_stacks_and_ci_need(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    run = run_program(deployment(stacks["prod"], sample_catalog))
+    assert run.outputs["courseImages"] == image_map_for(sample_catalog)
+    assert run.outputs["hubImage"] == HUB_IMAGE
+    assert run.outputs["url"] == "https://" + stacks["prod"].domain
+    assert MOCK_PASSWORD not in json.dumps(run.outputs)
+    found = in_use_from_outputs(run.outputs)
+    assert found.course_tags == {
+        ImageRef.parse(r).tag for r in image_map_for(sample_catalog).values()
+    }
+    assert found.hub_tags == {ImageRef.parse(HUB_IMAGE).tag}
+    assert in_use_from_outputs({}) == InUse()
+
+
+def test_unpublished_image_fails_the_deploy(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    missing = ImageRef.parse(image_map_for(sample_catalog)["tf-basics"]).tag
+    with pytest.raises(Exception, match="not found"):
+        run_program(deployment(stacks["stage"], sample_catalog), missing_tags=[missing])
+
+
+def test_images_from_another_registry_fail_the_deploy(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    local = Deployment(
+        stacks["dev"], sample_catalog, image_map_for(sample_catalog, "127.0.0.1:5000"), HUB_IMAGE
+    )
+    with pytest.raises(Exception, match="images not in " + REGISTRY):
+        run_program(local)
+
+
+def test_secrets_never_reach_the_logs(
+    stacks: dict[str, StackConfig],
+    sample_catalog: Catalog,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in STACKS:
+        run_program(deployment(stacks[name], sample_catalog))
+    captured = capsys.readouterr()
+    assert MOCK_PASSWORD not in caplog.text + captured.out + captured.err
+
+
+def test_kubeconfig_gets_tokens_from_the_aws_cli() -> None:
+    config = json.loads(eks_kubeconfig("c", "https://x", "Q0E=", "us-east-1"))
+    user = config["users"][0]["user"]["exec"]
+    assert user["command"] == "aws" and user["args"][:2] == ["eks", "get-token"]
+    assert config["current-context"] == "c"

@@ -1,0 +1,110 @@
+"""The stack files (`infra/Pulumi.<stack>.yaml`) and their validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.stack_config import (
+    PROJECT,
+    STACKS,
+    StackConfig,
+    StackConfigError,
+    load_stack_config,
+    parse_stack_config,
+)
+
+
+def _document(infra_dir: Path, stack: str) -> dict[str, Any]:
+    return yaml.safe_load((infra_dir / f"Pulumi.{stack}.yaml").read_text())
+
+
+def test_every_stack_has_a_valid_file(stacks: dict[str, StackConfig]) -> None:
+    assert set(stacks) == {"dev", "stage", "prod"}
+    for name, stack in stacks.items():
+        assert stack.name == name
+        assert stack.url == f"https://{stack.domain}"
+    # One ingress host per stack.
+    assert len({stack.domain for stack in stacks.values()}) == len(STACKS)
+
+
+def test_the_project_file_names_the_project(infra_dir: Path) -> None:
+    project = yaml.safe_load((infra_dir / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECT
+    assert project["runtime"]["name"] == "python"
+
+
+def test_exactly_one_stack_manages_the_registry_and_keeps_the_others_images(
+    stacks: dict[str, StackConfig],
+) -> None:
+    managers = [stack for stack in stacks.values() if stack.registry.manage]
+    assert [stack.name for stack in managers] == ["dev"]
+    assert set(managers[0].registry.protect_stacks) == set(STACKS) - {"dev"}
+
+
+def test_prod_is_the_careful_one(stacks: dict[str, StackConfig]) -> None:
+    prod = stacks["prod"]
+    assert not prod.allow_preview_tags
+    assert prod.database.deletion_protection and not prod.database.skip_final_snapshot
+    assert prod.database.multi_az
+    assert stacks["dev"].allow_preview_tags
+
+
+def test_stack_files_hold_no_secret(infra_dir: Path) -> None:
+    for stack in STACKS:
+        text = (infra_dir / f"Pulumi.{stack}.yaml").read_text().lower()
+        assert "secure:" not in text and "password" not in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.pop(f"{PROJECT}:domain"), "domain: is required"),
+        (lambda c: c.update({f"{PROJECT}:domian": "x.example.org"}), "domian: unknown key"),
+        (lambda c: c.update({f"{PROJECT}:domain": "not a host"}), "domain"),
+        (lambda c: c[f"{PROJECT}:cull"].update(every=0), "cull.every"),
+        (lambda c: c[f"{PROJECT}:cull"].update(timeout="1h"), "cull.timeout"),
+        (lambda c: c[f"{PROJECT}:gpu"]["taint"].update(effect="Never"), "gpu.taint.effect"),
+        (lambda c: c[f"{PROJECT}:gpu"]["nodeLabel"].update(value=True), "gpu.nodeLabel.value"),
+        (
+            lambda c: c[f"{PROJECT}:registry"].update(protectStacks=["dev"]),
+            "registry.protectStacks",
+        ),
+        (
+            lambda c: c[f"{PROJECT}:database"].update(instanceClass="t3.micro"),
+            "database.instanceClass",
+        ),
+        (lambda c: c.update({f"{PROJECT}:dbPassword": {"secure": "AAAB"}}), "generated"),
+        (lambda c: c.update({"aws:region": "moon"}), "aws:region"),
+        (lambda c: c.update({"kubernetes:context": "x"}), "kubernetes:context: unknown key"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_file_and_key(
+    infra_dir: Path, change: Any, message: str
+) -> None:
+    document = copy.deepcopy(_document(infra_dir, "dev"))
+    change(document["config"])
+    with pytest.raises(StackConfigError) as error:
+        parse_stack_config("dev", document)
+    assert "infra/Pulumi.dev.yaml" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_taint_without_value_tolerates_with_exists(stacks: dict[str, StackConfig]) -> None:
+    assert stacks["dev"].gpu.taint.toleration() == {
+        "key": "nvidia.com/gpu",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    }
+    assert stacks["prod"].gpu.taint.toleration()["operator"] == "Equal"
+
+
+def test_unknown_stack_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StackConfigError, match="unknown stack"):
+        parse_stack_config("qa", {"config": {}})
+    with pytest.raises(StackConfigError, match="is missing"):
+        load_stack_config(tmp_path, "dev")
