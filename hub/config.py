@@ -1,0 +1,76 @@
+"""JupyterHub configuration shared by the local hub and production (zero-to-jupyterhub).
+
+`configure_hub(c, settings, spawner_class=...)` sets what both deployments have in common:
+throwaway users (TmpAuthenticator with launch links), the course spawner and its settings, the
+idle culler as a hub service, and an unauthenticated Prometheus metrics endpoint. The callers
+add what differs: Docker and SQLite locally (`hub.local`), Kubernetes and PostgreSQL in
+production (`hub.z2jh`, with the database set by the chart's `hub.db`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hub.settings import CullSettings, HubSettings
+
+TEMPLATES = str(Path(__file__).with_name("templates"))
+CULLER_SERVICE = "idle-culler"
+#: What jupyterhub-idle-culler needs to stop servers and delete users (its README's scopes).
+CULLER_SCOPES = [
+    "list:users",
+    "read:users:activity",
+    "read:servers",
+    "delete:servers",
+    "admin:users",
+]
+
+
+def culler_service(culling: CullSettings, python: str | None = None) -> dict[str, Any]:
+    """The jupyterhub-idle-culler hub service, run by the hub itself."""
+    return {
+        "name": CULLER_SERVICE,
+        "command": [
+            python or sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            *culling.culler_arguments(),
+        ],
+    }
+
+
+def culler_role() -> dict[str, Any]:
+    return {"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]}
+
+
+def _replace_named(existing: Any, item: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
+    """`existing` (a config list, maybe unset) without entries called `name`, plus `item`."""
+    items = [entry for entry in (existing or []) if entry.get("name") != name]
+    return items + ([item] if item else [])
+
+
+def configure_hub(
+    c: Any, settings: HubSettings, spawner_class: str, python: str | None = None
+) -> None:
+    """Sets the common configuration on a traitlets Config `c` (jupyterhub_config.py's `c`)."""
+    c.JupyterHub.authenticator_class = "hub.auth.CourseTmpAuthenticator"
+    # TmpAuthenticator on JupyterHub 5+: without this every login fails with a 500.
+    c.Authenticator.allow_all = True
+    c.JupyterHub.spawner_class = spawner_class
+    c.CourseSpawner.hub_settings = settings
+    # The hub's Prometheus metrics at /hub/metrics, scraped without a token.
+    c.JupyterHub.authenticate_prometheus = False
+    # Error pages that show why a launch link was refused (see templates/404.html).
+    templates = [p for p in c.JupyterHub.get("template_paths", []) if p != TEMPLATES]
+    c.JupyterHub.template_paths = [TEMPLATES, *templates]
+
+    culling = settings.culling
+    hub_section = c.JupyterHub
+    service = culler_service(culling, python) if culling.enabled else None
+    role = culler_role() if culling.enabled else None
+    c.JupyterHub.services = _replace_named(hub_section.get("services"), service, CULLER_SERVICE)
+    c.JupyterHub.load_roles = _replace_named(hub_section.get("load_roles"), role, CULLER_SERVICE)
+    # Activity from the proxy and from servers reaches the hub often enough for short timeouts.
+    interval = max(1, min(300, culling.idle_timeout // 3))
+    c.JupyterHub.last_activity_interval = interval

@@ -1,0 +1,52 @@
+"""What a learner sees when a launch link cannot be opened (pure: HTML from data).
+
+JupyterHub shows the page inside its own error template (`error.html`) under the heading
+`<status> : <status text>`; this module writes the body: the reason in words, then every course
+that can be launched, each with a link that starts it and a link per notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from urllib.parse import quote, urlencode
+
+from hub.launch import CourseLink, LaunchError
+
+
+def launch_link(base: str, course: str, notebook: str | None = None) -> str:
+    """`<base>?course=<slug>[&notebook=<path>]`, with the arguments URL-encoded."""
+    arguments = {"course": course}
+    if notebook is not None:
+        arguments["notebook"] = notebook
+    return f"{base}?{urlencode(arguments, quote_via=quote)}"
+
+
+def course_list_html(courses: Sequence[CourseLink], base: str) -> str:
+    """A list of courses with a launch link each and a link per notebook."""
+    if not courses:
+        return "<p>No course can be started on this hub right now.</p>"
+    items = []
+    for course in courses:
+        notebooks = "".join(
+            f'<li><a href="{escape(launch_link(base, course.slug, notebook))}">'
+            f"{escape(notebook)}</a></li>"
+            for notebook in course.notebooks
+        )
+        items.append(
+            f'<li><a class="ol-course-link" href="{escape(launch_link(base, course.slug))}">'
+            f"{escape(course.title)}</a> <code>{escape(course.slug)}</code>"
+            f"<ul>{notebooks}</ul></li>"
+        )
+    return f'<ul class="ol-courses">{"".join(items)}</ul>'
+
+
+def launch_error_html(error: LaunchError, base: str) -> str:
+    """The body of the error page for `error`; `base` is where the course links point."""
+    return (
+        f'<div class="ol-launch-error" data-reason="{escape(error.reason)}">'
+        f"<p><strong>{escape(error.message)}</strong></p>"
+        "<p>Courses you can open:</p>"
+        f"{course_list_html(error.courses, base)}"
+        "</div>"
+    )

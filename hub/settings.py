@@ -1,0 +1,315 @@
+"""The hub's deployment settings and the parsing of the Helm values' `custom` section.
+
+Pure data in and out, so infra can import it to validate what it renders:
+
+    from hub.settings import parse_custom
+    parse_custom(values["custom"])          # raises SettingsError naming the bad key
+
+The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
+
+    custom:
+      catalog: [...catalog_to_list(catalog)...]
+      imageMap: {slug: image-ref}
+      launch:
+        allowPreviewTags: false
+        previewTags: {slug: [tag, ...]}
+        gpu: {count: 1, resourceName: nvidia.com/gpu, nodeSelector: {...}, tolerations: [...]}
+      culling:                   # optional, every key optional (defaults: CullSettings)
+        enabled: true
+        idleTimeout: 3600        # seconds without activity before a server is stopped
+        maxAge: 28800            # seconds before a server is stopped even if active; 0: never
+        every: 300               # seconds between culler runs
+        users: true              # delete throwaway users once their server is gone
+        concurrency: 10
+        kernelIdleTimeout: 1200  # seconds before an idle kernel is shut down
+        kernelCullInterval: 120
+        cullConnected: true      # also cull idle kernels that a browser tab is connected to
+        terminalIdleTimeout: 1200
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog import Catalog, CatalogError, catalog_from_list, catalog_to_list
+from hub.launch import TAG_PATTERN, GpuSettings, LaunchSettings
+
+_TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
+_TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})
+_TOLERATION_EFFECTS = frozenset({"NoSchedule", "PreferNoSchedule", "NoExecute"})
+# Kubernetes qualified names (label keys) and label values.
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_RESOURCE_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+class SettingsError(ValueError):
+    """A bad value in the hub's settings; `path` is the dotted key, like `launch.gpu.count`."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"custom.{path}: {message}" if path else message)
+
+
+@dataclass(frozen=True)
+class CullSettings:
+    """Idle and age limits (seconds) for servers, throwaway users and kernels."""
+
+    enabled: bool = True
+    idle_timeout: int = 3600
+    max_age: int = 8 * 3600
+    every: int = 300
+    users: bool = True
+    concurrency: int = 10
+    kernel_idle_timeout: int = 1200
+    kernel_cull_interval: int = 120
+    cull_connected: bool = True
+    terminal_idle_timeout: int = 1200
+
+    def culler_arguments(self) -> list[str]:
+        """Command-line arguments of `python -m jupyterhub_idle_culler`."""
+        arguments = [
+            f"--timeout={self.idle_timeout}",
+            f"--cull-every={self.every}",
+            f"--concurrency={self.concurrency}",
+        ]
+        if self.max_age:
+            arguments.append(f"--max-age={self.max_age}")
+        if self.users:
+            arguments.append("--cull-users=true")
+        return arguments
+
+    def single_user_arguments(self) -> list[str]:
+        """Arguments of `jupyterhub-singleuser` that make the server cull its own kernels."""
+        if not self.enabled or not self.kernel_idle_timeout:
+            return []
+        return [
+            f"--MappingKernelManager.cull_idle_timeout={self.kernel_idle_timeout}",
+            f"--MappingKernelManager.cull_interval={self.kernel_cull_interval}",
+            f"--MappingKernelManager.cull_connected={self.cull_connected}",
+            f"--TerminalManager.cull_inactive_timeout={self.terminal_idle_timeout}",
+            f"--TerminalManager.cull_interval={self.kernel_cull_interval}",
+        ]
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Everything the hub's configuration needs beyond JupyterHub's own settings."""
+
+    catalog: Catalog
+    image_map: Mapping[str, str]
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
+    culling: CullSettings = field(default_factory=CullSettings)
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(path, f"must be a mapping, not {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise SettingsError(path, f"keys must be strings, not {key!r}")
+    return value
+
+
+def _reject_unknown(data: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
+    for key in data:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else key
+            raise SettingsError(where, f"unknown key; allowed: {', '.join(allowed)}")
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(path, "must be true or false")
+    return value
+
+
+def _int(value: Any, path: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(path, f"must be a whole number >= {minimum}")
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(path, "must be a non-empty string")
+    return value
+
+
+def parse_catalog(value: Any) -> Catalog:
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise SettingsError("catalog", "must be a list of courses (catalog_to_list)")
+    try:
+        return catalog_from_list([dict(item) for item in value])
+    except (CatalogError, KeyError, TypeError, ValueError) as e:
+        raise SettingsError("catalog", f"is not a catalog_to_list() result: {e}") from None
+
+
+def parse_image_map(value: Any, catalog: Catalog, require_all: bool = True) -> dict[str, str]:
+    data = _mapping(value, "imageMap")
+    result = {}
+    for slug, image in data.items():
+        if slug not in catalog:
+            raise SettingsError(f"imageMap.{slug}", "is not a course of the catalog")
+        result[slug] = _string(image, f"imageMap.{slug}")
+        if any(ch.isspace() for ch in image):
+            raise SettingsError(f"imageMap.{slug}", f"{image!r} is not an image reference")
+    if require_all:
+        missing = [slug for slug in catalog.slugs if slug not in result]
+        if missing:
+            raise SettingsError("imageMap", f"has no image for {', '.join(missing)}")
+    return result
+
+
+def _toleration(value: Any, path: str) -> dict[str, Any]:
+    data = _mapping(value, path)
+    _reject_unknown(data, tuple(sorted(_TOLERATION_KEYS)), path)
+    operator = data.get("operator", "Equal")
+    if operator not in _TOLERATION_OPERATORS:
+        raise SettingsError(f"{path}.operator", "must be Exists or Equal")
+    if "effect" in data and data["effect"] not in _TOLERATION_EFFECTS:
+        raise SettingsError(
+            f"{path}.effect", f"must be one of {', '.join(sorted(_TOLERATION_EFFECTS))}"
+        )
+    for key in ("key", "value", "effect", "operator"):
+        if key in data and not isinstance(data[key], str):
+            raise SettingsError(f"{path}.{key}", "must be a string")
+    if operator == "Exists" and data.get("value"):
+        raise SettingsError(f"{path}.value", "must be empty when operator is Exists")
+    if "tolerationSeconds" in data:
+        _int(data["tolerationSeconds"], f"{path}.tolerationSeconds")
+    return dict(data)
+
+
+def parse_gpu(value: Any, path: str = "launch.gpu") -> GpuSettings | None:
+    if value is None:
+        return None
+    data = _mapping(value, path)
+    _reject_unknown(data, ("count", "resourceName", "nodeSelector", "tolerations"), path)
+    count = _int(data.get("count", 1), f"{path}.count")
+    resource = _string(data.get("resourceName", "nvidia.com/gpu"), f"{path}.resourceName")
+    if not _RESOURCE_NAME.match(resource):
+        raise SettingsError(f"{path}.resourceName", f"{resource!r} is not a resource name")
+    selector = _mapping(data.get("nodeSelector"), f"{path}.nodeSelector")
+    for key, label in selector.items():
+        if not _LABEL_KEY.match(key):
+            raise SettingsError(f"{path}.nodeSelector", f"{key!r} is not a label key")
+        if not isinstance(label, str) or not _LABEL_VALUE.match(label):
+            raise SettingsError(f"{path}.nodeSelector.{key}", f"{label!r} is not a label value")
+    tolerations = data.get("tolerations", [])
+    if not isinstance(tolerations, list):
+        raise SettingsError(f"{path}.tolerations", "must be a list of tolerations")
+    return GpuSettings(
+        count=count,
+        resource_name=resource,
+        node_selector=dict(selector),
+        tolerations=tuple(
+            _toleration(item, f"{path}.tolerations[{index}]")
+            for index, item in enumerate(tolerations)
+        ),
+    )
+
+
+def parse_launch(value: Any, catalog: Catalog) -> LaunchSettings:
+    data = _mapping(value, "launch")
+    _reject_unknown(data, ("allowPreviewTags", "previewTags", "gpu"), "launch")
+    allow = _bool(data.get("allowPreviewTags", False), "launch.allowPreviewTags")
+    tags_data = _mapping(data.get("previewTags"), "launch.previewTags")
+    preview_tags: dict[str, tuple[str, ...]] = {}
+    for slug, tags in tags_data.items():
+        where = f"launch.previewTags.{slug}"
+        if slug not in catalog:
+            raise SettingsError(where, "is not a course of the catalog")
+        if not isinstance(tags, list):
+            raise SettingsError(where, "must be a list of image tags")
+        for tag in tags:
+            if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+                raise SettingsError(where, f"{tag!r} is not an image tag")
+        preview_tags[slug] = tuple(tags)
+    return LaunchSettings(
+        allow_preview_tags=allow, preview_tags=preview_tags, gpu=parse_gpu(data.get("gpu"))
+    )
+
+
+_CULL_KEYS = {
+    "enabled": "enabled",
+    "idleTimeout": "idle_timeout",
+    "maxAge": "max_age",
+    "every": "every",
+    "users": "users",
+    "concurrency": "concurrency",
+    "kernelIdleTimeout": "kernel_idle_timeout",
+    "kernelCullInterval": "kernel_cull_interval",
+    "cullConnected": "cull_connected",
+    "terminalIdleTimeout": "terminal_idle_timeout",
+}
+_CULL_MINIMUM = {"every": 1, "concurrency": 1, "idle_timeout": 1, "kernel_cull_interval": 1}
+
+
+def parse_culling(value: Any) -> CullSettings:
+    data = _mapping(value, "culling")
+    _reject_unknown(data, tuple(_CULL_KEYS), "culling")
+    kwargs: dict[str, Any] = {}
+    for key, attribute in _CULL_KEYS.items():
+        if key not in data:
+            continue
+        path = f"culling.{key}"
+        if isinstance(getattr(CullSettings, attribute), bool):
+            kwargs[attribute] = _bool(data[key], path)
+        else:
+            kwargs[attribute] = _int(data[key], path, _CULL_MINIMUM.get(attribute, 0))
+    return CullSettings(**kwargs)
+
+
+def parse_custom(custom: Any, require_all_images: bool = True) -> HubSettings:
+    """The hub's settings from the Helm values' `custom` section; raises SettingsError."""
+    data = _mapping(custom, "")
+    _reject_unknown(data, ("catalog", "imageMap", "launch", "culling"), "")
+    if "catalog" not in data:
+        raise SettingsError("catalog", "is required")
+    catalog = parse_catalog(data["catalog"])
+    return HubSettings(
+        catalog=catalog,
+        image_map=parse_image_map(data.get("imageMap"), catalog, require_all_images),
+        launch=parse_launch(data.get("launch"), catalog),
+        culling=parse_culling(data.get("culling")),
+    )
+
+
+def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
+    """The inverse of parse_custom: plain JSON data for Helm values or a config file."""
+    launch = settings.launch
+    gpu = launch.gpu
+    culling = settings.culling
+    return {
+        "catalog": catalog_to_list(settings.catalog),
+        "imageMap": dict(settings.image_map),
+        "launch": {
+            "allowPreviewTags": launch.allow_preview_tags,
+            "previewTags": {slug: list(tags) for slug, tags in launch.preview_tags.items()},
+            **(
+                {
+                    "gpu": {
+                        "count": gpu.count,
+                        "resourceName": gpu.resource_name,
+                        "nodeSelector": dict(gpu.node_selector),
+                        "tolerations": [dict(t) for t in gpu.tolerations],
+                    }
+                }
+                if gpu is not None
+                else {}
+            ),
+        },
+        "culling": {key: getattr(culling, attribute) for key, attribute in _CULL_KEYS.items()},
+    }

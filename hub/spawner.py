@@ -1,0 +1,325 @@
+"""Spawners that start the course a launch link names: Kubernetes (production), Docker (local).
+
+Both are thin: `CourseSpawner` holds the glue once (query -> `hub.launch.plan_launch` -> the
+spawner's traits), and each subclass only translates a `LaunchPlan` into its platform's terms.
+
+How a launch link travels through JupyterHub (6.1):
+
+1. `/tmplogin?course=X&notebook=Y` -> `/hub/tmplogin?...` (the proxy's default route) -> a new
+   throwaway user -> `/hub/spawn?course=X&notebook=Y` (JupyterHub keeps the query on redirects).
+2. `SpawnHandler` passes the query to `options_from_query`. We plan there: a bad link raises
+   `LaunchRefused` (a `SpawnException`). JupyterHub catches it and, if the spawner has no options
+   form, would spawn with *default* options instead; so `options_form` is a callable that
+   re-raises the refusal and JupyterHub renders it as an error page with the refusal's status
+   (4xx) and HTML (courses with links). No server is started.
+3. The good plan's normalized arguments become `user_options`; `start()` plans again from them
+   (user_options can also come from the REST API: never trusted) and sets every trait the plan
+   governs from a baseline taken at construction, so nothing carries over between spawns.
+"""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dockerspawner import DockerSpawner
+from jupyterhub.spawner import Spawner, SpawnException
+from jupyterhub.utils import random_port, url_path_join
+from kubespawner import KubeSpawner
+from traitlets import Bool, Instance, Integer, Unicode, default
+
+from hub.launch import LaunchError, LaunchPlan, plan_launch
+from hub.pages import launch_error_html
+from hub.settings import HubSettings
+
+#: Pod/container label with the course's slug (dashboards join on it: see dashboards/common.py).
+COURSE_LABEL = "course"
+COURSE_ENV = "OL_COURSE"
+
+
+class LaunchRefused(SpawnException):
+    """A launch link that cannot be opened; JupyterHub shows `message_html` to the learner."""
+
+    def __init__(self, error: LaunchError, link_base: str) -> None:
+        super().__init__(
+            error.message,
+            reason=error.reason,
+            message_html=launch_error_html(error, link_base),
+            status_code=error.status,
+        )
+        self.launch_error = error
+
+
+def gpu_node_affinity(
+    terms: list[dict[str, Any]], selector: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Required node-selector terms that also demand every `selector` label.
+
+    Kubernetes ORs the terms of `requiredDuringScheduling...nodeSelectorTerms` and ANDs the
+    expressions inside a term, so the GPU labels are added to each existing term (or form the
+    only term), never as a term of their own.
+    """
+    expressions = [
+        {"key": key, "operator": "In", "values": [value]} for key, value in sorted(selector.items())
+    ]
+    if not expressions:
+        return copy.deepcopy(terms)
+    if not terms:
+        return [{"matchExpressions": expressions}]
+    merged = []
+    for term in copy.deepcopy(terms):
+        term["matchExpressions"] = list(term.get("matchExpressions", [])) + copy.deepcopy(
+            expressions
+        )
+        merged.append(term)
+    return merged
+
+
+def _as_list(value: Any) -> list[Any]:
+    """KubeSpawner's list-or-dict traits (dict values sorted by key) as a list."""
+    if isinstance(value, dict):
+        return [value[key] for key in sorted(value)]
+    return list(value or [])
+
+
+class CourseSpawner(Spawner):
+    """The shared part: launch planning, error pages, clean state, kernel culling arguments.
+
+    Use through `CourseKubeSpawner` or `CourseDockerSpawner` (this class comes first in their
+    bases so its `start`/`stop` wrap the platform's).
+    """
+
+    hub_settings = Instance(
+        HubSettings,
+        allow_none=True,
+        help="Catalog, image map, launch and culling settings (hub.settings.HubSettings).",
+    ).tag(config=True)
+
+    launch_link_base = Unicode(
+        "",
+        help="Where the error page's course links point; default: this hub's /hub/spawn.",
+    ).tag(config=True)
+
+    #: Traits a plan sets; their configured values are the baseline each plan starts from.
+    planned_traits: tuple[str, ...] = ("environment",)
+
+    # Types of the inherited traits used here (for mypy; traitlets declares them untyped).
+    user_options: dict[str, Any]
+    environment: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in self.planned_traits}
+        self._refusal: LaunchRefused | None = None
+        self.launch_plan: LaunchPlan | None = None
+
+    # --- planning ------------------------------------------------------------------------
+
+    @property
+    def _link_base(self) -> str:
+        if self.launch_link_base:
+            return self.launch_link_base
+        hub = getattr(self, "hub", None)
+        return url_path_join(hub.base_url if hub else "/hub/", "spawn")
+
+    def plan(self, options: Any) -> LaunchPlan:
+        """The plan for these options, or `LaunchRefused` (a 4xx `SpawnException`)."""
+        settings = self.hub_settings
+        if settings is None:
+            raise SpawnException(
+                "This hub has no course catalog configured.", reason="no-catalog", status_code=503
+            )
+        try:
+            return plan_launch(options or {}, settings.catalog, settings.image_map, settings.launch)
+        except LaunchError as error:
+            raise LaunchRefused(error, self._link_base) from None
+
+    def _plan_or_remember(self, options: Any) -> dict[str, str]:
+        try:
+            plan = self.plan(options)
+        except LaunchRefused as refusal:
+            self._refusal = refusal
+            raise
+        self._refusal = None
+        return plan.user_options()
+
+    def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, str]:
+        return self._plan_or_remember(query_data)
+
+    def run_options_from_form(self, form_data: dict[str, Any]) -> dict[str, str]:
+        return self._plan_or_remember(form_data)
+
+    @default("options_form")
+    def _options_form_refuses(self) -> Any:
+        return CourseSpawner._refusal_page
+
+    @staticmethod
+    def _refusal_page(spawner: CourseSpawner) -> str:
+        """Called by JupyterHub when it would show a form: refuse instead (see module doc)."""
+        refusal, spawner._refusal = spawner._refusal, None
+        if refusal is None:
+            try:
+                spawner.plan({})
+            except LaunchRefused as no_course:
+                refusal = no_course
+        assert refusal is not None
+        raise refusal
+
+    def prepare_launch(self) -> LaunchPlan:
+        """Plan from `user_options` and set every planned trait; called by `start()`."""
+        plan = self.plan(self.user_options)
+        self.user_options = plan.user_options()
+        for name, value in self._baseline.items():
+            setattr(self, name, copy.deepcopy(value))
+        self.default_url = plan.url
+        self.mem_limit = plan.memory_limit
+        self.mem_guarantee = plan.memory_guarantee
+        self.cpu_limit = plan.cpu_limit
+        self.cpu_guarantee = plan.cpu_guarantee
+        self.environment = {**self.environment, COURSE_ENV: plan.course}
+        self.apply_plan(plan)
+        self.launch_plan = plan
+        return plan
+
+    def apply_plan(self, plan: LaunchPlan) -> None:
+        """Platform part: image, GPU, labels. Traits are at their baseline when called."""
+        raise NotImplementedError
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> Any:
+        plan = self.prepare_launch()
+        self.log.info(
+            "Launching %s for %s: image %s, notebook %s, GPUs %d",
+            plan.course,
+            self._log_name,
+            plan.image,
+            plan.notebook,
+            plan.gpu_count,
+        )
+        return await super().start()
+
+    async def stop(self, now: bool = False) -> Any:
+        result = await super().stop(now=now)
+        # A later spawn without arguments must not silently reuse this one's course.
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = {}
+        self.user_options = {}
+        self.launch_plan = None
+        return result
+
+    async def poll(self) -> Any:
+        return await super().poll()
+
+    def get_args(self) -> list[str]:
+        args = list(super().get_args())
+        if self.hub_settings is not None:
+            args.extend(self.hub_settings.culling.single_user_arguments())
+        return args
+
+
+class CourseKubeSpawner(CourseSpawner, KubeSpawner):
+    """Production: one pod per learner, from the course's image, with its resources."""
+
+    extra_labels: dict[str, str]
+    extra_resource_limits: dict[str, str]
+    tolerations: Any
+    node_affinity_required: Any
+
+    planned_traits = CourseSpawner.planned_traits + (
+        "extra_labels",
+        "extra_resource_limits",
+        "extra_resource_guarantees",
+        "tolerations",
+        "node_affinity_required",
+    )
+
+    def apply_plan(self, plan: LaunchPlan) -> None:
+        self.image = plan.image
+        self.extra_labels = {**self.extra_labels, COURSE_LABEL: plan.course}
+        if plan.gpu_count and plan.gpu_resource_name:
+            self.extra_resource_limits = {
+                **self.extra_resource_limits,
+                plan.gpu_resource_name: str(plan.gpu_count),
+            }
+            self.tolerations = _as_list(self.tolerations) + [dict(t) for t in plan.tolerations]
+            self.node_affinity_required = gpu_node_affinity(
+                _as_list(self.node_affinity_required), dict(plan.node_selector)
+            )
+
+
+def docker_host_config(plan: LaunchPlan) -> dict[str, Any]:
+    """Docker's terms for a plan's guarantees and GPUs (limits are DockerSpawner's own traits):
+    a memory reservation, CPU shares as Kubernetes derives them from a CPU request, and a
+    device request per GPU."""
+    host: dict[str, Any] = {
+        "mem_reservation": plan.memory_guarantee,
+        "cpu_shares": max(2, int(1024 * plan.cpu_guarantee)),
+    }
+    if plan.gpu_count:
+        host["device_requests"] = [
+            {"Driver": "", "Count": plan.gpu_count, "Capabilities": [["gpu"]]}
+        ]
+    return host
+
+
+class LoopbackDockerSpawner(DockerSpawner):
+    """DockerSpawner that can keep every connection on loopback (the local hub's network).
+
+    With `loopback`, containers share the host network and listen on 127.0.0.1 at a fresh port
+    each start, so nothing needs a bridge or port bindings (configure `network_name = "host"`,
+    `use_internal_ip = True`, `ip = "127.0.0.1"`). Also the benchmark's stock spawner.
+    """
+
+    loopback = Bool(
+        False, help="Listen on 127.0.0.1 at a fresh port each start (host network)."
+    ).tag(config=True)
+
+    docker_threads = Integer(
+        4,
+        help="""Threads for Docker API calls, shared by all servers (DockerSpawner uses one, so
+        20 launches at once queue behind each other's create/start/stop calls).""",
+    ).tag(config=True)
+
+    _thread_pool: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        cls = LoopbackDockerSpawner
+        if cls._thread_pool is None:
+            cls._thread_pool = ThreadPoolExecutor(max(1, self.docker_threads))
+        return cls._thread_pool
+
+    async def start(self) -> Any:
+        if self.loopback:
+            self.port = random_port()
+        return await super().start()
+
+    async def stop(self, now: bool = False) -> Any:
+        return await super().stop(now=now)
+
+    async def poll(self) -> Any:
+        return await super().poll()
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        if self.loopback:
+            return "127.0.0.1", self.port
+        return await super().get_ip_and_port()
+
+
+class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
+    """Local: one container per learner on the machine's Docker engine."""
+
+    extra_host_config: dict[str, Any]
+    extra_create_kwargs: dict[str, Any]
+
+    planned_traits = CourseSpawner.planned_traits + ("extra_host_config", "extra_create_kwargs")
+
+    def apply_plan(self, plan: LaunchPlan) -> None:
+        self.image = plan.image
+        self.extra_host_config = {**self.extra_host_config, **docker_host_config(plan)}
+        create = dict(self.extra_create_kwargs)
+        create["labels"] = {**create.get("labels", {}), COURSE_LABEL: plan.course}
+        self.extra_create_kwargs = create

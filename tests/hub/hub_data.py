@@ -1,0 +1,60 @@
+"""Test data for the hub tests: a small catalog, its image map and launch settings, independent
+of the real courses (which change while courses are written)."""
+
+from __future__ import annotations
+
+from catalog import Catalog, Course, Resources
+from hub.launch import GpuSettings, LaunchSettings
+
+GiB = 2**30
+MiB = 2**20
+REGISTRY = "127.0.0.1:5000/ol-course-notebooks"
+
+
+def _course(slug: str, notebooks: tuple[str, ...], memory: int, gpu: bool = False) -> Course:
+    return Course(
+        slug=slug,
+        title=slug.replace("-", " ").title(),
+        flavor="tensorflow" if gpu else "pytorch",
+        gpu=gpu,
+        resources=Resources(
+            memory_limit=memory, memory_guarantee=memory // 2, cpu_limit=2.0, cpu_guarantee=0.5
+        ),
+        notebooks=notebooks,
+    )
+
+
+CATALOG = Catalog(
+    (
+        _course(
+            "data-analytics",
+            (
+                "lectures/01-dataframes/dataframes.ipynb",
+                "lectures/02-groupby/groupby.ipynb",
+                "assignments/assignment1.ipynb",
+            ),
+            1 * GiB,
+        ),
+        _course("deep-learning-gpu", ("lectures/lecture1/tensors.ipynb",), 4 * GiB, gpu=True),
+        _course("intro-ml", ("notebooks/My Notebook.ipynb", "notebooks/100% sure.ipynb"), 3 * GiB),
+        # In the catalog but not built: never launchable.
+        _course("unbuilt", ("a.ipynb",), 512 * MiB),
+    )
+)
+IMAGE_MAP = {
+    slug: f"{REGISTRY}:{slug}-{'0' * 63}{index}"
+    for index, slug in enumerate(("data-analytics", "deep-learning-gpu", "intro-ml"))
+}
+GPU = GpuSettings(
+    count=1,
+    resource_name="nvidia.com/gpu",
+    node_selector={"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"},
+    tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+)
+PRODUCTION = LaunchSettings(allow_preview_tags=False, gpu=GPU)
+PREVIEW = LaunchSettings(
+    allow_preview_tags=True,
+    preview_tags={"data-analytics": ("pr-42", "data-analytics-next")},
+    gpu=GPU,
+)
+LOCAL = LaunchSettings()  # no GPUs, no previews

@@ -1,0 +1,249 @@
+"""End to end, all real: the local hub (JupyterHub + configurable-http-proxy + DockerSpawner on
+127.0.0.1) with the course images, its database on a PostgreSQL server started here, learners
+in headless Chromium. Skips (with the reason) without Docker, the images, the proxy, Chromium
+or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import pytest
+import requests
+
+from hub.launch import LaunchSettings
+from hub.local import LocalHub, user_from_url
+from hub.settings import CullSettings, HubSettings
+from tests.hub.e2e_support import (
+    PostgresServer,
+    chromium_browser,
+    count_rows,
+    course_images,
+    repository_catalog,
+    require_proxy,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+CATALOG = repository_catalog()
+SLUGS = list(CATALOG.slugs) if CATALOG else []
+CONCURRENT = 20
+RESTARTED = 5
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[LocalHub]:
+    courses = course_images()
+    require_proxy()
+    settings = HubSettings(
+        catalog=courses.catalog,
+        image_map=courses.images,
+        launch=LaunchSettings(),
+        # Culling is tested on its own hub; here nothing may disappear mid-test.
+        culling=CullSettings(idle_timeout=3600, max_age=0),
+    )
+    with PostgresServer() as postgres, tempfile.TemporaryDirectory(prefix="ol-hub-e2e-") as state:
+        local_hub = LocalHub(settings, Path(state), db_url=postgres.url)
+        with local_hub:
+            yield local_hub
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium_browser() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def image_available(hub: LocalHub, slug: str) -> None:
+    if slug not in hub.settings.image_map:
+        if course_images().image_map_found:
+            pytest.fail(f"the image map exists but Docker has no image for {slug}")
+        pytest.skip(f"no image for {slug}: ./pants package courses/{slug}::")
+
+
+def container_of(hub: LocalHub, user: str) -> Any:
+    (container,) = (
+        c for c in hub.containers() if c.labels.get("course") and user_suffix(user) in c.name
+    )
+    return container
+
+
+def user_suffix(user: str) -> str:
+    """DockerSpawner escapes names: the uuid's hex digits survive, '-' becomes '-2d'."""
+    return user.replace("-", "-2d")
+
+
+def wait_until_in_lab(page: Any, notebook: str) -> None:
+    page.wait_for_url(f"**/lab/tree/{notebook}**", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    current = page.locator("li.lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel").first
+    assert current.inner_text() == posixpath.basename(notebook)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_every_course_opens_its_notebook_in_jupyterlab(hub: LocalHub, page: Any, slug: str) -> None:
+    image_available(hub, slug)
+    course = hub.settings.catalog[slug]
+    notebook = course.notebooks[-1]
+    page.goto(hub.link(slug, notebook))
+    wait_until_in_lab(page, notebook)
+    user = user_from_url(page.url)
+    assert user
+    container = container_of(hub, user)
+    assert container.attrs["Config"]["Image"] == hub.settings.image_map[slug]
+    assert container.attrs["HostConfig"]["Memory"] == course.resources.memory_limit
+    assert container.labels["course"] == slug
+    hub.delete_user(user)
+
+
+@pytest.mark.parametrize(
+    "query, status, text",
+    [
+        ({"course": "no-such-course"}, 404, "There is no course called"),
+        ({"notebook": "../../../etc/passwd"}, 400, "is not allowed"),
+        ({"notebook": "%2e%2e%2f%2e%2e%2fetc%2fpasswd"}, 400, "is not allowed"),
+        ({"tag": "pr-1"}, 403, "does not open preview versions"),
+    ],
+    ids=["unknown-course", "traversal", "encoded-traversal", "tag"],
+)
+def test_refused_links_help_and_start_nothing(
+    hub: LocalHub, page: Any, query: dict[str, str], status: int, text: str
+) -> None:
+    slug = next(iter(hub.settings.image_map))
+    arguments = {"course": slug, **query}
+    before = {c.id for c in hub.containers()}
+    course_param = arguments.pop("course")
+    response = page.goto(hub.link(course_param, **arguments))
+    assert response.status == status
+    assert text in page.inner_text(".ol-launch-error")
+    # Every launchable course is offered, with a link that works.
+    links = page.locator("a.ol-course-link")
+    assert links.count() == len(hub.settings.image_map)
+    assert {c.id for c in hub.containers()} == before
+    if query.get("course") == "no-such-course":
+        page.locator("a.ol-course-link").first.click()
+        first = next(c for c in hub.settings.catalog if c.slug in hub.settings.image_map)
+        page.wait_for_url("**/lab**", timeout=120_000)
+        page.wait_for_selector(".jp-Launcher, .jp-DirListing", timeout=120_000)
+        user = user_from_url(page.url)
+        assert user and container_of(hub, user).labels["course"] == first.slug
+        hub.delete_user(user)
+
+
+def test_api_spawn_without_course_starts_nothing(hub: LocalHub) -> None:
+    """REST API spawns go through the same plan: no course, no server (never a default)."""
+    assert hub.api("POST", "/users/api-learner").status_code in (201, 409)
+    before = {c.id for c in hub.containers()}
+    response = hub.api("POST", "/users/api-learner/server", json={"image": "evil:latest"})
+    assert response.status_code == 400, response.text
+    assert {c.id for c in hub.containers()} == before
+    ok = hub.api(
+        "POST", "/users/api-learner/server", json={"course": next(iter(hub.settings.image_map))}
+    )
+    assert ok.status_code in (201, 202), ok.text
+    hub.wait_ready("api-learner")
+    hub.delete_user("api-learner")
+
+
+def test_twenty_concurrent_launches(hub: LocalHub) -> None:
+    slug = min(hub.settings.image_map, key=lambda s: hub.settings.catalog[s].resources.memory_limit)
+    notebook = hub.settings.catalog[slug].notebooks[0]
+
+    def launch(_: int) -> str:
+        user = hub.launch(hub.link(slug, notebook)).user
+        hub.wait_ready(user, timeout=300, interval=1.0)
+        return user
+
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        users = list(pool.map(launch, range(CONCURRENT)))
+    try:
+        assert len(set(users)) == CONCURRENT
+        assert all(hub.server_answers(user) for user in users)
+        running = [c for c in hub.containers(all=False) if c.labels.get("course") == slug]
+        assert len(running) >= CONCURRENT
+    finally:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(hub.delete_user, users))
+
+
+def test_hub_restart_keeps_running_servers(hub: LocalHub) -> None:
+    slug = next(iter(hub.settings.image_map))
+    with ThreadPoolExecutor(RESTARTED) as pool:
+        users = list(pool.map(lambda _: hub.launch(hub.link(slug)).user, range(RESTARTED)))
+        list(pool.map(hub.wait_ready, users))
+    containers = {c.name: c.id for c in hub.containers(all=False)}
+    rows = count_rows(hub.db_url)
+    try:
+        hub.restart_hub()
+        for user in users:
+            server = hub.server(user)
+            assert server and server["ready"], f"{user} lost its server"
+            assert hub.server_answers(user)
+        assert {c.name: c.id for c in hub.containers(all=False)} == containers
+        assert count_rows(hub.db_url) == rows
+    finally:
+        for user in users:
+            hub.delete_user(user)
+
+
+def test_metrics_endpoint_is_open(hub: LocalHub) -> None:
+    response = requests.get(f"{hub.url}/hub/metrics", timeout=10)
+    assert response.status_code == 200
+    assert "jupyterhub_running_servers" in response.text
+    assert (
+        'jupyterhub_server_spawn_duration_seconds_count{reason="",status="success"}'
+        in response.text
+    )
+
+
+def redirects_to_spawn(url: str) -> list[str]:
+    """The redirect chain of a launch link, up to (not into) `/hub/spawn`: nothing spawns."""
+    session = requests.Session()
+    hops = [url]
+    for _ in range(8):
+        response = session.get(url, allow_redirects=False, timeout=30)
+        if response.status_code not in (301, 302, 303, 307, 308):
+            break
+        url = urljoin(url, response.headers["Location"])
+        hops.append(url)
+        if urlparse(url).path == "/hub/spawn":
+            break
+    return hops
+
+
+def test_tmplogin_keeps_the_link_arguments(hub: LocalHub) -> None:
+    slug = next(iter(hub.settings.image_map))
+    notebook = hub.settings.catalog[slug].notebooks[0]
+    hops = redirects_to_spawn(hub.link(slug, notebook))
+    assert [urlparse(h).path for h in hops] == ["/tmplogin", "/hub/tmplogin", "/hub/spawn"]
+    assert parse_qs(urlparse(hops[-1]).query) == {"opt-course": [slug], "opt-notebook": [notebook]}
+
+
+def test_stock_tmpauthenticator_keeps_the_query_too(tmp_path: Path) -> None:
+    """The finding behind hub.auth: with JupyterHub 6.1 the stock TmpAuthenticator's redirect
+    already keeps the query (JupyterHub appends it to the post-login URL); ours makes it
+    explicit and `opt-` prefixed."""
+    courses = course_images()
+    require_proxy()
+    slug = next(iter(courses.images))
+    settings = HubSettings(courses.catalog, courses.images, LaunchSettings(), CullSettings())
+    with LocalHub(settings, tmp_path, stock_course=slug) as stock:
+        hops = redirects_to_spawn(stock.link(slug, "a/b.ipynb"))
+        assert not stock.containers()
+    assert urlparse(hops[-1]).path == "/hub/spawn"
+    assert parse_qs(urlparse(hops[-1]).query) == {"course": [slug], "notebook": ["a/b.ipynb"]}

@@ -1,0 +1,225 @@
+"""Hub configuration: production (zero-to-jupyterhub's extraConfig) and local.
+
+zero-to-jupyterhub cannot run here; `hub.z2jh` is tested against the chart's published
+contract instead: its jupyterhub_config.py runs `hub.extraConfig` snippets last with `c` in
+scope and offers `z2jh.get_config("custom.<key>")` for the `custom` values, and the chart has
+already put its own culler service and roles into `c.JupyterHub.services`/`load_roles`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+from catalog import catalog_to_list
+from hub.auth import CourseTmpAuthenticator, spawn_arguments
+from hub.config import CULLER_SCOPES, TEMPLATES, configure_hub
+from hub.local import configure_local, launch_links, local_images, user_from_url
+from hub.settings import CullSettings, HubSettings, settings_to_custom
+from hub.spawner import CourseDockerSpawner, CourseKubeSpawner
+from hub.z2jh import configure
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
+
+VALUES = {
+    "custom": {
+        "catalog": catalog_to_list(CATALOG),
+        "imageMap": {**IMAGE_MAP, "unbuilt": "127.0.0.1:5000/ol-course-notebooks:unbuilt-1"},
+        "launch": {"allowPreviewTags": False, "gpu": {"count": 1}},
+        "culling": {"maxAge": 7200, "kernelIdleTimeout": 900},
+    },
+    "cull": {"enabled": True, "users": True, "timeout": 1800, "every": 600, "maxAge": 0},
+}
+
+
+def lookup(values: dict[str, Any], key: str, default: Any = None) -> Any:
+    """z2jh.get_config's contract: dotted keys into the chart's values."""
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def chart_get_config(key: str, default: Any = None) -> Any:
+    return lookup(VALUES, key, default)
+
+
+def chart_config() -> Config:
+    """What the chart's jupyterhub_config.py has set when extraConfig runs (abridged)."""
+    c = Config()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": ["python3", "-m", "jupyterhub_idle_culler", "--timeout=3600"],
+        },
+        {"name": "other", "url": "http://other:8000"},
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "idle-culler", "scopes": ["read:users"], "services": ["idle-culler"]}
+    ]
+    c.JupyterHub.template_paths = ["/usr/local/share/templates"]
+    c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+    c.JupyterHub.db_url = "postgresql://jupyterhub@db.example:5432/jupyterhub"
+    return c
+
+
+def test_z2jh_extra_config() -> None:
+    c = chart_config()
+    settings = configure(c, chart_get_config)
+    assert settings.image_map["intro-ml"] == IMAGE_MAP["intro-ml"]
+    assert c.JupyterHub.spawner_class == "hub.spawner.CourseKubeSpawner"
+    assert c.JupyterHub.authenticator_class == "hub.auth.CourseTmpAuthenticator"
+    assert c.Authenticator.allow_all is True
+    assert c.CourseSpawner.hub_settings is settings
+    assert c.JupyterHub.authenticate_prometheus is False
+    assert c.JupyterHub.template_paths == [TEMPLATES, "/usr/local/share/templates"]
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"idle-culler", "other"}
+    command = services["idle-culler"]["command"]
+    assert command[1:3] == ["-m", "jupyterhub_idle_culler"]
+    # The chart's cull values, custom.culling on top.
+    assert {"--timeout=1800", "--cull-every=600", "--max-age=7200", "--cull-users=true"} <= set(
+        command
+    )
+    assert settings.culling.kernel_idle_timeout == 900
+    assert c.JupyterHub.db_url == "postgresql+psycopg2://jupyterhub@db.example:5432/jupyterhub"
+    (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert role["scopes"] == CULLER_SCOPES and role["services"] == ["idle-culler"]
+    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+
+
+def test_z2jh_config_loads_in_jupyterhub() -> None:
+    """The configuration resolves to our classes in a real JupyterHub application object."""
+    c = chart_config()
+    configure(c, chart_get_config)
+    app = JupyterHub(config=c)
+    assert app.spawner_class is CourseKubeSpawner
+    assert app.authenticator_class is CourseTmpAuthenticator
+    assert app.authenticate_prometheus is False
+
+
+def test_z2jh_reads_the_chart_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("z2jh")
+    module.get_config = chart_get_config  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "z2jh", module)
+    c = Config()
+    configure(c)
+    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+
+
+def test_bad_values_fail_the_hub_start() -> None:
+    custom: dict[str, Any] = VALUES["custom"]  # type: ignore[assignment]
+    broken = {"custom": {**custom, "imageMap": {}}}
+    with pytest.raises(ValueError, match="custom.imageMap: has no image for"):
+        configure(Config(), lambda key, default=None: lookup(broken, key, default))
+
+
+def test_culling_can_be_disabled() -> None:
+    c = chart_config()
+    settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings(enabled=False))
+    configure_hub(c, settings, "hub.spawner.CourseKubeSpawner")
+    assert [s["name"] for s in c.JupyterHub.services] == ["other"]
+    assert not [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("course=a&notebook=b%2Fc.ipynb", [("opt-course", "a"), ("opt-notebook", "b/c.ipynb")]),
+        (
+            "opt-course=a&needs_gpu=0&tag=t",
+            [("opt-course", "a"), ("opt-needs_gpu", "0"), ("opt-tag", "t")],
+        ),
+        ("next=/hub/admin&utm_source=x", []),
+        ("", []),
+        ("course=", [("opt-course", "")]),
+    ],
+)
+def test_login_keeps_launch_arguments(query: str, expected: list[tuple[str, str]]) -> None:
+    assert spawn_arguments(query) == expected
+
+
+def test_local_config(tmp_path: Path) -> None:
+    settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings())
+    params = {
+        "custom": settings_to_custom(settings),
+        "instance": "abc",
+        "port": 8000,
+        "hub_port": 8081,
+        "proxy_api_port": 8001,
+        "proxy_token": "p" * 32,
+        "api_token": "a" * 32,
+        "db_url": f"sqlite:///{tmp_path}/db.sqlite",
+        "state_dir": str(tmp_path),
+    }
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    c = Config()
+    configure_local(c, str(tmp_path / "params.json"))
+    assert c.JupyterHub.spawner_class == "hub.spawner.CourseDockerSpawner"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert c.Spawner.hub_connect_url == "http://127.0.0.1:8081"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.DockerSpawner.network_name == "host" and c.LoopbackDockerSpawner.loopback is True
+    assert c.DockerSpawner.extra_create_kwargs == {"labels": {"ol.hub": "abc"}}
+    assert c.DockerSpawner.env_keep == []
+    assert c.CourseSpawner.hub_settings.image_map == IMAGE_MAP
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert names == ["idle-culler", "ol-local"]
+    app = JupyterHub(config=c)
+    assert app.spawner_class is CourseDockerSpawner
+
+
+def test_user_from_url() -> None:
+    assert user_from_url("http://h/hub/spawn-pending/abc-1?x=1") == "abc-1"
+    assert user_from_url("http://h/user/abc-1/lab/tree/a.ipynb") == "abc-1"
+    assert user_from_url("http://h/hub/spawn?course=x") is None
+
+
+def test_launch_links_cover_every_built_notebook() -> None:
+    links = list(launch_links("http://127.0.0.1:8000", CATALOG, IMAGE_MAP))
+    expected = [(c.slug, n) for c in CATALOG if c.slug in IMAGE_MAP for n in c.notebooks]
+    assert [(slug, notebook) for slug, notebook, _ in links] == expected
+    assert links[0][2] == (
+        "http://127.0.0.1:8000/tmplogin?course=data-analytics"
+        "&notebook=lectures%2F01-dataframes%2Fdataframes.ipynb"
+    )
+
+
+class FakeImage:
+    def __init__(self, tags: list[str], created: str) -> None:
+        self.tags = tags
+        self.attrs = {"Created": created}
+
+
+class FakeClient:
+    def __init__(self, images: list[FakeImage]) -> None:
+        self.images = types.SimpleNamespace(list=lambda: images)
+
+
+def test_local_images_prefer_the_image_map_then_the_project_registry() -> None:
+    client = FakeClient(
+        [
+            FakeImage(
+                [IMAGE_MAP["data-analytics"], "127.0.0.1:5000/ol-course-notebooks:data-analytics"],
+                "1",
+            ),
+            FakeImage(["127.0.0.1:5999/ol-course-notebooks:intro-ml"], "3"),
+            FakeImage(["127.0.0.1:5000/ol-course-notebooks:intro-ml"], "2"),
+            FakeImage(["other/repo:deep-learning-gpu"], "4"),
+        ]
+    )
+    images = local_images(CATALOG, {"data-analytics": IMAGE_MAP["data-analytics"]}, client)
+    assert images == {
+        "data-analytics": IMAGE_MAP["data-analytics"],
+        "intro-ml": "127.0.0.1:5000/ol-course-notebooks:intro-ml",
+    }

@@ -1,0 +1,134 @@
+"""The Helm values' `custom` section -> HubSettings, as infra renders and validates it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from catalog import catalog_to_list
+from hub.launch import GpuSettings
+from hub.settings import CullSettings, SettingsError, parse_custom, settings_to_custom
+from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP
+
+# The contract from the brief, with every course of the test catalog built.
+IMAGES = {**IMAGE_MAP, "unbuilt": "127.0.0.1:5000/ol-course-notebooks:unbuilt-1"}
+CUSTOM: dict[str, Any] = {
+    "catalog": catalog_to_list(CATALOG),
+    "imageMap": IMAGES,
+    "launch": {
+        "allowPreviewTags": False,
+        "previewTags": {"data-analytics": ["pr-42"]},
+        "gpu": {
+            "count": 1,
+            "resourceName": "nvidia.com/gpu",
+            "nodeSelector": {"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+        },
+    },
+}
+
+
+def test_the_contract_parses() -> None:
+    settings = parse_custom(CUSTOM)
+    assert settings.catalog == CATALOG
+    assert settings.image_map == IMAGES
+    assert settings.launch.allow_preview_tags is False
+    assert settings.launch.preview_tags == {"data-analytics": ("pr-42",)}
+    assert settings.launch.gpu == GPU
+    assert settings.culling == CullSettings()
+
+
+def test_round_trip() -> None:
+    settings = parse_custom({**CUSTOM, "culling": {"idleTimeout": 60, "users": False}})
+    assert parse_custom(settings_to_custom(settings)) == settings
+    assert settings.culling.idle_timeout == 60 and settings.culling.users is False
+
+
+def test_no_gpu_section_means_no_gpus() -> None:
+    custom = copy.deepcopy(CUSTOM)
+    del custom["launch"]["gpu"]
+    assert parse_custom(custom).launch.gpu is None
+    assert parse_custom(settings_to_custom(parse_custom(custom))).launch.gpu is None
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    custom = copy.deepcopy(CUSTOM)
+    *parents, last = path.split(".")
+    node = custom
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return custom
+
+
+@pytest.mark.parametrize(
+    "path, value, where",
+    [
+        ("catalog", KeyError, "custom.catalog: is required"),
+        ("catalog", [{"slug": "x"}], "custom.catalog"),
+        ("imageMap.nope", "img", "custom.imageMap.nope: is not a course"),
+        ("imageMap.intro-ml", KeyError, "custom.imageMap: has no image for intro-ml"),
+        ("imageMap.intro-ml", "", "custom.imageMap.intro-ml"),
+        ("imageMap.intro-ml", "has space:1", "custom.imageMap.intro-ml"),
+        ("launch.allowPreviewTags", "yes", "custom.launch.allowPreviewTags"),
+        ("launch.previewTags.nope", ["a"], "custom.launch.previewTags.nope"),
+        ("launch.previewTags.intro-ml", ["bad tag"], "custom.launch.previewTags.intro-ml"),
+        ("launch.previewTags.intro-ml", "pr-1", "custom.launch.previewTags.intro-ml"),
+        ("launch.gpu.count", -1, "custom.launch.gpu.count"),
+        ("launch.gpu.count", True, "custom.launch.gpu.count"),
+        ("launch.gpu.resourceName", "nvidia gpu", "custom.launch.gpu.resourceName"),
+        ("launch.gpu.nodeSelector", {"bad key!": "x"}, "custom.launch.gpu.nodeSelector"),
+        ("launch.gpu.tolerations", [{"key": "a", "operator": "Maybe"}], "operator"),
+        ("launch.gpu.tolerations", [{"key": "a", "effect": "Never"}], "effect"),
+        ("launch.gpu.tolerations", [{"key": "a", "colour": "red"}], "colour: unknown key"),
+        ("launch.gpu.tolerations", [{"operator": "Exists", "value": "x"}], "value"),
+        ("launch.gpu.extra", 1, "custom.launch.gpu.extra: unknown key"),
+        ("launch.typo", 1, "custom.launch.typo: unknown key"),
+        ("culling.idleTimeout", 0, "custom.culling.idleTimeout"),
+        ("culling.users", "true", "custom.culling.users"),
+        ("culling.idle", 5, "custom.culling.idle: unknown key"),
+        ("extra", 1, "custom.extra: unknown key"),
+    ],
+)
+def test_errors_name_the_key(path: str, value: Any, where: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_custom(with_change(path, value))
+    assert where in str(caught.value)
+
+
+def test_missing_images_allowed_for_local_use() -> None:
+    custom = with_change("imageMap.intro-ml", KeyError)
+    assert "intro-ml" not in parse_custom(custom, require_all_images=False).image_map
+
+
+def test_culler_and_kernel_arguments() -> None:
+    culling = CullSettings(idle_timeout=600, max_age=3600, every=60, users=True, concurrency=5)
+    assert culling.culler_arguments() == [
+        "--timeout=600",
+        "--cull-every=60",
+        "--concurrency=5",
+        "--max-age=3600",
+        "--cull-users=true",
+    ]
+    assert "--max-age" not in " ".join(CullSettings(max_age=0).culler_arguments())
+    assert "--cull-users" not in " ".join(CullSettings(users=False).culler_arguments())
+    kernel = CullSettings(kernel_idle_timeout=300, kernel_cull_interval=30, cull_connected=True)
+    assert kernel.single_user_arguments()[:3] == [
+        "--MappingKernelManager.cull_idle_timeout=300",
+        "--MappingKernelManager.cull_interval=30",
+        "--MappingKernelManager.cull_connected=True",
+    ]
+    assert CullSettings(kernel_idle_timeout=0).single_user_arguments() == []
+    assert CullSettings(enabled=False).single_user_arguments() == []
+
+
+def test_gpu_defaults() -> None:
+    settings = parse_custom(with_change("launch.gpu", {}))
+    assert settings.launch.gpu == GpuSettings()
