@@ -29,13 +29,23 @@ def commit_all(repo: Path, message: str) -> None:
     git(repo, "-c", "user.name=tools", "-c", "user.email=tools@localhost", "commit", "-qm", message)
 
 
-def copy_repo(source: Path, destination: Path) -> Path:
-    """Copies the checkout at `source` to `destination`, committed there; returns it."""
-    files = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for name in filter(None, files):
-        if (source / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, destination / name)
+def copy_repo(source: Path, destination: Path, *, committed_only: bool = False) -> Path:
+    """Copies the checkout at `source` to `destination`, committed there; returns it.
+
+    By default the working tree as it is (so tests see uncommitted work); with `committed_only`,
+    the files of source's HEAD commit.
+    """
+    if committed_only:
+        archive = subprocess.run(
+            ["git", "-C", str(source), "archive", "HEAD"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
+    else:
+        files = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        for name in filter(None, files.split("\0")):
+            if (source / name).is_file():
+                (destination / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / name, destination / name)
     git(destination, "init", "-q", "-b", "main")
     commit_all(destination, "copy of the monorepo")
     return destination

@@ -60,6 +60,7 @@ from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
 from catalog import METADATA_FILE, CatalogError, Course, parse_course
+from course_targets import quality
 
 COURSE_TEMPLATE = "images/course/Dockerfile"
 COURSE_TEMPLATE_TARGET = "images/course:template"
@@ -172,7 +173,11 @@ async def generate_course_targets(
             template[0].content.decode(), course
         )
     image = DockerImageTarget(image_fields, address.create_generated("image"), union_membership)
-    return GeneratedTargets(request.generator, [image, *content])
+    # `#check` and `#smoke-test`: the course quality gate (quality.py).
+    tests = quality.course_test_targets(
+        request.template, address, course, content, image, union_membership
+    )
+    return GeneratedTargets(request.generator, [image, *content, *tests])
 
 
 # --- the image map --------------------------------------------------------------------------
@@ -275,7 +280,7 @@ async def find_putative_courses(request: PutativeCourseTargetsRequest) -> Putati
 
 
 def target_types():
-    return [CourseTarget, CourseImageMapTarget]
+    return [CourseTarget, CourseImageMapTarget, *quality.target_types()]
 
 
 def rules():
@@ -284,4 +289,5 @@ def rules():
         UnionRule(GenerateTargetsRequest, GenerateCourseTargetsRequest),
         UnionRule(PackageFieldSet, CourseImageMapFieldSet),
         UnionRule(PutativeTargetsRequest, PutativeCourseTargetsRequest),
+        *quality.rules(),
     ]

@@ -1,0 +1,43 @@
+"""The committed inventory of what each flavor provides matches the base images as built now.
+
+The static `missing-dependency` check reads tools/course_check/flavor_modules.json instead of
+building images; this test keeps it honest. When it fails after a base image change, regenerate:
+`./pants package images/base:pytorch images/base:tensorflow && ./pants run tools:flavor-modules`.
+"""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from catalog import FLAVORS
+from tools.course_check.dependencies import load_flavors
+from tools.course_check.inventory import image_inventory
+
+REGENERATE = (
+    "regenerate it: ./pants package images/base:pytorch images/base:tensorflow && "
+    "./pants run tools:flavor-modules"
+)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_inventory_matches_the_image(
+    flavor: str, client: docker.DockerClient, base_images: dict[str, str]
+) -> None:
+    actual = image_inventory(client, base_images[flavor])
+    committed = load_flavors()[flavor]
+    missing = sorted(set(actual["modules"]) - committed.modules)
+    extra = sorted(committed.modules - set(actual["modules"]))
+    assert not missing and not extra, (
+        f"flavor_modules.json is out of date for {flavor}: the image also has {missing[:20]}, "
+        f"no longer has {extra[:20]}; {REGENERATE}"
+    )
+    assert dict(committed.installed) == actual["installed"], REGENERATE
+    assert {k: list(v) for k, v in committed.distributions.items()} == actual["distributions"]
+
+
+def test_the_tensorflow_flavor_extends_pytorch() -> None:
+    flavors = load_flavors()
+    assert flavors["pytorch"].modules < flavors["tensorflow"].modules
+    assert "tensorflow" in flavors["tensorflow"].modules
+    assert {"numpy", "pandas", "scipy", "sklearn", "matplotlib"} <= flavors["pytorch"].modules

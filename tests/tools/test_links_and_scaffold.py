@@ -1,0 +1,131 @@
+"""Launch links (URL shape, encoding, base URL per stack) and the new-course scaffold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalog import CatalogError, load_catalog
+from hub.launch import launchable_courses, query_arguments
+from tools import links, new_course
+from tools.course_check.static import check_course
+
+INFRA = Path("infra")
+
+
+def test_link_shape_and_encoding() -> None:
+    url = links.launch_link("https://h.example.org/", "intro-ml", "lectures/01 intro/a&b#1+ü.ipynb")
+    assert url == (
+        "https://h.example.org/tmplogin?course=intro-ml"
+        "&notebook=lectures/01%20intro/a%26b%231%2B%C3%BC.ipynb"
+    )
+    assert (
+        links.launch_link("http://127.0.0.1:8000", "x") == "http://127.0.0.1:8000/tmplogin?course=x"
+    )
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60).map(
+        lambda s: s + ".ipynb"
+    )
+)
+def test_the_hub_reads_back_exactly_the_notebook_the_link_names(notebook: str) -> None:
+    url = urlsplit(links.launch_link(links.LOCAL_BASE_URL, "course-1", notebook))
+    assert url.path == "/tmplogin" and not url.fragment
+    assert query_arguments(url.query) == {"course": ["course-1"], "notebook": [notebook]}
+
+
+def test_base_url_per_stack(tmp_path: Path) -> None:
+    assert links.base_url(None, tmp_path) == links.LOCAL_BASE_URL
+    assert links.base_url("local", tmp_path) == links.LOCAL_BASE_URL
+    (tmp_path / "Pulumi.qa.yaml").write_text("config:\n  proj:domain: qa.example.org\n")
+    assert links.base_url("qa", tmp_path) == "https://qa.example.org"
+    with pytest.raises(links.LinkError, match="stacks: qa"):
+        links.base_url("nope", tmp_path)
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  aws:region: x\n")
+    with pytest.raises(links.LinkError, match="domain"):
+        links.base_url("bad", tmp_path)
+
+
+@pytest.mark.skipif(not (INFRA / "Pulumi.prod.yaml").is_file(), reason="infra/ has no prod stack")
+def test_base_url_of_the_real_stacks() -> None:
+    for stack in ("dev", "stage", "prod"):
+        if (INFRA / f"Pulumi.{stack}.yaml").is_file():
+            url = links.base_url(stack, INFRA)
+            assert url.startswith("https://") and "." in url
+
+
+def test_every_notebook_of_every_course_gets_a_link() -> None:
+    catalog = load_catalog()
+    all_links = [link for c in catalog for link in links.course_links(c, "https://h")]
+    assert len(all_links) == sum(len(c.notebooks) for c in catalog)
+    text = links.render(all_links, {c.slug: c.title for c in catalog}, "https://h")
+    for course in catalog:
+        assert f"{course.slug}: {course.title}" in text
+
+
+class FakeContainers:
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+
+    def run(self, image: str, command: list[str], **kwargs) -> bytes:
+        assert kwargs["network_mode"] == "none" and kwargs["remove"]
+        return str([p in self.present for p in command[3:]]).lower().encode()
+
+
+class FakeClient:
+    def __init__(self, present: set[str]) -> None:
+        self.containers = FakeContainers(present)
+
+
+def test_check_links_marks_notebooks_missing_from_the_image() -> None:
+    course = load_catalog().courses[0]
+    found, problems = links.check_links(
+        links.course_links(course, "https://h"),
+        {course.slug: "r/c:1"},
+        FakeClient(set(course.notebooks[1:])),
+    )
+    assert [link.in_image for link in found] == [False, *[True] * (len(course.notebooks) - 1)]
+    assert problems == []
+    _, problems = links.check_links(links.course_links(course, "https://h"), {}, FakeClient(set()))
+    assert "no image in the image map" in problems[0]
+
+
+# --- new-course ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flavor, gpu",
+    [("pytorch", False), ("pytorch", True), ("tensorflow", False), ("tensorflow", True)],
+)
+def test_a_scaffolded_course_passes_every_check_and_is_listed_by_the_hub(
+    tmp_path: Path, flavor: str, gpu: bool
+) -> None:
+    directory = new_course.scaffold(tmp_path, "my-course", flavor, gpu, "My Course")
+    assert (directory / "BUILD").read_text() == "course()\n"
+    catalog = load_catalog(tmp_path)
+    course = catalog["my-course"]
+    assert (course.title, course.flavor, course.gpu) == ("My Course", flavor, gpu)
+    report = check_course(directory)
+    assert report.passed, [f.render() for f in report.findings]
+    # The hub lists every catalog course that has an image in the image map.
+    listed = launchable_courses(catalog, {"my-course": "r/ol-course-notebooks:my-course-1"})
+    assert [c.slug for c in listed] == ["my-course"]
+
+
+def test_the_scaffold_refuses_bad_slugs_and_existing_courses(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError):
+        new_course.scaffold(tmp_path, "Not_A_Slug", "pytorch", False)
+    assert not (tmp_path / "courses" / "Not_A_Slug").exists()
+    new_course.scaffold(tmp_path, "taken", "pytorch", False)
+    with pytest.raises(FileExistsError):
+        new_course.scaffold(tmp_path, "taken", "pytorch", False)
+    assert new_course.main(["taken", "--root", str(tmp_path)]) == 1
+    assert (
+        new_course.main(["fresh", "--flavor", "tensorflow", "--gpu", "--root", str(tmp_path)]) == 0
+    )
+    assert load_catalog(tmp_path)["fresh"].gpu

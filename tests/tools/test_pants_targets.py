@@ -1,0 +1,120 @@
+"""The quality gate in Pants: per-course `#check` and `#smoke-test` test targets.
+
+Runs the real Pants (and the in-repo plugin) on a committed temporary copy of the repo: the
+targets exist, `--changed-since` selects exactly the affected courses' tests, and `./pants test`
+passes a freshly scaffolded course and fails a broken one with the precise message, leaving the
+JSON results the publish gate reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from catalog import load_catalog
+from tools import new_course, publish_gate
+from tools.repo_copy import PantsFailed, copy_repo, git, run_pants
+
+TEST_TYPES = "--filter-target-type=course_check,course_smoke_test"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = os.environ.get("MONOREPO_ROOT")
+    if not root or not (Path(root) / "pants.toml").is_file():
+        pytest.skip("MONOREPO_ROOT is not set: run this test through `./pants test`")
+    return copy_repo(Path(root), tmp_path_factory.mktemp("monorepo"))
+
+
+def selected(repo: Path) -> set[str]:
+    args = ["--changed-since=HEAD", "--changed-dependents=transitive", TEST_TYPES, "list"]
+    return set(run_pants(repo, *args).split())
+
+
+def restore(repo: Path) -> None:
+    git(repo, "checkout", "--", ".")
+    git(repo, "clean", "-fdq", "courses")
+
+
+def test_every_course_has_a_check_and_a_smoke_test_on_its_image(repo: Path) -> None:
+    catalog = load_catalog(repo)
+    targets = set(run_pants(repo, TEST_TYPES, "list", "courses::").split())
+    assert targets == {
+        f"courses/{c.slug}#{kind}" for c in catalog for kind in ("check", "smoke-test")
+    }
+    slug = catalog.slugs[0]
+    dependencies = run_pants(repo, "dependencies", f"courses/{slug}#smoke-test").split()
+    assert f"courses/{slug}#image" in dependencies
+
+
+def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
+    catalog = load_catalog(repo)
+    try:
+        course = catalog.courses[0]
+        notebook = repo / course.directory / course.notebooks[0]
+        notebook.write_text(notebook.read_text().replace('"cells": [', '"cells": [ ', 1))
+        assert selected(repo) == {
+            f"courses/{course.slug}#check",
+            f"courses/{course.slug}#smoke-test",
+        }
+        restore(repo)
+
+        with (repo / "images/base/Dockerfile.tensorflow").open("a") as dockerfile:
+            dockerfile.write("# a change\n")
+        on_tensorflow = {
+            f"courses/{c.slug}#smoke-test" for c in catalog if c.flavor == "tensorflow"
+        }
+        assert on_tensorflow and selected(repo) == on_tensorflow
+    finally:
+        restore(repo)
+
+
+def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> None:
+    new_course.scaffold(repo, "fresh-course", "pytorch", False)
+    broken = repo / "courses/missing-dependency"
+    shutil.copytree(Path("tests/fixtures/broken-courses/missing-dependency"), broken)
+    (broken / "BUILD").write_text("course()\n")
+    try:
+        with pytest.raises(PantsFailed) as failed:
+            run_pants(repo, "test", "courses/fresh-course::", "courses/missing-dependency::")
+        log = str(failed.value)
+        assert "✓ courses/fresh-course#check succeeded" in log
+        assert "✓ courses/fresh-course#smoke-test succeeded" in log
+        assert "✕ courses/missing-dependency#check failed" in log
+        assert "✕ courses/missing-dependency#smoke-test failed" in log
+        assert "[missing-dependency] imports `seaborn`" in log
+        assert "cell 3: ModuleNotFoundError: No module named 'seaborn'" in log
+
+        results = repo / "dist/test"
+        smoke = json.loads(
+            (
+                results / "courses.missing-dependency@smoke-test/missing-dependency.smoke-test.json"
+            ).read_text()
+        )
+        assert smoke["passed"] is False and smoke["notebooks"][0]["cell"] == 3
+        assert (results / "courses.fresh-course@smoke-test/fresh-course.smoke-test.xml").is_file()
+
+        # The publish gate, on what Pants wrote: only the course that passed is published.
+        image_map = {
+            r["course"]: r["image"]
+            for r in (json.loads(p.read_text()) for p in results.rglob("*.smoke-test.json"))
+        }
+        (repo / "map.json").write_text(json.dumps(image_map))
+        targets = repo / "targets.txt"
+        status = publish_gate.main(
+            [
+                "--results", str(results), "--image-map", str(repo / "map.json"),
+                "--targets-out", str(targets), "--deploy-map-out", str(repo / "deploy.json"),
+            ]  # fmt: skip
+        )
+        assert status == 0
+        assert targets.read_text() == "courses/fresh-course#image\n"
+        assert json.loads((repo / "deploy.json").read_text()) == {
+            "fresh-course": image_map["fresh-course"]
+        }
+    finally:
+        restore(repo)

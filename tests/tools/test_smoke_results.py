@@ -1,0 +1,198 @@
+"""Smoke-test results without Docker: interpreting a container's end, rendering, JSON, JUnit."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree
+
+import pytest
+
+from tools.course_check.in_container import MARKER
+from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
+from tools.course_check.report import smoke_junit, smoke_summary
+from tools.course_check.smoke import ContainerOutcome, interpret
+
+LIMIT = 1_000_000_000
+
+
+def event(**data) -> str:
+    return MARKER + json.dumps(data)
+
+
+def outcome(*lines: str, exit_code: int = 0, oom: bool = False, timed_out: bool = False):
+    return ContainerOutcome("\n".join(lines), exit_code, oom, timed_out, 4.25, None)
+
+
+def test_passed() -> None:
+    result = interpret(
+        "a.ipynb",
+        outcome(
+            event(event="cell", cell=2), event(event="result", status="passed", peak_memory_bytes=5)
+        ),
+        LIMIT,
+        60,
+    )
+    assert result == NotebookResult("a.ipynb", Status.PASSED, 4.25, peak_memory_bytes=5)
+
+
+def test_failed_cell_with_module_advice() -> None:
+    result = interpret(
+        "a.ipynb",
+        outcome(
+            "\x1b[31mnoise\x1b[0m",
+            event(event="cell", cell=3),
+            event(
+                event="result",
+                status="failed",
+                cell=3,
+                exception="ModuleNotFoundError",
+                message="No module named 'sklearn'",
+                traceback="Traceback\nModuleNotFoundError: No module named 'sklearn'",
+            ),
+            exit_code=1,
+        ),
+        LIMIT,
+        60,
+    )
+    assert (result.status, result.cell, result.exception) == (
+        Status.FAILED,
+        3,
+        "ModuleNotFoundError",
+    )
+    assert "scikit-learn" in result.message and "requirements.txt" in result.message
+    assert result.summary().startswith("failed: cell 3: ModuleNotFoundError: No module named")
+
+
+def test_timed_out_names_the_running_cell() -> None:
+    result = interpret(
+        "a.ipynb",
+        outcome(
+            event(event="cell", cell=2), event(event="cell", cell=5), timed_out=True, exit_code=137
+        ),
+        LIMIT,
+        30,
+    )
+    assert (result.status, result.cell) == (Status.TIMED_OUT, 5)
+    assert "still running after 30 s in cell 5" in result.message
+
+
+@pytest.mark.parametrize(
+    "lines, oom, exit_code",
+    [
+        # the kernel was killed and the runner saw the cgroup's oom_kill counter
+        (
+            [event(event="cell", cell=4), event(event="result", status="out-of-memory", cell=4)],
+            False,
+            1,
+        ),
+        # the kernel died and Docker says OOMKilled
+        (
+            [event(event="cell", cell=4), event(event="result", status="kernel-died", cell=4)],
+            True,
+            1,
+        ),
+        # the whole container was killed (the runner never reported)
+        ([event(event="cell", cell=4)], False, 137),
+    ],
+)
+def test_out_of_memory(lines: list[str], oom: bool, exit_code: int) -> None:
+    result = interpret("a.ipynb", outcome(*lines, oom=oom, exit_code=exit_code), 384_000_000, 60)
+    assert (result.status, result.cell) == (Status.OUT_OF_MEMORY, 4)
+    assert "memory limit of 384M" in result.message
+    assert result.peak_memory_bytes == 384_000_000
+
+
+def test_missing_and_runner_errors() -> None:
+    missing = interpret(
+        "n/a.ipynb",
+        outcome(
+            event(event="result", status="missing", message="not found; notebooks there: b.ipynb"),
+            exit_code=3,
+        ),
+        LIMIT,
+        60,
+    )
+    assert missing.status is Status.MISSING and "b.ipynb" in missing.message
+    crashed = interpret("a.ipynb", outcome("python3: not found", exit_code=127), LIMIT, 60)
+    assert crashed.status is Status.ERROR and "code 127" in crashed.message
+    assert "python3: not found" in crashed.log_tail
+
+
+def test_kernel_died_without_oom_is_a_failure() -> None:
+    result = interpret(
+        "a.ipynb",
+        outcome(
+            event(event="result", status="kernel-died", cell=2, message="Kernel died"), exit_code=1
+        ),
+        LIMIT,
+        60,
+    )
+    assert result.status is Status.FAILED and "the kernel died" in result.message
+
+
+def test_human_memory() -> None:
+    assert [human_memory(v) for v in (2**31, 10**9, 384 * 10**6, 512 * 2**20, 1234567)] == [
+        "2Gi",
+        "1G",
+        "384M",
+        "512Mi",
+        "1 MB",
+    ]
+
+
+def results() -> list[SmokeResult]:
+    ok = NotebookResult("lectures/a b.ipynb", Status.PASSED, 3.0, peak_memory_bytes=200_000_000)
+    bad = NotebookResult(
+        "b.ipynb", Status.FAILED, 2.5, 100, 3, "KeyError", "'x'", log_tail="Traceback <x>"
+    )
+    hung = NotebookResult("c.ipynb", Status.TIMED_OUT, 60.0, None, 2, None, "still running")
+    return [
+        SmokeResult("good", "r/img:good-1", 2**30, 300, False, (ok,)),
+        SmokeResult("bad", "r/img:bad-1", 10**9, 60, True, (ok, bad, hung)),
+        SmokeResult(
+            "gone", "r/img:gone-1", 10**9, 60, False, (), error="image r/img:gone-1 missing"
+        ),
+    ]
+
+
+def test_json_round_trip() -> None:
+    for result in results():
+        data = json.loads(json.dumps(result.to_dict()))
+        assert data["kind"] == "course-smoke-test"
+        assert SmokeResult.from_dict(data) == result
+        assert data["passed"] == (result.course == "good")
+
+
+def test_summary_table() -> None:
+    text = smoke_summary(results())
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "course",
+        "notebook",
+        "result",
+        "time",
+        "(s)",
+        "peak",
+        "memory",
+        "limit",
+    ]
+    assert any(line.split()[:3] == ["bad", "b.ipynb", "failed"] for line in lines)
+    assert "bad: b.ipynb: failed: cell 3: KeyError: 'x'" in text
+    assert "bad: c.ipynb: timed-out: cell 2: still running" in text
+    assert "gone: image r/img:gone-1 missing" in text
+    assert text.endswith("1 of 3 course(s) passed")
+
+
+def test_junit() -> None:
+    suite = ElementTree.fromstring(smoke_junit(results()[1]))
+    assert suite.tag == "testsuite" and suite.get("name") == "smoke-test.bad"
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["lectures/a b.ipynb", "b.ipynb", "c.ipynb"]
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.get("type") == "failed"
+    assert failure.get("message") == "failed: cell 3: KeyError: 'x'"
+    assert failure.text == "Traceback <x>"
+    assert cases[2].find("failure").get("type") == "timed-out"  # type: ignore[union-attr]
+    gone = ElementTree.fromstring(smoke_junit(results()[2]))
+    assert gone.get("errors") == "1" and gone.find("testcase/error") is not None

@@ -1,0 +1,211 @@
+"""Static checks: every sample course passes; each broken fixture fails with a precise finding."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from catalog import load_catalog
+from catalog.course import MAX_REPO_FILE_BYTES
+from tools import check_courses
+from tools.course_check.dependencies import (
+    Flavor,
+    load_flavors,
+    modules_of_requirements,
+    parse_requirements,
+)
+from tools.course_check.model import CheckReport
+from tools.course_check.static import CourseFiles, check_course, check_course_files
+
+FIXTURES = Path("tests/fixtures/broken-courses")
+CATALOG = load_catalog()
+
+
+def only(report: CheckReport):
+    assert len(report.findings) == 1, [f.render() for f in report.findings]
+    return report.findings[0]
+
+
+@pytest.mark.parametrize("slug", CATALOG.slugs)
+def test_every_sample_course_passes(slug: str) -> None:
+    report = check_course(Path("courses") / slug)
+    assert report.passed, [f.render() for f in report.findings]
+
+
+def test_missing_dependency_names_notebook_cell_module_and_distribution() -> None:
+    finding = only(check_course(FIXTURES / "missing-dependency"))
+    assert finding.check == "missing-dependency"
+    assert (finding.file, finding.cell) == ("notebooks/plots.ipynb", 3)
+    assert finding.details["module"] == "seaborn"
+    assert finding.details["distribution"] == "seaborn"
+    assert "neither the pytorch base image nor requirements.txt" in finding.message
+    assert "`seaborn==<version>`" in finding.message
+
+
+def test_missing_data_names_the_file_as_written_and_resolved() -> None:
+    finding = only(check_course(FIXTURES / "missing-data"))
+    assert (finding.check, finding.file, finding.cell) == (
+        "missing-data",
+        "notebooks/prices.ipynb",
+        4,
+    )
+    assert "'../data/prices.csv'" in finding.message and "data/prices.csv" in finding.message
+
+
+def test_moved_notebook_points_to_where_it_went() -> None:
+    finding = only(check_course(FIXTURES / "moved-notebook"))
+    assert (finding.check, finding.file) == ("metadata", "course.toml")
+    assert "notebooks/intro.ipynb" in finding.message
+    assert "it is now at lectures/intro.ipynb" in finding.message
+
+
+def test_syntax_error_names_the_cell() -> None:
+    finding = only(check_course(FIXTURES / "syntax-error"))
+    assert (finding.check, finding.file, finding.cell) == ("syntax", "notebooks/typo.ipynb", 3)
+    assert "was never closed" in finding.message
+
+
+@pytest.mark.parametrize("slug", ["memory-hog", "hangs"])
+def test_runtime_only_problems_pass_the_static_checks(slug: str) -> None:
+    assert check_course(FIXTURES / slug).passed
+
+
+def course(tmp_path: Path, slug: str = "demo", **files: str | bytes) -> Path:
+    directory = tmp_path / slug
+    base = {
+        "course.toml": 'title = "Demo"\nflavor = "pytorch"\nnotebooks = ["a.ipynb"]\n',
+        "requirements.txt": "",
+        "a.ipynb": json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "id": "c1",
+                        "source": "import numpy",
+                        "metadata": {},
+                        "outputs": [],
+                        "execution_count": None,
+                    }
+                ],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        ),
+    }
+    for name, content in {**base, **files}.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return directory
+
+
+def test_a_minimal_course_passes(tmp_path: Path) -> None:
+    assert check_course(course(tmp_path)).passed
+
+
+def test_invalid_notebooks(tmp_path: Path) -> None:
+    report = check_course(course(tmp_path, **{"a.ipynb": "{not json", "old.ipynb": '{"cells": 3}'}))
+    findings = {(f.file, f.check) for f in report.findings}
+    assert findings == {("a.ipynb", "notebook-format"), ("old.ipynb", "notebook-format")}
+
+
+def test_a_file_over_the_limit_points_to_fetch_at_build(tmp_path: Path) -> None:
+    directory = course(tmp_path)
+    big = directory / "data" / "big.parquet"
+    big.parent.mkdir()
+    with big.open("wb") as f:  # sparse: no disk used
+        f.truncate(MAX_REPO_FILE_BYTES + 1)
+    finding = only(check_course(directory))
+    assert (finding.check, finding.file) == ("file-size", "data/big.parquet")
+    assert "[[data]]" in finding.message and "fetch-course-data" in finding.message
+
+
+def test_unpinned_and_option_requirements(tmp_path: Path) -> None:
+    text = "tabulate==0.9.0\nseaborn>=0.13\n-r other.txt\nrich\nnumpy == 2.4.6  # provides: np\n"
+    report = check_course(course(tmp_path, **{"requirements.txt": text}))
+    messages = sorted(f.message for f in report.findings)
+    assert all(f.check == "requirements-pinned" for f in report.findings)
+    assert len(messages) == 3
+    assert any("line 2: 'seaborn>=0.13' is not pinned" in m for m in messages)
+    assert any("line 3" in m and "not allowed" in m for m in messages)
+    assert any("line 4: 'rich' is not pinned" in m for m in messages)
+
+
+def test_requirement_parsing() -> None:
+    requirements, problems = parse_requirements(
+        "# comment\n\nA_B.c[extra]==1.0 ; python_version>='3.9'\n"
+        "pkg==2.0 \\\n    --hash=sha256:abc\nx @ https://h/x.whl#sha256=00\ny~=1.0\n"
+    )
+    assert problems == []
+    assert [(r.name, r.pinned, r.line) for r in requirements] == [
+        ("A_B.c", True, 3),
+        ("pkg", True, 4),
+        ("x", True, 6),
+        ("y", False, 7),
+    ]
+
+
+def test_requirements_provide_modules() -> None:
+    requirements, _ = parse_requirements(
+        "scikit-image==0.24.0\ntensorflow-cpu==2.21.0\nodd-name==1.0  # provides: odd, other\n"
+    )
+    modules = modules_of_requirements(requirements, load_flavors())
+    assert modules["skimage"] == "scikit-image"
+    assert modules["tensorflow"] == "tensorflow-cpu"
+    assert modules["odd"] == modules["other"] == "odd-name"
+
+
+def test_imports_from_requirements_local_modules_and_the_flavor(tmp_path: Path) -> None:
+    notebook = json.loads((course(tmp_path, "x") / "a.ipynb").read_text())
+    notebook["cells"][0][
+        "source"
+    ] = "import tabulate, helpers, sklearn, json\nfrom lib.util import f\nimport tensorflow"
+    directory = course(
+        tmp_path,
+        **{
+            "a.ipynb": json.dumps(notebook),
+            "requirements.txt": "tabulate==0.9.0\n",
+            "helpers.py": "",
+            "lib/util.py": "",
+        },
+    )
+    finding = only(check_course(directory))
+    assert finding.details["module"] == "tensorflow"  # the tensorflow flavor has it, pytorch not
+    flavor = 'flavor = "tensorflow"'
+    toml = (directory / "course.toml").read_text().replace('flavor = "pytorch"', flavor)
+    (directory / "course.toml").write_text(toml)
+    assert check_course(directory).passed
+
+
+def test_checks_use_the_given_inventory() -> None:
+    files = CourseFiles.read(Path("courses") / CATALOG.slugs[0])
+    empty = {name: Flavor(name, frozenset({"os", "sys"}), {}) for name in ("pytorch", "tensorflow")}
+    report = check_course_files(files, empty)
+    assert report.findings and {f.check for f in report.findings} == {"missing-dependency"}
+
+
+def test_the_command_line_writes_json_and_junit(tmp_path: Path, capsys) -> None:
+    status = check_courses.main(
+        [
+            str(FIXTURES / "syntax-error"),
+            "courses/" + CATALOG.slugs[0],
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "notebooks/typo.ipynb: cell 3: [syntax]" in out
+    assert "1 of 2 course(s) passed" in out
+    data = json.loads((tmp_path / "syntax-error.course-check.json").read_text())
+    assert data["kind"] == "course-check" and not data["passed"]
+    assert CheckReport.from_dict(data).findings[0].cell == 3
+    assert "<failure" in (tmp_path / "syntax-error.course-check.xml").read_text()
+    assert os.path.exists(tmp_path / f"{CATALOG.slugs[0]}.course-check.json")

@@ -1,0 +1,209 @@
+"""Benchmark: smoke-test time per course in its image versus nbclient directly on the host.
+
+    ./pants package courses::   (the images and dist/courses/image-map.json)
+    ./pants run tools:bench-smoke -- [COURSE ...] [--repeat 3] [--max-ratio 1.5]
+
+The host side runs the same runner (tools/course_check/in_container.py) with nbclient, in a
+virtualenv per flavor holding the base image's notebook packages (images/base/
+standin-requirements.txt without the servers, plus TensorFlow for the tensorflow flavor) and the
+course's requirements.txt, on a copy of the course directory. The container side is the smoke
+test itself, timed from creating the container to removing it. Host and container runs
+alternate and the best of --repeat runs per notebook counts, so that other work on the machine
+skews both alike. Prints a table (seconds summed over the course's notebooks) and exits 1 when a
+course's ratio exceeds --max-ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from catalog import Course, find_repo_root, load_catalog
+from tools.course_check.smoke import run_notebook, runner_source
+
+IMAGE_MAP = Path("dist/courses/image-map.json")
+#: The base image's own server packages: not needed to run notebooks on the host.
+_SERVER_ONLY = {"jupyterhub", "jupyterlab"}
+
+
+@dataclass(frozen=True)
+class Row:
+    course: str
+    notebooks: int
+    host_seconds: float
+    container_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.container_seconds / self.host_seconds if self.host_seconds else float("inf")
+
+
+def flavor_requirements(root: Path, flavor: str) -> list[str]:
+    lines = (root / "images/base/standin-requirements.txt").read_text().splitlines()
+    packages = [
+        line.strip()
+        for line in lines
+        if line.strip()
+        and not line.startswith("#")
+        and re.split(r"[=<>!~ ]", line.strip())[0].lower() not in _SERVER_ONLY
+    ]
+    if flavor == "tensorflow":
+        dockerfile = (root / "images/base/Dockerfile.tensorflow").read_text()
+        match = re.search(r"ARG TENSORFLOW_PACKAGE=(\S+)", dockerfile)
+        packages.append(match.group(1) if match else "tensorflow-cpu")
+    return packages
+
+
+def host_venv(cache: Path, python: str, requirements: list[str], extra: Path) -> Path:
+    """A virtualenv with `requirements` (cached by their hash) plus a course's requirements.txt."""
+    key = hashlib.sha256("\n".join([python, *requirements]).encode()).hexdigest()[:16]
+    venv = cache / f"venv-{key}"
+    if not (venv / ".complete").exists():
+        print(f"bench-smoke: creating {venv} ({len(requirements)} packages)")
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *requirements],
+            check=True,
+        )
+        (venv / ".complete").write_text("")
+    if extra.is_file() and any(
+        line.strip() and not line.startswith("#") for line in extra.read_text().splitlines()
+    ):
+        subprocess.run(
+            [
+                str(venv / "bin/pip"),
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                str(extra),
+            ],
+            check=True,
+        )
+    return venv
+
+
+def run_on_host(venv: Path, course_copy: Path, notebook: str, timeout: int) -> float:
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    for name in [k for k in env if k.startswith("PEX_")]:
+        env.pop(name)
+    start = time.monotonic()
+    result = subprocess.run(
+        [str(venv / "bin/python"), "-c", runner_source(), notebook],
+        cwd=course_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{notebook} failed on the host:\n{result.stdout[-3000:]}")
+    return seconds
+
+
+def run_in_container(
+    client: docker.DockerClient, image: str, course: Course, notebook: str
+) -> float:
+    start = time.monotonic()
+    result = run_notebook(client, image, course, notebook)
+    seconds = time.monotonic() - start
+    if not result.passed:
+        raise RuntimeError(f"{course.slug} {notebook} failed in {image}: {result.summary()}")
+    return seconds
+
+
+def table(rows: Sequence[Row], max_ratio: float) -> str:
+    lines = [
+        "| course | notebooks | host nbclient (s) | in its image (s) | container adds | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        added = r.container_seconds - r.host_seconds
+        verdict = "" if r.ratio <= max_ratio else " (over the limit)"
+        lines.append(
+            f"| {r.course} | {r.notebooks} | {r.host_seconds:.1f} | {r.container_seconds:.1f} "
+            f"| {added:+.1f} s ({added / r.host_seconds:+.0%}) | {r.ratio:.2f}{verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("courses", nargs="*", help="course slugs (default: every course)")
+    parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per notebook; the best counts")
+    parser.add_argument("--max-ratio", type=float, default=1.5)
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache/ol-course-notebooks/bench-smoke"
+    )
+    parser.add_argument(
+        "--python",
+        default=getattr(sys, "_base_executable", sys.executable),
+        help="the host interpreter for the virtualenvs (the images use Python 3.11)",
+    )
+    args = parser.parse_args(argv)
+    root = find_repo_root()
+    catalog = load_catalog(root)
+    if not args.image_map.is_file():
+        parser.error(f"{args.image_map} is missing: run `./pants package courses::` first")
+    image_map = json.loads(args.image_map.read_text())
+    client = docker.from_env()
+    print(
+        f"bench-smoke: load average at the start {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
+    )
+    rows = []
+    for course in catalog:
+        if args.courses and course.slug not in args.courses:
+            continue
+        venv = host_venv(
+            args.cache,
+            args.python,
+            flavor_requirements(root, course.flavor),
+            root / course.directory / "requirements.txt",
+        )
+        host_total = container_total = 0.0
+        with tempfile.TemporaryDirectory(prefix=f"bench-{course.slug}-") as tmp:
+            copy = Path(tmp) / course.slug
+            shutil.copytree(root / course.directory, copy)
+            for notebook in course.notebooks:
+                host, container = [], []
+                for _ in range(max(args.repeat, 1)):
+                    timeout = course.smoke_test.timeout_seconds
+                    host.append(run_on_host(venv, copy, notebook, timeout))
+                    container.append(
+                        run_in_container(client, image_map[course.slug], course, notebook)
+                    )
+                print(
+                    f"bench-smoke: {course.slug} {notebook}: host {min(host):.1f} s, "
+                    f"container {min(container):.1f} s"
+                )
+                host_total += min(host)
+                container_total += min(container)
+        rows.append(Row(course.slug, len(course.notebooks), host_total, container_total))
+    print(f"bench-smoke: load average at the end {os.getloadavg()[0]:.1f}")
+    print()
+    print(table(rows, args.max_ratio))
+    over = [r.course for r in rows if r.ratio > args.max_ratio]
+    if over:
+        print(f"bench-smoke: over {args.max_ratio}x: {', '.join(over)}")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""Shared command-line plumbing: which courses the arguments name, and writing results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from catalog import find_repo_root
+from catalog.catalog import COURSES_DIR
+
+
+def course_directories(arguments: Sequence[str], root: Path | None = None) -> list[Path]:
+    """Course directories from slugs (`intro-ml`) or paths (`courses/intro-ml`); default: all."""
+    if not arguments:
+        root = root or find_repo_root()
+        return sorted(
+            p
+            for p in (root / COURSES_DIR).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "course.toml").exists()
+        )
+    directories = []
+    for argument in arguments:
+        path = Path(argument)
+        if not path.is_dir():
+            path = (root or find_repo_root()) / COURSES_DIR / argument
+        if not path.is_dir():
+            raise SystemExit(f"{argument}: no such course (neither a directory nor a slug)")
+        directories.append(path)
+    return directories
+
+
+def write_outputs(directory: Path, files: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")

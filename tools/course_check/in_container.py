@@ -1,0 +1,132 @@
+"""Runs one notebook with nbclient and reports how it went. Runs INSIDE the course image.
+
+    python3 -c "$(cat in_container.py)" NOTEBOOK [DEADLINE_SECONDS]
+
+It uses only what the image has (the standard library, nbformat, nbclient, ipykernel), so the
+notebook runs exactly as it will for learners: the image's kernel and packages, the notebook's
+folder as the working directory. DEADLINE_SECONDS is a backstop should the host that watches the
+container die: the runner exits then, which stops the container. The host side (smoke.py) passes this file's text with
+`python3 -c`, and the benchmark runs the same file on the host.
+
+Output: progress and the result as lines starting with MARKER, each followed by JSON:
+`{"event": "cell", "cell": N}` before each code cell runs, then one
+`{"event": "result", "status": ..., ...}`. The memory figures come from the container's cgroup
+(v1 `memory.max_usage_in_bytes`, v2 `memory.peak`); an OOM kill is read from its counters
+(v1 `memory.oom_control`, v2 `memory.events`). Exit status: 0 passed, 1 failed, 3 missing.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+MARKER = "@@course-smoke@@"
+CGROUP = "/sys/fs/cgroup"
+
+
+def emit(**event):
+    sys.stdout.write(MARKER + json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def peak_memory():
+    for name in ("memory/memory.max_usage_in_bytes", "memory.peak"):
+        text = _read(os.path.join(CGROUP, name))
+        if text and text.strip().isdigit():
+            return int(text.strip())
+    return None
+
+
+def oom_kills():
+    for name in ("memory/memory.oom_control", "memory.events"):
+        text = _read(os.path.join(CGROUP, name))
+        if text:
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+    return 0
+
+
+def main(argv):
+    path = argv[1]
+    if len(argv) > 2:
+        watchdog = threading.Timer(float(argv[2]), os._exit, args=(124,))
+        watchdog.daemon = True
+        watchdog.start()
+    started = time.monotonic()
+    if not os.path.isfile(path):
+        notebooks = []
+        for root, dirs, files in os.walk("."):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            notebooks += [os.path.join(root, f)[2:] for f in files if f.endswith(".ipynb")]
+        found = ", ".join(sorted(notebooks)) or "none"
+        emit(
+            event="result",
+            status="missing",
+            message=f"not found in the image ({os.path.abspath(path)}); notebooks there: {found}",
+        )
+        return 3
+
+    # nbformat imports jsonschema, which builds an IRI grammar (0.7 s) at import when the optional
+    # rfc3987_syntax is installed (Jupyter images have it). Notebook validation never needs it,
+    # and this process is only the harness: the notebook's own kernel is a separate process.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    notebook = nbformat.read(path, as_version=4)
+    state = {"cell": None}
+
+    def on_cell_execute(cell, cell_index, **kwargs):
+        state["cell"] = cell_index + 1
+        emit(event="cell", cell=cell_index + 1)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    client = NotebookClient(
+        notebook,
+        timeout=None,  # the host kills the container at the course's timeout
+        kernel_name="python3",
+        resources={"metadata": {"path": directory}},
+        on_cell_execute=on_cell_execute,
+    )
+    result: dict = {"event": "result", "status": "passed", "cell": None}
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        result.update(
+            status="failed",
+            cell=state["cell"],
+            exception=e.ename,
+            message=str(e.evalue),
+            traceback=str(e)[-4000:],
+        )
+    except DeadKernelError as e:
+        result.update(status="kernel-died", cell=state["cell"], message=str(e))
+    except Exception as e:  # the kernel would not start, a broken notebook...
+        result.update(
+            status="failed", cell=state["cell"], exception=type(e).__name__, message=str(e)
+        )
+    result.update(
+        duration_seconds=round(time.monotonic() - started, 3),
+        peak_memory_bytes=peak_memory(),
+        oom_kills=oom_kills(),
+    )
+    if result["status"] == "kernel-died" and result["oom_kills"]:
+        result["status"] = "out-of-memory"
+    emit(**result)
+    return 0 if result["status"] == "passed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,329 @@
+"""Smoke test: every notebook of a course run in the course's real image (the Docker adapter).
+
+One container per notebook, as learners get it: the production memory limit (`--memory` and
+`--memory-swap` at `resources.memory_limit`, so no swap), no network unless course.toml's
+`smoke_test.network` says so, and nbclient running the notebook inside the container with the
+notebook's folder as the working directory (in_container.py, passed with `python3 -c`). The
+container is killed at `smoke_test.timeout_seconds` and always removed.
+
+`interpret()` turns what the container said and how it ended into a NotebookResult; it is pure,
+so every outcome is tested without Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from catalog import METADATA_FILE, CatalogError, Course, course_files, parse_course, read_course
+from tools.course_check.dependencies import load_flavors, pinned_version_hint, suggest_distribution
+from tools.course_check.in_container import MARKER
+from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
+from tools.course_check.static import listed_notebooks
+
+#: Where course images put the course directory (the learner's home; docker-stacks' user).
+COURSE_HOME = "/home/jovyan"
+CONTAINER_LABEL = "ol-course-smoke-test"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+LOG_TAIL_LINES = 25
+#: Seconds after the course's timeout at which the runner stops the container itself, should
+#: this process die before it does (killed CI job): no notebook runs on forever.
+DEADLINE_MARGIN = 60
+#: Output lines that say nothing about the notebook.
+_NOISE = ("Kernel is running over TCP without encryption",)
+
+Log = Callable[[str], None]
+
+
+def runner_source() -> str:
+    """The text of in_container.py, run in the image with `python3 -c`."""
+    return resources.files(__package__).joinpath("in_container.py").read_text(encoding="utf-8")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    """How one notebook's container ended: plain data from the Docker API."""
+
+    output: str
+    exit_code: int | None
+    oom_killed: bool
+    timed_out: bool
+    duration_seconds: float
+    #: Measured from outside (Docker stats) when the runner could not say, e.g. on a timeout.
+    peak_memory_bytes: int | None = None
+
+
+def parse_events(output: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(runner events, other output lines)."""
+    events, lines = [], []
+    for line in output.splitlines():
+        if any(noise in line for noise in _NOISE):
+            continue
+        if line.startswith(MARKER):
+            try:
+                events.append(json.loads(line[len(MARKER) :]))
+            except json.JSONDecodeError:
+                lines.append(line)
+        else:
+            lines.append(line)
+    return events, lines
+
+
+def _advice_for(exception: str | None, message: str) -> str:
+    if exception == "ModuleNotFoundError":
+        match = _NO_MODULE.search(message)
+        if match:
+            module = match.group(1)
+            flavors = load_flavors()
+            distribution = suggest_distribution(module, flavors)
+            if distribution:
+                return (
+                    f" (the distribution {distribution} provides it: add "
+                    f"`{pinned_version_hint(distribution, flavors)}` to requirements.txt)"
+                )
+            return " (add the distribution that provides it to requirements.txt)"
+    if exception == "FileNotFoundError":
+        return " (add the file to the course directory, or list it as [[data]] in course.toml)"
+    return ""
+
+
+def interpret(
+    notebook: str, outcome: ContainerOutcome, memory_limit: int, timeout_seconds: int
+) -> NotebookResult:
+    """What happened to one notebook, from the runner's events and the container's state."""
+    events, lines = parse_events(strip_ansi(outcome.output))
+    cells = [e["cell"] for e in events if e.get("event") == "cell"]
+    last_cell = cells[-1] if cells else None
+    result = next((e for e in reversed(events) if e.get("event") == "result"), None)
+    tail = "\n".join(lines[-LOG_TAIL_LINES:])
+    peak = result.get("peak_memory_bytes") if result else None
+    duration = round(outcome.duration_seconds, 3)
+
+    def make(status: Status, **fields: Any) -> NotebookResult:
+        return NotebookResult(path=notebook, status=status, duration_seconds=duration, **fields)
+
+    where = f" in cell {last_cell}" if last_cell else " before the first cell ran"
+    if outcome.timed_out:
+        return make(
+            Status.TIMED_OUT,
+            cell=last_cell,
+            peak_memory_bytes=outcome.peak_memory_bytes,
+            message=f"still running after {timeout_seconds} s{where} "
+            "(course.toml smoke_test.timeout_seconds); the container was killed",
+            log_tail=tail,
+        )
+    oom = outcome.oom_killed or outcome.exit_code == 137
+    if (
+        (result and result.get("status") == "out-of-memory")
+        or (oom and result is None)
+        or (oom and result and result.get("status") == "kernel-died")
+    ):
+        cell = (result or {}).get("cell") or last_cell
+        where = f" in cell {cell}" if cell else ""
+        return make(
+            Status.OUT_OF_MEMORY,
+            cell=cell,
+            peak_memory_bytes=peak or memory_limit,
+            message=f"killed for memory{where}: it needs more than the course's memory limit "
+            f"of {human_memory(memory_limit)} (course.toml resources.memory_limit)",
+            log_tail=tail,
+        )
+    if result is None:
+        return make(
+            Status.ERROR,
+            cell=last_cell,
+            message=f"the runner exited with code {outcome.exit_code} without a result",
+            log_tail=tail,
+        )
+    status = result.get("status")
+    if status == "passed":
+        return make(Status.PASSED, peak_memory_bytes=peak)
+    if status == "missing":
+        return make(Status.MISSING, message=str(result.get("message", "")), log_tail=tail)
+    exception = result.get("exception")
+    message = str(result.get("message", "")).strip()
+    if status == "kernel-died":
+        message = f"the kernel died{where}: {message}"
+    detail = strip_ansi(str(result.get("traceback", ""))).strip()
+    return make(
+        Status.FAILED,
+        cell=result.get("cell"),
+        exception=exception,
+        message=message + _advice_for(exception, message),
+        peak_memory_bytes=peak,
+        log_tail="\n".join((detail or tail).splitlines()[-LOG_TAIL_LINES:]),
+    )
+
+
+# --- Docker -----------------------------------------------------------------------------------
+
+
+def _container_peak_memory(container: Any) -> int | None:
+    try:
+        stats = container.stats(stream=False).get("memory_stats", {})
+    except Exception:
+        return None
+    value = stats.get("max_usage") or stats.get("usage")
+    return int(value) if value else None
+
+
+def run_container(
+    client: Any,
+    image: str,
+    notebook: str,
+    *,
+    memory_limit: int,
+    timeout_seconds: int,
+    network: bool,
+    label: str,
+) -> ContainerOutcome:
+    """Runs the runner for one notebook in a fresh container; always removes it."""
+    import requests  # the docker SDK's transport; its timeouts surface as requests errors
+
+    container = client.containers.create(
+        image,
+        ["python3", "-c", runner_source(), notebook, str(timeout_seconds + DEADLINE_MARGIN)],
+        working_dir=COURSE_HOME,
+        mem_limit=memory_limit,
+        memswap_limit=memory_limit,
+        network_mode="default" if network else "none",
+        labels={CONTAINER_LABEL: label},
+        environment={"PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        started = time.monotonic()
+        container.start()
+        timed_out, peak = False, None
+        try:
+            status = container.wait(timeout=timeout_seconds)
+            exit_code = status.get("StatusCode")
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            timed_out = True
+            peak = _container_peak_memory(container)
+            container.kill()
+            exit_code = container.wait(timeout=60).get("StatusCode")
+        duration = time.monotonic() - started
+        container.reload()
+        state = container.attrs.get("State", {})
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+        return ContainerOutcome(
+            output=output,
+            exit_code=exit_code,
+            oom_killed=bool(state.get("OOMKilled")),
+            timed_out=timed_out,
+            duration_seconds=duration,
+            peak_memory_bytes=peak,
+        )
+    finally:
+        container.remove(force=True)
+
+
+def remove_stopped_containers(client: Any, label: str) -> None:
+    """Containers a killed smoke test left behind (they stop themselves at their deadline)."""
+    try:
+        stale = client.containers.list(
+            all=True, filters={"label": f"{CONTAINER_LABEL}={label}", "status": "exited"}
+        )
+        for container in stale:
+            container.remove(force=True)
+    except Exception:  # best effort: never fail a smoke test over housekeeping
+        pass
+
+
+def run_notebook(client: Any, image: str, course: Course, notebook: str) -> NotebookResult:
+    limit = course.resources.memory_limit
+    timeout = course.smoke_test.timeout_seconds
+    try:
+        outcome = run_container(
+            client,
+            image,
+            notebook,
+            memory_limit=limit,
+            timeout_seconds=timeout,
+            network=course.smoke_test.network,
+            label=course.slug,
+        )
+    except Exception as e:  # docker.errors.* and transport errors: not the notebook's fault
+        return NotebookResult(notebook, Status.ERROR, 0.0, message=f"Docker: {e}")
+    return interpret(notebook, outcome, limit, timeout)
+
+
+def _format_bytes(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.0f} MB"
+
+
+def smoke_test_course(
+    client: Any,
+    course: Course,
+    image: str,
+    log: Log = print,
+    notebooks: Sequence[str] | None = None,
+) -> SmokeResult:
+    """Runs every notebook of `course` (or the given ones) in `image`, one container each."""
+
+    def make(notebooks: tuple[NotebookResult, ...], error: str = "") -> SmokeResult:
+        return SmokeResult(
+            course=course.slug,
+            image=image,
+            memory_limit_bytes=course.resources.memory_limit,
+            timeout_seconds=course.smoke_test.timeout_seconds,
+            network=course.smoke_test.network,
+            notebooks=notebooks,
+            error=error,
+        )
+
+    try:
+        client.images.get(image)
+    except Exception as e:
+        return make(
+            (),
+            error=f"image {image} is not available ({e}); build it with "
+            f"`./pants package courses/{course.slug}#image`",
+        )
+    remove_stopped_containers(client, course.slug)
+    results = []
+    selected = list(notebooks or course.notebooks)
+    for index, notebook in enumerate(selected, start=1):
+        log(
+            f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: running "
+            f"(memory {human_memory(course.resources.memory_limit)}, "
+            f"network {'on' if course.smoke_test.network else 'off'}, "
+            f"timeout {course.smoke_test.timeout_seconds} s)"
+        )
+        result = run_notebook(client, image, course, notebook)
+        log(
+            f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: {result.summary()} "
+            f"({result.duration_seconds:.1f} s, peak {_format_bytes(result.peak_memory_bytes)})"
+        )
+        results.append(result)
+    return make(tuple(results))
+
+
+# --- which course -----------------------------------------------------------------------------
+
+
+def read_course_for_smoke_test(directory: Path) -> Course:
+    """The course's metadata, even when a listed notebook is missing from the directory.
+
+    The smoke test then reports that notebook as missing from the image (where learners would
+    miss it) instead of refusing to run; every other metadata error still raises.
+    """
+    try:
+        return read_course(directory)
+    except CatalogError as e:
+        if e.field_name != "notebooks":
+            raise
+        text = (directory / METADATA_FILE).read_text(encoding="utf-8")
+        files = course_files(directory) + listed_notebooks(text)
+        return parse_course(directory.name, text, files)

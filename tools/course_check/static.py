@@ -1,0 +1,386 @@
+"""Static checks of one course directory: no image, no kernel, a second or so per course.
+
+`check_course(directory)` reads the directory and returns a CheckReport; every check is a
+function of plain data (`CourseFiles`) returning findings, so each is tested on its own.
+
+Checks (model.CHECKS): metadata (the catalog's validation, plus where a missing notebook went),
+notebook-format (nbformat schema), syntax (every code cell parses once magics are removed),
+missing-dependency (every import is provided by the flavor, requirements.txt, the stdlib or the
+course's own modules), missing-data (every relative path a notebook reads exists), file-size
+(nothing over the repository limit: use course.toml [[data]]), requirements-pinned.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import tomllib
+
+from catalog import (
+    FLAVORS,
+    METADATA_FILE,
+    CatalogError,
+    Course,
+    course_files,
+    normalize_notebook_path,
+    parse_course,
+)
+from catalog.course import MAX_REPO_FILE_BYTES
+from tools.course_check.dependencies import (
+    Flavor,
+    load_flavors,
+    modules_of_requirements,
+    parse_requirements,
+    pinned_version_hint,
+    suggest_distribution,
+)
+from tools.course_check.model import CheckReport, Finding
+from tools.course_check.notebook_code import (
+    ParsedCell,
+    code_cells,
+    file_accesses,
+    imports,
+    parse_cells,
+)
+
+HOME = "/home/jovyan/"
+
+
+@dataclass(frozen=True)
+class NotebookSource:
+    path: str  # relative to the course directory
+    text: str
+
+
+@dataclass(frozen=True)
+class CourseFiles:
+    """A course directory as plain data: what the checks look at."""
+
+    slug: str
+    metadata: str | None  # course.toml's text; None when missing
+    files: tuple[str, ...]  # every file, relative, POSIX
+    sizes: Mapping[str, int]
+    requirements: str | None
+    notebooks: Mapping[str, str] = field(default_factory=dict)  # every .ipynb: path -> text
+
+    @staticmethod
+    def read(directory: Path) -> CourseFiles:
+        files = tuple(course_files(directory))
+        metadata = directory / METADATA_FILE
+        requirements = directory / "requirements.txt"
+        return CourseFiles(
+            slug=directory.name,
+            metadata=metadata.read_text(encoding="utf-8") if metadata.is_file() else None,
+            files=files,
+            sizes={f: (directory / f).stat().st_size for f in files},
+            requirements=(
+                requirements.read_text(encoding="utf-8") if requirements.is_file() else None
+            ),
+            notebooks={
+                f: (directory / f).read_text(encoding="utf-8", errors="replace")
+                for f in files
+                if f.endswith(".ipynb")
+            },
+        )
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def _same_name_elsewhere(path: str, files: Sequence[str]) -> list[str]:
+    name = posixpath.basename(path)
+    return sorted(f for f in files if posixpath.basename(f) == name and f != path)
+
+
+def listed_notebooks(metadata: str | None) -> list[str]:
+    """The notebooks course.toml lists, normalized, even when the metadata is otherwise invalid."""
+    try:
+        data = tomllib.loads(metadata or "")
+    except Exception:
+        return []
+    entries = data.get("notebooks")
+    if not isinstance(entries, list):
+        return []
+    paths = [normalize_notebook_path(e) if isinstance(e, str) else None for e in entries]
+    return [p for p in paths if p]
+
+
+def raw_flavor(metadata: str | None) -> str | None:
+    try:
+        flavor = tomllib.loads(metadata or "").get("flavor")
+    except Exception:
+        return None
+    return flavor if flavor in FLAVORS else None
+
+
+def check_metadata(course: CourseFiles) -> tuple[Course | None, list[Finding]]:
+    """The catalog's validation; a notebook that is not where course.toml says gets a pointer."""
+    if course.metadata is None:
+        return None, [
+            Finding(
+                "metadata", f"{METADATA_FILE} is missing (see README: add a course)", METADATA_FILE
+            )
+        ]
+    try:
+        return parse_course(course.slug, course.metadata, course.files), []
+    except CatalogError as e:
+        findings = []
+        missing = [p for p in listed_notebooks(course.metadata) if p not in course.files]
+        for path in missing:
+            elsewhere = _same_name_elsewhere(path, course.files)
+            hint = (
+                f"; it is now at {' or '.join(elsewhere)}: update `notebooks` in {METADATA_FILE}"
+                if elsewhere
+                else f"; restore it or remove it from `notebooks` in {METADATA_FILE}"
+            )
+            findings.append(
+                Finding(
+                    "metadata",
+                    f"{METADATA_FILE} names the notebook {path}, which is not in the course "
+                    f"directory{hint}",
+                    METADATA_FILE,
+                    details={"notebook": path, "moved_to": ",".join(elsewhere)},
+                )
+            )
+        if not findings:
+            findings.append(
+                Finding("metadata", str(e), METADATA_FILE, details={"field": e.field_name})
+            )
+        return None, findings
+
+
+# --- notebooks --------------------------------------------------------------------------------
+
+
+def check_notebook_format(path: str, text: str) -> tuple[Any | None, list[Finding]]:
+    """Reads one notebook with nbformat and validates it against its schema."""
+    try:
+        notebook = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    except Exception as e:  # nbformat raises JSON, reader and validation errors
+        return None, [Finding("notebook-format", f"is not a readable notebook: {e}", path)]
+    if notebook.get("nbformat", 0) < 4:
+        return None, [
+            Finding(
+                "notebook-format",
+                f"is nbformat {notebook.get('nbformat')}; save it with JupyterLab (nbformat 4)",
+                path,
+            )
+        ]
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as e:
+        message = str(e).splitlines()[0]
+        return None, [Finding("notebook-format", f"is not valid nbformat: {message}", path)]
+    return notebook, []
+
+
+def check_syntax(path: str, notebook: Mapping[str, Any]) -> tuple[list[ParsedCell], list[Finding]]:
+    parsed, errors = parse_cells(code_cells(notebook))
+    return parsed, [
+        Finding(
+            "syntax",
+            f"SyntaxError: {e.message} (line {e.line} of the cell: {e.text!r})",
+            path,
+            e.cell,
+            details={"line": str(e.line)},
+        )
+        for e in errors
+    ]
+
+
+def _local_module(module: str, notebook_dir: str, files: Sequence[str]) -> bool:
+    for base in {notebook_dir, ""}:
+        stem = posixpath.join(base, module) if base else module
+        if f"{stem}.py" in files or any(f.startswith(f"{stem}/") for f in files):
+            return True
+    return False
+
+
+def check_imports(
+    path: str,
+    parsed: Sequence[ParsedCell],
+    flavor: Flavor,
+    requirement_modules: Mapping[str, str],
+    files: Sequence[str],
+    flavors: Mapping[str, Flavor],
+) -> list[Finding]:
+    findings = []
+    reported: set[str] = set()
+    notebook_dir = posixpath.dirname(path)
+    written = {c.cell.writes_file for c in parsed if c.cell.writes_file}
+    for found in imports(parsed):
+        top = found.top_level
+        if found.optional or top in reported:
+            continue
+        if top in flavor.modules or top in requirement_modules or top == "__future__":
+            continue
+        if _local_module(top, notebook_dir, files) or f"{top}.py" in written:
+            continue
+        reported.add(top)
+        distribution = suggest_distribution(found.module, flavors)
+        if distribution:
+            advice = (
+                f"it is provided by the distribution {distribution}: add "
+                f"`{pinned_version_hint(distribution, flavors)}` to requirements.txt"
+            )
+        else:
+            advice = (
+                "add the distribution that provides it to requirements.txt (if a requirement "
+                f"already provides it under another name, write `# provides: {top}` after it)"
+            )
+        findings.append(
+            Finding(
+                "missing-dependency",
+                f"imports `{found.module}` (line {found.line} of the cell), which neither the "
+                f"{flavor.name} base image nor requirements.txt provides; {advice}",
+                path,
+                found.cell,
+                details={"module": top, "distribution": distribution or ""},
+            )
+        )
+    return findings
+
+
+def _resolve(path: str, notebook_dir: str) -> str | None:
+    """A path as the notebook sees it -> relative to the course directory (the learner's home)."""
+    if path.startswith("~/"):
+        return posixpath.normpath(path[2:])
+    if path.startswith(HOME):
+        return posixpath.normpath(path[len(HOME) :])
+    if path.startswith("/"):
+        return None  # somewhere in the image, not course content
+    return posixpath.normpath(posixpath.join(notebook_dir, path))
+
+
+def check_data_paths(
+    path: str, parsed: Sequence[ParsedCell], files: Sequence[str], fetched: Sequence[str]
+) -> list[Finding]:
+    reads, writes = file_accesses(parsed)
+    notebook_dir = posixpath.dirname(path)
+    available = set(files) | set(fetched)
+    written = {_resolve(w, notebook_dir) for w in writes}
+    findings = []
+    for read in reads:
+        if "://" in read.path or not read.path.strip():
+            continue
+        target = _resolve(read.path, notebook_dir)
+        if target is None or target in written:
+            continue
+        if target == ".." or target.startswith("../"):
+            findings.append(
+                Finding(
+                    "missing-data",
+                    f"reads {read.path!r} ({read.function}, line {read.line} of the cell), which "
+                    "is outside the course directory: learners get only the course directory",
+                    path,
+                    read.cell,
+                    details={"path": read.path, "resolved": target},
+                )
+            )
+            continue
+        if any(ch in target for ch in "*?["):
+            if any(fnmatch(f, target) for f in available):
+                continue
+        elif target in available or any(f.startswith(target.rstrip("/") + "/") for f in available):
+            continue
+        elsewhere = _same_name_elsewhere(target, sorted(available))
+        hint = f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
+        findings.append(
+            Finding(
+                "missing-data",
+                f"reads {read.path!r} ({read.function}, line {read.line} of the cell), which "
+                f"would be {target} in the course directory, but there is no such file{hint}. "
+                "Add it to the course (over 100 MB: a [[data]] entry in course.toml)",
+                path,
+                read.cell,
+                details={"path": read.path, "resolved": target},
+            )
+        )
+    return findings
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def check_file_sizes(course: CourseFiles, limit: int = MAX_REPO_FILE_BYTES) -> list[Finding]:
+    return [
+        Finding(
+            "file-size",
+            f"is {size / 1e6:.1f} MB, over the repository's {limit / 1e6:.0f} MB limit: remove it "
+            "and list it in course.toml as [[data]] (path, https url, sha256); the image build "
+            "fetches and verifies it (images/base/fetch-course-data)",
+            name,
+            details={"bytes": str(size)},
+        )
+        for name, size in sorted(course.sizes.items())
+        if size > limit
+    ]
+
+
+def check_requirements(text: str | None) -> list[Finding]:
+    if text is None:
+        return []  # the metadata check reports a missing requirements.txt
+    requirements, problems = parse_requirements(text)
+    findings = [
+        Finding("requirements-pinned", f"line {p.line}: {p.text!r} {p.message}", "requirements.txt")
+        for p in problems
+    ]
+    findings += [
+        Finding(
+            "requirements-pinned",
+            f"line {r.line}: {r.text!r} is not pinned: use an exact version, like "
+            f"`{r.name}==1.2.3`, so that every build installs the same thing",
+            "requirements.txt",
+            details={"requirement": r.name},
+        )
+        for r in requirements
+        if not r.pinned
+    ]
+    return findings
+
+
+# --- the whole course -------------------------------------------------------------------------
+
+
+def check_course_files(
+    course: CourseFiles, flavors: Mapping[str, Flavor] | None = None
+) -> CheckReport:
+    flavors = load_flavors() if flavors is None else flavors
+    parsed_course, findings = check_metadata(course)
+    flavor_name: str | None
+    if parsed_course is not None:
+        notebooks, flavor_name = list(parsed_course.notebooks), parsed_course.flavor
+        fetched = [d.path for d in parsed_course.data]
+    else:
+        listed = [p for p in listed_notebooks(course.metadata) if p in course.notebooks]
+        notebooks, flavor_name, fetched = listed, raw_flavor(course.metadata), []
+    requirements, _ = parse_requirements(course.requirements or "")
+    requirement_modules = modules_of_requirements(requirements, flavors)
+    flavor = flavors.get(flavor_name) if flavor_name else None
+    for path in sorted(course.notebooks):
+        notebook, format_findings = check_notebook_format(path, course.notebooks[path])
+        findings += format_findings
+        if notebook is None:
+            continue
+        parsed, syntax_findings = check_syntax(path, notebook)
+        findings += syntax_findings
+        if path not in notebooks:
+            continue  # not a course notebook (a helper, an old copy): format and syntax only
+        if flavor is not None:
+            findings += check_imports(
+                path, parsed, flavor, requirement_modules, course.files, flavors
+            )
+        findings += check_data_paths(path, parsed, course.files, fetched)
+    findings += check_file_sizes(course)
+    findings += check_requirements(course.requirements)
+    return CheckReport(course.slug, tuple(findings))
+
+
+def check_course(directory: Path, flavors: Mapping[str, Flavor] | None = None) -> CheckReport:
+    return check_course_files(CourseFiles.read(directory), flavors)

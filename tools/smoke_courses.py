@@ -1,0 +1,72 @@
+"""Smoke test: runs every notebook of a course in its built image, as learners would.
+
+    ./pants test courses/<slug>#smoke-test                 (builds the image first; CI does this)
+    ./pants run tools:smoke-test -- [COURSE ...] [--notebook PATH] [--image REF]
+
+Run directly, it tests the images named by the image map (`./pants package courses::` writes
+dist/courses/image-map.json) unless --image is given. Per notebook: passed, failed (cell and
+exception), timed out or killed for memory, with duration and peak memory. Prints a summary
+table, writes `<slug>.smoke-test.json` and `.xml` (JUnit) to --output-dir, exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker
+
+from tools.course_check.cli_common import course_directories, write_outputs
+from tools.course_check.report import smoke_junit, smoke_summary, to_json
+from tools.course_check.smoke import read_course_for_smoke_test, smoke_test_course
+
+IMAGE_MAP = Path("dist/courses/image-map.json")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("courses", nargs="*", help="course slugs or directories (default: all)")
+    parser.add_argument("--image", help="the image to test (one course only)")
+    parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
+    parser.add_argument("--notebook", action="append", help="only this notebook (repeatable)")
+    parser.add_argument("--output-dir", type=Path, default=Path("dist/smoke-test"))
+    args = parser.parse_args(argv)
+    # Pants stops a test that runs past its timeout with SIGTERM: exit through the `finally`
+    # blocks, which remove the running container.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    directories = course_directories(args.courses)
+    if args.image and len(directories) != 1:
+        parser.error("--image needs exactly one course")
+    image_map: dict[str, str] = {}
+    if not args.image:
+        if not args.image_map.is_file():
+            parser.error(f"{args.image_map} is missing: run `./pants package courses::` first")
+        image_map = json.loads(args.image_map.read_text())
+    client = docker.from_env()
+    results = []
+    for directory in directories:
+        course = read_course_for_smoke_test(directory)
+        image = args.image or image_map.get(course.slug)
+        if not image:
+            parser.error(f"{args.image_map} has no image for {course.slug}: rebuild it")
+        result = smoke_test_course(client, course, image, notebooks=args.notebook)
+        results.append(result)
+        write_outputs(
+            args.output_dir,
+            {
+                f"{course.slug}.smoke-test.json": to_json(result.to_dict()),
+                f"{course.slug}.smoke-test.xml": smoke_junit(result),
+            },
+        )
+    print()
+    print(smoke_summary(results))
+    print(f"smoke-test: results in {args.output_dir}/")
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
