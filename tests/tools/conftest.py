@@ -9,6 +9,7 @@ import docker
 import pytest
 
 from catalog import FLAVORS
+from tests.repo_fixtures import repo  # noqa: F401  (a fixture of test_pants_targets.py)
 
 
 def base_image(flavor: str) -> str:

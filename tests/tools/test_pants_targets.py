@@ -9,7 +9,6 @@ JSON results the publish gate reads.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,17 +16,9 @@ import pytest
 
 from catalog import load_catalog
 from tools import new_course, publish_gate
-from tools.repo_copy import PantsFailed, copy_repo, git, run_pants
+from tools.repo_copy import PantsFailed, git, run_pants
 
 TEST_TYPES = "--filter-target-type=course_check,course_smoke_test"
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = os.environ.get("MONOREPO_ROOT")
-    if not root or not (Path(root) / "pants.toml").is_file():
-        pytest.skip("MONOREPO_ROOT is not set: run this test through `./pants test`")
-    return copy_repo(Path(root), tmp_path_factory.mktemp("monorepo"))
 
 
 def selected(repo: Path) -> set[str]:
