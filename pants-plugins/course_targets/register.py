@@ -120,18 +120,18 @@ async def generate_course_targets(
     address = request.template_address
     directory = address.spec_path
     slug = directory.rsplit("/", 1)[-1]
-    snapshot, template = await MultiGet(
+    snapshot, template, metadata = await MultiGet(
         Get(Snapshot, PathGlobs([f"{directory}/**", f"!{directory}/**/.ipynb_checkpoints/**"])),
         Get(DigestContents, PathGlobs([COURSE_TEMPLATE])),
+        Get(DigestContents, PathGlobs([f"{directory}/{METADATA_FILE}"])),
     )
-    files = sorted(f[len(directory) + 1 :] for f in snapshot.files)
-    metadata = await Get(DigestContents, PathGlobs([f"{directory}/{METADATA_FILE}"]))
-    try:
-        course = parse_course(slug, metadata[0].content.decode() if metadata else "", files)
-    except CatalogError as e:
-        raise InvalidTargetException(f"Course `{slug}` ({address}): {e}") from None
     if not metadata:
         raise InvalidTargetException(f"Course `{slug}`: {directory}/{METADATA_FILE} is missing")
+    files = sorted(f[len(directory) + 1 :] for f in snapshot.files)
+    try:
+        course = parse_course(slug, metadata[0].content.decode(), files)
+    except CatalogError as e:
+        raise InvalidTargetException(f"Course `{slug}` ({address}): {e}") from None
 
     content = [
         FileTarget(
@@ -215,7 +215,7 @@ def image_map_entry(address: Address, image: BuiltDockerImage) -> tuple[str, str
 
 @rule(desc="Write the course image map", level=LogLevel.INFO)
 async def package_course_image_map(field_set: CourseImageMapFieldSet) -> BuiltPackage:
-    directory = field_set.courses_directory.value or "courses"
+    directory = field_set.courses_directory.value
     targets = await Get(
         Targets,
         RawSpecs(
