@@ -23,6 +23,7 @@ from pathlib import Path
 import docker
 
 from catalog import load_catalog
+from tools.lock import LOCK_FILE, course_lock
 from tools.repo_copy import commit_all, copy_repo, run_pants
 
 REGISTRY = "bench.localhost"
@@ -59,6 +60,7 @@ def add_generated_courses(repo: Path, count: int) -> None:
         flavor = "tensorflow" if index % 4 == 3 else "pytorch"
         (directory / "BUILD").write_text("course()\n")
         (directory / "requirements.txt").write_text("")
+        (directory / LOCK_FILE).write_text(course_lock(directory.name, flavor, ""))
         (directory / "course.toml").write_text(
             f'title = "Generated course {index}"\nflavor = "{flavor}"\n'
             'notebooks = ["notebooks/a.ipynb", "notebooks/b.ipynb"]\n'

@@ -1,6 +1,6 @@
 """Regenerates tools/course_check/flavor_modules.json from the built base images.
 
-    ./pants package images/base:pytorch images/base:tensorflow
+    ./pants package images/base::
     ./pants run tools:flavor-modules
 
 The static check `missing-dependency` uses that inventory to know what each flavor provides
@@ -18,11 +18,7 @@ import docker
 
 from catalog import FLAVORS
 from tools.course_check.dependencies import INVENTORY_FILE
-from tools.course_check.inventory import (
-    image_id_from_docker_info,
-    image_inventory,
-    inventory_document,
-)
+from tools.course_check.inventory import built_base_image, image_inventory, inventory_document
 
 DEFAULT_OUTPUT = Path("tools/course_check") / INVENTORY_FILE
 
@@ -41,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     images = dict(item.split("=", 1) for item in args.image)
     for flavor in FLAVORS:
         if flavor not in images:
-            info = Path("dist/images.base") / f"{flavor}.docker-info.json"
-            if not info.is_file():
-                parser.error(f"{info} is missing: run ./pants package images/base:{flavor} first")
-            images[flavor] = image_id_from_docker_info(info)
+            images[flavor] = built_base_image(flavor)
     client = docker.from_env()
     flavors = {}
     for flavor, image in sorted(images.items()):

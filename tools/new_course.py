@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from catalog import FLAVORS, CatalogError, find_repo_root, parse_course
 from catalog.catalog import COURSES_DIR
+from tools.lock import LOCK_FILE, course_lock
 
 NOTEBOOK = "notebooks/01-welcome.ipynb"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -117,6 +118,8 @@ def scaffold(root: Path, slug: str, flavor: str, gpu: bool, title: str | None = 
         ),
         NOTEBOOK: nbformat.writes(welcome_notebook(title, flavor, gpu)) + "\n",
     }
+    # Nothing to resolve yet: the lock of no requirements (pin-requirements after adding some).
+    files[LOCK_FILE] = course_lock(slug, flavor, files["requirements.txt"])
     parse_course(slug, files["course.toml"], files)  # validate before writing anything
     for name, text in files.items():
         path = directory / name

@@ -12,7 +12,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from catalog import Course, load_catalog
+from catalog import Course, find_repo_root, load_catalog
+from tools.lock import LOCK_FILE, freeze_versions, parse_lock
+from tools.lock_base_images import FLAVOR_LAYERS
 
 IMAGE_MAP = Path("courses/image-map.json")
 CATALOG = load_catalog()
@@ -71,3 +73,22 @@ def test_course_image_shares_every_layer_of_its_base(
         if layers[: len(b.attrs["RootFS"]["Layers"])] == b.attrs["RootFS"]["Layers"]
     ]
     assert shared, f"{course.slug} does not start with the layers of any {course.flavor} base image"
+
+
+@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+def test_course_image_has_exactly_its_locked_python_packages(
+    course: Course, image_map: dict[str, str], client: docker.DockerClient
+) -> None:
+    """Every Python package in the image is its flavor's lock plus the course's, at that version."""
+    root = find_repo_root()
+    expected: dict[str, str] = {}
+    for layer in FLAVOR_LAYERS[course.flavor]:
+        expected.update(parse_lock(layer.lock.read_text()).versions())
+    expected.update(parse_lock((root / course.directory / LOCK_FILE).read_text()).versions())
+    output = client.containers.run(
+        image_map[course.slug],
+        ["python3", "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        network_mode="none",
+        remove=True,
+    )
+    assert freeze_versions(output.decode()) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from xml.etree import ElementTree
 
 import pytest
@@ -61,6 +62,31 @@ def test_failed_cell_with_module_advice() -> None:
     )
     assert "scikit-learn" in result.message and "requirements.txt" in result.message
     assert result.summary().startswith("failed: cell 3: ModuleNotFoundError: No module named")
+
+
+@pytest.mark.parametrize(
+    ("module", "flavor", "advice"),
+    [
+        # The flavor has it: something in the course's lock broke it; pinning is no fix.
+        ("sklearn", "pytorch", "the pytorch flavor has it installed"),
+        # Another flavor has it: that flavor is the fix, not its installed version as a pin.
+        ("tensorflow", "pytorch", 'the tensorflow flavor provides it: set `flavor = "tensorflow"`'),
+        ("seaborn", "pytorch", "add `seaborn==<version>` to requirements.txt"),
+    ],
+)
+def test_module_advice_never_pins_an_installed_version(
+    module: str, flavor: str, advice: str
+) -> None:
+    failure = event(
+        event="result",
+        status="failed",
+        cell=1,
+        exception="ModuleNotFoundError",
+        message=f"No module named '{module}'",
+    )
+    result = interpret("a.ipynb", outcome(failure, exit_code=1), LIMIT, 60, flavor)
+    assert advice in result.message
+    assert not re.search(r"==\d", result.message), result.message
 
 
 def test_timed_out_names_the_running_cell() -> None:

@@ -19,6 +19,7 @@ from tools.course_check.dependencies import (
 )
 from tools.course_check.model import CheckReport
 from tools.course_check.static import CourseFiles, check_course, check_course_files
+from tools.lock import LOCK_FILE, course_lock
 
 FIXTURES = Path("tests/fixtures/broken-courses")
 CATALOG = load_catalog()
@@ -96,7 +97,10 @@ def course(tmp_path: Path, slug: str = "demo", **files: str | bytes) -> Path:
             }
         ),
     }
-    for name, content in {**base, **files}.items():
+    files = {**base, **files}
+    if LOCK_FILE not in files:
+        files[LOCK_FILE] = locked(files["requirements.txt"])  # type: ignore[arg-type]
+    for name, content in files.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
@@ -104,6 +108,19 @@ def course(tmp_path: Path, slug: str = "demo", **files: str | bytes) -> Path:
         else:
             path.write_text(content)
     return directory
+
+
+def locked(requirements: str, flavor: str = "pytorch", **changes: str) -> str:
+    """A lock of `requirements` as pin-requirements writes it (with stand-in hashes), pinning
+    what the flavor does not have; `changes` replace pinned versions."""
+    installed = load_flavors()[flavor].installed
+    exact = [r.text.replace(" ", "").split("==") for r in parse_requirements(requirements)[0]]
+    pins = "".join(
+        f"{name}=={changes.get(name, version)} \\\n    --hash=sha256:{'0' * 64}\n"
+        for name, version in (pin for pin in exact if len(pin) == 2)
+        if installed.get(name) != version
+    )
+    return course_lock("demo", flavor, requirements, pins)
 
 
 def test_a_minimal_course_passes(tmp_path: Path) -> None:
@@ -130,8 +147,7 @@ def test_a_file_over_the_limit_points_to_fetch_at_build(tmp_path: Path) -> None:
 def test_unpinned_and_option_requirements(tmp_path: Path) -> None:
     text = "tabulate==0.9.0\nseaborn>=0.13\n-r other.txt\nrich\nnumpy == 2.4.6  # provides: np\n"
     report = check_course(course(tmp_path, **{"requirements.txt": text}))
-    messages = sorted(f.message for f in report.findings)
-    assert all(f.check == "requirements-pinned" for f in report.findings)
+    messages = sorted(f.message for f in report.findings if f.check == "requirements-pinned")
     assert len(messages) == 3
     assert any("line 2: 'seaborn>=0.13' is not pinned" in m for m in messages)
     assert any("line 3" in m and "not allowed" in m for m in messages)
@@ -179,8 +195,12 @@ def test_imports_from_requirements_local_modules_and_the_flavor(tmp_path: Path) 
     finding = only(check_course(directory))
     assert finding.details["module"] == "tensorflow"  # the tensorflow flavor has it, pytorch not
     flavor = 'flavor = "tensorflow"'
+    # The fix is the flavor that has it, never a pin of the version installed there.
+    assert f"the tensorflow flavor provides it: set `{flavor}` in course.toml" in finding.message
+    assert "tensorflow==" not in finding.message and "tensorflow-cpu==" not in finding.message
     toml = (directory / "course.toml").read_text().replace('flavor = "pytorch"', flavor)
     (directory / "course.toml").write_text(toml)
+    (directory / LOCK_FILE).write_text(locked("tabulate==0.9.0\n", "tensorflow"))
     assert check_course(directory).passed
 
 
@@ -209,3 +229,68 @@ def test_the_command_line_writes_json_and_junit(tmp_path: Path, capsys) -> None:
     assert CheckReport.from_dict(data).findings[0].cell == 3
     assert "<failure" in (tmp_path / "syntax-error.course-check.xml").read_text()
     assert os.path.exists(tmp_path / f"{CATALOG.slugs[0]}.course-check.json")
+
+
+FIX = "run `./pants run tools:pin-requirements -- demo`"
+
+
+@pytest.mark.parametrize(
+    ("requirements", "lock", "expected"),
+    [
+        (
+            "tabulate==0.9.0\n",
+            None,
+            [
+                (
+                    "requirements.lock",
+                    "requirements.lock is missing (the image installs exactly that lock)",
+                )
+            ],
+        ),
+        (
+            "tabulate==0.9.0\nrich==13.9.4\n",
+            locked("tabulate==0.9.0\n"),
+            [
+                ("requirements.lock", "requirements.txt changed since requirements.lock was made"),
+                (
+                    "requirements.txt",
+                    "line 2: rich is not covered: neither requirements.lock nor the pytorch flavor "
+                    "has it",
+                ),
+            ],
+        ),
+        (
+            "tabulate==0.9.0\n",
+            "# input: requirements.txt sha256:" + "0" * 64 + "\ntabulate==0.9.0\n",
+            [("requirements.lock", "requirements.lock, line 2: 'tabulate==0.9.0' has no --hash")],
+        ),
+        (
+            "tabulate==0.9.0\n",
+            locked("tabulate==0.9.0\n", tabulate="0.8.10"),
+            [
+                (
+                    "requirements.txt",
+                    "line 1: 'tabulate==0.9.0' asks for 0.9.0, but requirements.lock has "
+                    "tabulate==0.8.10",
+                )
+            ],
+        ),
+    ],
+    ids=["missing", "stale-and-uncovered", "no-hash", "other-version"],
+)
+def test_the_lock_must_cover_requirements(
+    tmp_path: Path, requirements: str, lock: str | None, expected: list[tuple[str, str]]
+) -> None:
+    directory = course(tmp_path, **{"requirements.txt": requirements, LOCK_FILE: lock or ""})
+    if lock is None:
+        (directory / LOCK_FILE).unlink()
+    report = check_course(directory)
+    found = [(f.file, f.message) for f in report.findings if f.check == "requirements-lock"]
+    assert found == [(file, f"{message}; {FIX}") for file, message in expected]
+
+
+def test_a_requirement_the_flavor_has_at_that_version_needs_no_pin(tmp_path: Path) -> None:
+    numpy = load_flavors()["pytorch"].installed["numpy"]
+    directory = course(tmp_path, **{"requirements.txt": f"numpy=={numpy}\n"})
+    assert "numpy==" not in (directory / LOCK_FILE).read_text()
+    assert check_course(directory).passed

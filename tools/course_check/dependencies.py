@@ -253,10 +253,36 @@ def suggest_distribution(module: str, flavors: Mapping[str, Flavor]) -> str | No
     return None
 
 
-def pinned_version_hint(distribution: str, flavors: Mapping[str, Flavor]) -> str:
-    """`name==version` when a flavor has it installed (the version known to work), else `name==<version>`."""
-    normalized = normalize_distribution(distribution)
-    for flavor in flavors.values():
-        if normalized in flavor.installed:
-            return f"{distribution}=={flavor.installed[normalized]}"
-    return f"{distribution}==<version>"
+def missing_module_advice(
+    module: str, flavors: Mapping[str, Flavor], current_flavor: str | None = None
+) -> str:
+    """What to do about a module a course cannot import (top-level or dotted).
+
+    Never a pin of a version some flavor has installed: when the course's own flavor has the
+    module, something in the course's lock broke it; when another flavor has it, that flavor is
+    the fix (a pin would install a second copy on the wrong base). Else the distribution that
+    provides it, to add to requirements.txt and lock.
+    """
+    top = module.split(".")[0]
+    if current_flavor is not None:
+        if current_flavor in flavors and top in flavors[current_flavor].modules:
+            return (
+                f"the {current_flavor} flavor has it installed: a package of requirements.lock "
+                "may have replaced or broken it (pinning it again does not help)"
+            )
+        others = sorted(f.name for f in flavors.values() if top in f.modules)
+        if others:
+            return (
+                f'the {others[0]} flavor provides it: set `flavor = "{others[0]}"` in course.toml'
+            )
+    distribution = suggest_distribution(module, flavors)
+    lock = "then run `./pants run tools:pin-requirements -- <course>` to lock it"
+    if distribution:
+        return (
+            f"it is provided by the distribution {distribution}: add `{distribution}==<version>` "
+            f"to requirements.txt, {lock}"
+        )
+    return (
+        "add the distribution that provides it to requirements.txt and lock it (if a requirement "
+        f"already provides it under another name, write `# provides: {top}` after it)"
+    )

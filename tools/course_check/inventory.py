@@ -50,12 +50,20 @@ def image_id_from_docker_info(path: Path) -> str:
     return str(json.loads(path.read_text())["image_id"])
 
 
+def built_base_image(flavor: str) -> str:
+    """The id of `images/base:<flavor>` as `./pants package` last built it (SystemExit if not)."""
+    info = Path("dist/images.base") / f"{flavor}.docker-info.json"
+    if not info.is_file():
+        raise SystemExit(f"{info} is missing: run ./pants package images/base:{flavor} first")
+    return image_id_from_docker_info(info)
+
+
 def inventory_document(flavors: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "comment": (
-            "What each base image flavor provides to notebooks. Generated: "
-            "./pants package images/base:pytorch images/base:tensorflow && "
-            "./pants run tools:flavor-modules"
+            "What each base image flavor provides to notebooks: the modules of its Python and "
+            "of its locked packages (images/base/*.lock). Generated: "
+            "./pants package images/base:: && ./pants run tools:flavor-modules"
         ),
         "flavors": {name: flavors[name] for name in sorted(flavors)},
     }

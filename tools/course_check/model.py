@@ -63,6 +63,7 @@ CHECKS = (
     "missing-data",
     "file-size",
     "requirements-pinned",
+    "requirements-lock",
 )
 
 

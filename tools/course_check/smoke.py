@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import METADATA_FILE, CatalogError, Course, course_files, parse_course, read_course
-from tools.course_check.dependencies import load_flavors, pinned_version_hint, suggest_distribution
+from tools.course_check.dependencies import load_flavors, missing_module_advice
 from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
 from tools.course_check.static import listed_notebooks
@@ -80,26 +80,22 @@ def parse_events(output: str) -> tuple[list[dict[str, Any]], list[str]]:
     return events, lines
 
 
-def _advice_for(exception: str | None, message: str) -> str:
+def _advice_for(exception: str | None, message: str, flavor: str | None) -> str:
     if exception == "ModuleNotFoundError":
         match = _NO_MODULE.search(message)
         if match:
-            module = match.group(1)
-            flavors = load_flavors()
-            distribution = suggest_distribution(module, flavors)
-            if distribution:
-                return (
-                    f" (the distribution {distribution} provides it: add "
-                    f"`{pinned_version_hint(distribution, flavors)}` to requirements.txt)"
-                )
-            return " (add the distribution that provides it to requirements.txt)"
+            return f" ({missing_module_advice(match.group(1), load_flavors(), flavor)})"
     if exception == "FileNotFoundError":
         return " (add the file to the course directory, or list it as [[data]] in course.toml)"
     return ""
 
 
 def interpret(
-    notebook: str, outcome: ContainerOutcome, memory_limit: int, timeout_seconds: int
+    notebook: str,
+    outcome: ContainerOutcome,
+    memory_limit: int,
+    timeout_seconds: int,
+    flavor: str | None = None,
 ) -> NotebookResult:
     """What happened to one notebook, from the runner's events and the container's state."""
     events, lines = parse_events(strip_ansi(outcome.output))
@@ -160,7 +156,7 @@ def interpret(
         Status.FAILED,
         cell=result.get("cell"),
         exception=exception,
-        message=message + _advice_for(exception, message),
+        message=message + _advice_for(exception, message, flavor),
         peak_memory_bytes=peak,
         log_tail="\n".join((detail or tail).splitlines()[-LOG_TAIL_LINES:]),
     )
@@ -256,7 +252,7 @@ def run_notebook(client: Any, image: str, course: Course, notebook: str) -> Note
         )
     except Exception as e:  # docker.errors.* and transport errors: not the notebook's fault
         return NotebookResult(notebook, Status.ERROR, 0.0, message=f"Docker: {e}")
-    return interpret(notebook, outcome, limit, timeout)
+    return interpret(notebook, outcome, limit, timeout, course.flavor)
 
 
 def _format_bytes(value: int | None) -> str:

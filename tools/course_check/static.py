@@ -7,12 +7,14 @@ Checks (model.CHECKS): metadata (the catalog's validation, plus where a missing 
 notebook-format (nbformat schema), syntax (every code cell parses once magics are removed),
 missing-dependency (every import is provided by the flavor, requirements.txt, the stdlib or the
 course's own modules), missing-data (every relative path a notebook reads exists), file-size
-(nothing over the repository limit: use course.toml [[data]]), requirements-pinned.
+(nothing over the repository limit: use course.toml [[data]]), requirements-pinned,
+requirements-lock (requirements.lock installs and covers requirements.txt, which it was made from).
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -35,9 +37,9 @@ from catalog.course import MAX_REPO_FILE_BYTES
 from tools.course_check.dependencies import (
     Flavor,
     load_flavors,
+    missing_module_advice,
     modules_of_requirements,
     parse_requirements,
-    pinned_version_hint,
     suggest_distribution,
 )
 from tools.course_check.model import CheckReport, Finding
@@ -48,6 +50,7 @@ from tools.course_check.notebook_code import (
     imports,
     parse_cells,
 )
+from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, LockError, normalize, parse_lock
 
 HOME = "/home/jovyan/"
 
@@ -68,12 +71,14 @@ class CourseFiles:
     sizes: Mapping[str, int]
     requirements: str | None
     notebooks: Mapping[str, str] = field(default_factory=dict)  # every .ipynb: path -> text
+    lock: str | None = None  # requirements.lock's text; None when missing
 
     @staticmethod
     def read(directory: Path) -> CourseFiles:
         files = tuple(course_files(directory))
         metadata = directory / METADATA_FILE
-        requirements = directory / "requirements.txt"
+        requirements = directory / REQUIREMENTS_FILE
+        lock = directory / LOCK_FILE
         return CourseFiles(
             slug=directory.name,
             metadata=metadata.read_text(encoding="utf-8") if metadata.is_file() else None,
@@ -87,6 +92,7 @@ class CourseFiles:
                 for f in files
                 if f.endswith(".ipynb")
             },
+            lock=lock.read_text(encoding="utf-8") if lock.is_file() else None,
         )
 
 
@@ -224,16 +230,7 @@ def check_imports(
             continue
         reported.add(top)
         distribution = suggest_distribution(found.module, flavors)
-        if distribution:
-            advice = (
-                f"it is provided by the distribution {distribution}: add "
-                f"`{pinned_version_hint(distribution, flavors)}` to requirements.txt"
-            )
-        else:
-            advice = (
-                "add the distribution that provides it to requirements.txt (if a requirement "
-                f"already provides it under another name, write `# provides: {top}` after it)"
-            )
+        advice = missing_module_advice(found.module, flavors, flavor.name)
         findings.append(
             Finding(
                 "missing-dependency",
@@ -345,6 +342,65 @@ def check_requirements(text: str | None) -> list[Finding]:
     return findings
 
 
+_EXACT = re.compile(r"===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
+
+
+def check_lock(
+    slug: str, requirements: str | None, lock: str | None, flavor: Flavor | None
+) -> list[Finding]:
+    """requirements.lock is installable and covers every requirement (with the flavor's packages)."""
+    if requirements is None:
+        return []  # the metadata check reports a missing requirements.txt
+    fix = f"run `./pants run tools:pin-requirements -- {slug}`"
+    if lock is None:
+        return [
+            Finding(
+                "requirements-lock",
+                f"{LOCK_FILE} is missing (the image installs exactly that lock); {fix}",
+                LOCK_FILE,
+            )
+        ]
+    try:
+        parsed = parse_lock(lock, LOCK_FILE)
+    except LockError as e:
+        return [Finding("requirements-lock", f"{e}; {fix}", LOCK_FILE)]
+    findings = []
+    if not parsed.matches(requirements):
+        findings.append(
+            Finding(
+                "requirements-lock",
+                f"{REQUIREMENTS_FILE} changed since {LOCK_FILE} was made; {fix}",
+                LOCK_FILE,
+            )
+        )
+    locked = parsed.versions()
+    below = dict(flavor.installed) if flavor else {}
+    for requirement in parse_requirements(requirements)[0]:
+        name = normalize(requirement.name)
+        exact = _EXACT.search(requirement.text)
+        have = locked.get(name) or below.get(name)
+        if have is None:
+            where = f"nor the {flavor.name} flavor has it" if flavor else "has it"
+            message = f"{requirement.name} is not covered: neither {LOCK_FILE} {where}; {fix}"
+        elif exact and exact.group(1) != have:
+            source = LOCK_FILE if name in locked else f"the {flavor.name} flavor"  # type: ignore[union-attr]
+            message = (
+                f"{requirement.text!r} asks for {exact.group(1)}, but {source} has "
+                f"{name}=={have}; {fix}"
+            )
+        else:
+            continue
+        findings.append(
+            Finding(
+                "requirements-lock",
+                f"line {requirement.line}: {message}",
+                REQUIREMENTS_FILE,
+                details={"requirement": requirement.name},
+            )
+        )
+    return findings
+
+
 # --- the whole course -------------------------------------------------------------------------
 
 
@@ -379,6 +435,7 @@ def check_course_files(
         findings += check_data_paths(path, parsed, course.files, fetched)
     findings += check_file_sizes(course)
     findings += check_requirements(course.requirements)
+    findings += check_lock(course.slug, course.requirements, course.lock, flavor)
     return CheckReport(course.slug, tuple(findings))
 
 

@@ -1,0 +1,64 @@
+"""Locks a course's requirements.txt against its flavor: `courses/<slug>/requirements.lock`.
+
+    ./pants package images/base::   (the flavors, once)
+    ./pants run tools:pin-requirements -- <slug> [<slug> ...]   (default: every course)
+
+The requirements are resolved in the course's flavor image, so that what the flavor already has
+counts: its packages stay at their versions, and the lock holds only what the course's own layer
+adds, with the whole tree pinned and hashed. The course image installs exactly that lock
+(`pip install --no-deps --require-hashes`), and the static check `requirements-lock` fails when
+requirements.txt changes without a new lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import docker
+
+from catalog import read_course
+from tools.course_check.cli_common import course_directories
+from tools.course_check.dependencies import parse_requirements
+from tools.course_check.inventory import built_base_image
+from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, course_lock, freeze_versions, parse_lock
+from tools.resolver import Job, resolve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("courses", nargs="*", metavar="COURSE", help="slug or path; default: all")
+    args = parser.parse_args(argv)
+    by_flavor = defaultdict(list)
+    for directory in course_directories(args.courses):
+        by_flavor[read_course(directory).flavor].append(directory)
+    for flavor, directories in sorted(by_flavor.items()):
+        requirements = {d.name: (d / REQUIREMENTS_FILE).read_text() for d in directories}
+        # No requirement lines: nothing to resolve, the lock is its header.
+        compiled = {
+            slug: "" for slug, text in requirements.items() if not parse_requirements(text)[0]
+        }
+        installed: dict[str, str] = {}
+        to_resolve = [
+            Job(slug, text) for slug, text in requirements.items() if slug not in compiled
+        ]
+        if to_resolve:
+            image = built_base_image(flavor)
+            names = ", ".join(job.name for job in to_resolve)
+            print(
+                f"pin-requirements: resolving {names} in the {flavor} flavor ({image})", flush=True
+            )
+            resolved = resolve(docker.from_env(), image, to_resolve)
+            compiled.update(resolved.compiled)
+            installed = freeze_versions(resolved.installed)
+        for directory in directories:
+            slug = directory.name
+            text = course_lock(slug, flavor, requirements[slug], compiled[slug], installed)
+            (directory / LOCK_FILE).write_text(text)
+            count = len(parse_lock(text).pins)
+            print(f"pin-requirements: wrote {directory / LOCK_FILE} ({count} packages)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Resolving requirements into locks inside an image, so that the image's Python decides markers.
+
+`resolve(client, image, jobs)` starts one container of `image`, installs a pinned pip-tools in a
+throwaway venv there, and runs `pip-compile --generate-hashes` per job against the package index.
+A job's constraints are either given (the pins of the layers below) or the packages installed in
+the image itself (`pip list`), so that what the image already has is kept at its version and left
+out of the layer's lock (`tools.lock.render_lock`). The container's progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+#: The resolver's own tools, pinned so that the same index state gives the same lock.
+PIP_TOOLS = ("pip==26.0.1", "pip-tools==7.6.2")
+
+# A Debian image without Python (the seeded `debian:bookworm-slim`) gets Debian's python3 first.
+_PRELUDE = r"""
+set -e
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  echo "resolver: installing Debian's python3-venv" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+exec python3 -I -c "$RESOLVER_SCRIPT"
+"""
+
+_SCRIPT = r"""
+import json, os, subprocess, sys, tempfile
+spec = json.loads(os.environ["RESOLVER_JOBS"])
+def say(text):
+    print("resolver: " + text, file=sys.stderr, flush=True)
+installed = subprocess.run(
+    [sys.executable, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+    capture_output=True, text=True,
+).stdout
+work = tempfile.mkdtemp()
+say("installing " + " ".join(spec["tools"]))
+subprocess.run([sys.executable, "-m", "venv", work + "/venv"], check=True)
+subprocess.run(
+    [work + "/venv/bin/pip", "install", "--quiet", "--disable-pip-version-check", *spec["tools"]],
+    check=True, stdout=sys.stderr,
+)
+results = {}
+for job in spec["jobs"]:
+    say("resolving " + job["name"])
+    folder = tempfile.mkdtemp(dir=work)
+    with open(folder + "/requirements.in", "w") as f:
+        f.write(job["requirements"])
+    with open(folder + "/constraints.txt", "w") as f:
+        f.write(installed if job["constraints"] is None else job["constraints"])
+    done = subprocess.run(
+        [work + "/venv/bin/pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe",
+         "--strip-extras", "--no-header", "--no-emit-index-url", "--no-emit-trusted-host",
+         "--constraint", folder + "/constraints.txt",
+         "--output-file", folder + "/out.txt", folder + "/requirements.in"],
+        capture_output=True, text=True, cwd=folder,
+    )
+    if done.returncode:
+        results[job["name"]] = {"error": done.stderr.strip() or done.stdout.strip()}
+    else:
+        with open(folder + "/out.txt") as f:
+            compiled = f.read().replace(folder + "/", "")
+        results[job["name"]] = {"compiled": compiled}
+print(json.dumps({"installed": installed, "results": results}))
+"""
+
+
+class ResolveError(RuntimeError):
+    """The resolver could not run, or a job's requirements cannot be resolved."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    requirements: str
+    #: `name==version` lines the resolution must keep; None: the image's installed packages.
+    constraints: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    installed: str  # `pip list --format=freeze` of the image's Python
+    compiled: dict[str, str]  # job name -> pip-compile's output
+
+
+def resolve(client: Any, image: str, jobs: list[Job]) -> Resolved:
+    """Runs every job in one container of `image` (docker SDK client); raises ResolveError."""
+    spec = {
+        "tools": list(PIP_TOOLS),
+        "jobs": [
+            {"name": j.name, "requirements": j.requirements, "constraints": j.constraints}
+            for j in jobs
+        ],
+    }
+    container = client.containers.run(
+        image,
+        ["bash", "-c", _PRELUDE],
+        environment={
+            "RESOLVER_SCRIPT": _SCRIPT,
+            "RESOLVER_JOBS": json.dumps(spec),
+            # Trust the same CA bundle as the image's system (HTTPS proxies); pip's own otherwise.
+            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+            "PIP_CONFIG_FILE": "/dev/null",
+        },
+        user="root",
+        working_dir="/",
+        entrypoint=[],
+        detach=True,
+    )
+    try:
+        for chunk in container.logs(stream=True, follow=True, stdout=False, stderr=True):
+            sys.stderr.write(chunk.decode(errors="replace"))
+        status = container.wait()
+        output = container.logs(stdout=True, stderr=False).decode()
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise ResolveError(f"the resolver failed in {image} (exit {status.get('StatusCode')})")
+    data = json.loads(output.strip().splitlines()[-1])
+    errors = {name: r["error"] for name, r in data["results"].items() if "error" in r}
+    if errors:
+        raise ResolveError(
+            "\n".join(f"{name}: cannot be resolved:\n{text}" for name, text in errors.items())
+        )
+    return Resolved(data["installed"], {name: r["compiled"] for name, r in data["results"].items()})
