@@ -4,9 +4,9 @@
     ./pants run tools:bench-smoke -- [COURSE ...] [--repeat 3] [--max-ratio 1.5]
 
 The host side runs the same runner (tools/course_check/in_container.py) with nbclient, in a
-virtualenv per flavor holding the base image's notebook packages (images/base/
-standin-requirements.txt without the servers, plus TensorFlow for the tensorflow flavor) and the
-course's requirements.txt, on a copy of the course directory. The container side is the smoke
+virtualenv per flavor holding exactly the image's Python packages (the flavor's locks,
+images/base/*.lock, and the course's requirements.lock, installed as the images install them),
+on a copy of the course directory. The container side is the smoke
 test itself, timed from creating the container to removing it. Host and container runs
 alternate and the best of --repeat runs per notebook counts, so that other work on the machine
 skews both alike. Prints a table (seconds summed over the course's notebooks) and exits 1 when a
@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,10 +32,10 @@ import docker
 
 from catalog import Course, find_repo_root, load_catalog
 from tools.course_check.smoke import run_notebook, runner_source
+from tools.lock import LOCK_FILE, parse_lock
+from tools.lock_base_images import FLAVOR_LAYERS
 
 IMAGE_MAP = Path("dist/courses/image-map.json")
-#: The base image's own server packages: not needed to run notebooks on the host.
-_SERVER_ONLY = {"jupyterhub", "jupyterlab"}
 
 
 @dataclass(frozen=True)
@@ -51,49 +50,36 @@ class Row:
         return self.container_seconds / self.host_seconds if self.host_seconds else float("inf")
 
 
-def flavor_requirements(root: Path, flavor: str) -> list[str]:
-    lines = (root / "images/base/standin-requirements.txt").read_text().splitlines()
-    packages = [
-        line.strip()
-        for line in lines
-        if line.strip()
-        and not line.startswith("#")
-        and re.split(r"[=<>!~ ]", line.strip())[0].lower() not in _SERVER_ONLY
-    ]
-    if flavor == "tensorflow":
-        dockerfile = (root / "images/base/Dockerfile.tensorflow").read_text()
-        match = re.search(r"ARG TENSORFLOW_PACKAGE=(\S+)", dockerfile)
-        packages.append(match.group(1) if match else "tensorflow-cpu")
-    return packages
+def pip_install_locks(venv: Path, locks: Sequence[Path]) -> None:
+    """Installs locks into `venv` the way the images do: exactly the pins, hashes checked."""
+    arguments = [a for lock in locks for a in ("-r", str(lock))]
+    subprocess.run(
+        [
+            str(venv / "bin/pip"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
+            *arguments,
+        ],
+        check=True,
+    )
 
 
-def host_venv(cache: Path, python: str, requirements: list[str], extra: Path) -> Path:
-    """A virtualenv with `requirements` (cached by their hash) plus a course's requirements.txt."""
-    key = hashlib.sha256("\n".join([python, *requirements]).encode()).hexdigest()[:16]
-    venv = cache / f"venv-{key}"
+def host_venv(cache: Path, python: str, root: Path, flavor: str, course_lock: Path) -> Path:
+    """A virtualenv with the flavor's locked packages (cached by their hash) plus a course's lock."""
+    locks = [root / layer.lock for layer in FLAVOR_LAYERS[flavor]]
+    key = hashlib.sha256("\n".join([python, *(p.read_text() for p in locks)]).encode())
+    venv = cache / f"venv-{key.hexdigest()[:16]}"
     if not (venv / ".complete").exists():
-        print(f"bench-smoke: creating {venv} ({len(requirements)} packages)")
+        print(f"bench-smoke: creating {venv} (the {flavor} flavor's locks)")
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *requirements],
-            check=True,
-        )
+        pip_install_locks(venv, locks)
         (venv / ".complete").write_text("")
-    if extra.is_file() and any(
-        line.strip() and not line.startswith("#") for line in extra.read_text().splitlines()
-    ):
-        subprocess.run(
-            [
-                str(venv / "bin/pip"),
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "-r",
-                str(extra),
-            ],
-            check=True,
-        )
+    if parse_lock(course_lock.read_text(), str(course_lock)).pins:
+        pip_install_locks(venv, [course_lock])
     return venv
 
 
@@ -174,8 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         venv = host_venv(
             args.cache,
             args.python,
-            flavor_requirements(root, course.flavor),
-            root / course.directory / "requirements.txt",
+            root,
+            course.flavor,
+            root / course.directory / LOCK_FILE,
         )
         host_total = container_total = 0.0
         with tempfile.TemporaryDirectory(prefix=f"bench-{course.slug}-") as tmp:
