@@ -5,9 +5,12 @@
 Works on a temporary copy of the repo with N generated courses added to the sample courses. The
 copy tags its images under a registry name of its own (`bench.localhost`), so nothing else in the
 Docker engine is touched, and its stand-in Dockerfile carries a fresh `ENV` line, so that no layer
-above the Debian base comes from the cache (a cold build). Prints a table: wall time and images
-(re)built per scenario, then per course image the bytes unique to it versus shared with its base
-image (every base layer must be shared by digest). Removes the images it built at the end.
+above the Debian base comes from the cache (a cold build). Prints a table: wall time, course images
+built anew (new content tags) and new image ids per scenario, then per course image the bytes
+unique to it versus shared with its base image (every base layer must be shared by digest). Fails
+when a scenario builds more or fewer images than it should: in particular a no-op rebuild must
+give no new image id, and no content tag may ever move to another image id. Removes the images it
+built at the end.
 """
 
 from __future__ import annotations
@@ -46,11 +49,40 @@ NOTEBOOK = {
 
 
 @dataclass(frozen=True)
+class Build:
+    """What one `./pants` run did to the benchmark's images."""
+
+    seconds: float
+    new_content_tags: tuple[str, ...]  # course images built anew
+    new_image_ids: tuple[str, ...]  # image ids that no image of the benchmark had before
+    moved_content_tags: tuple[str, ...]  # content tags that now name another image id
+    content_tagged_ids: int  # distinct image ids under a content tag, after the run
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
-    seconds: float
-    rebuilt: int
-    expected: str
+    build: Build
+    expected_tags: int
+    expected_ids: int
+
+    def failures(self) -> list[str]:
+        found = []
+        if len(self.build.new_content_tags) != self.expected_tags:
+            found.append(
+                f"{len(self.build.new_content_tags)} new content tags, expected "
+                f"{self.expected_tags}"
+            )
+        if len(self.build.new_image_ids) != self.expected_ids:
+            found.append(
+                f"{len(self.build.new_image_ids)} new image ids, expected {self.expected_ids}"
+            )
+        if self.build.moved_content_tags:
+            found.append(
+                "content tags moved to another image id: "
+                + ", ".join(self.build.moved_content_tags)
+            )
+        return found
 
 
 def add_generated_courses(repo: Path, count: int) -> None:
@@ -98,26 +130,49 @@ def remove_bench_images(client: docker.DockerClient) -> None:
     client.images.prune(filters={"dangling": True})
 
 
-def timed_build(repo: Path, client: docker.DockerClient, *pants_args: str) -> tuple[float, int]:
-    """Seconds taken, and how many course images were built anew: new immutable content tags.
+def timed_build(repo: Path, client: docker.DockerClient, *pants_args: str) -> Build:
+    """Runs Pants; what it built: new content tags (course images), new image ids (any image).
 
-    (Image ids are no measure: Docker's legacy builder, running Pants' parallel builds, can cache
-    an identical step twice and later pick the other copy, giving the same content a new id.)
+    A content tag names its inputs, and with BuildKit (pants.toml) identical inputs give one image
+    id, so an image id that is new without a new content tag means a rebuild changed the bytes.
     """
     before = bench_images(client)
     start = time.monotonic()
     run_pants(repo, *pants_args, env=PANTS_ENV)
     seconds = time.monotonic() - start
     after = bench_images(client)
-    new_tags = sorted(
-        tag
-        for tag in after
-        if "/ol-course-notebooks:" in tag and is_content_tag(tag) and tag not in before
+    build = Build(
+        seconds=seconds,
+        new_content_tags=tuple(
+            sorted(
+                tag
+                for tag in after
+                if "/ol-course-notebooks:" in tag and is_content_tag(tag) and tag not in before
+            )
+        ),
+        new_image_ids=tuple(sorted(set(after.values()) - set(before.values()))),
+        moved_content_tags=tuple(
+            sorted(
+                tag
+                for tag in after
+                if is_content_tag(tag) and tag in before and before[tag] != after[tag]
+            )
+        ),
+        content_tagged_ids=len(
+            {image_id for tag, image_id in after.items() if is_content_tag(tag)}
+        ),
     )
-    moved = sorted(tag for tag in after if tag in before and before[tag] != after[tag])
-    print(f"bench-images: {seconds:.1f} s, new content tags: {', '.join(new_tags) or 'none'}")
-    print(f"bench-images: tags now on another image id: {', '.join(moved) or 'none'}")
-    return seconds, len(new_tags)
+    print(
+        f"bench-images: {seconds:.1f} s, "
+        f"new content tags: {', '.join(build.new_content_tags) or 'none'}"
+    )
+    short_ids = [image_id.removeprefix("sha256:")[:12] for image_id in build.new_image_ids]
+    print(f"bench-images: new image ids: {', '.join(short_ids) or 'none'}")
+    print(
+        "bench-images: content tags now on another image id: "
+        f"{', '.join(build.moved_content_tags) or 'none'}"
+    )
+    return build
 
 
 def is_content_tag(reference: str) -> bool:
@@ -161,19 +216,22 @@ def main() -> int:
         try:
             scenarios = []
             print("bench-images: cold full build")
-            seconds, rebuilt = timed_build(repo, client, "package", "courses::")
-            scenarios.append(Scenario("cold full build", seconds, rebuilt, f"{len(catalog)}"))
+            build = timed_build(repo, client, "package", "courses::")
+            # Every image is new: the course images and the base images they build FROM.
+            scenarios.append(
+                Scenario("cold full build", build, len(catalog), build.content_tagged_ids)
+            )
             print("bench-images: no-op rebuild")
-            seconds, rebuilt = timed_build(repo, client, "package", "courses::")
-            scenarios.append(Scenario("no-op rebuild", seconds, rebuilt, "0"))
+            build = timed_build(repo, client, "package", "courses::")
+            scenarios.append(Scenario("no-op rebuild", build, 0, 0))
             print("bench-images: one-course change, changed-only build")
             course = catalog.courses[0]
             notebook = repo / course.directory / course.notebooks[0]
             notebook.write_text(notebook.read_text().replace('"cells": [', '"cells": [ ', 1))
-            seconds, rebuilt = timed_build(
+            build = timed_build(
                 repo, client, "--changed-since=HEAD", "--changed-dependents=transitive", "package"
             )
-            scenarios.append(Scenario(f"one-course change ({course.slug})", seconds, rebuilt, "1"))
+            scenarios.append(Scenario(f"one-course change ({course.slug})", build, 1, 1))
 
             image_map = json.loads((repo / "dist/courses/image-map.json").read_text())
             sharing = layer_sharing(client, image_map, {c.slug: c.flavor for c in catalog})
@@ -181,17 +239,23 @@ def main() -> int:
             print("bench-images: removing the images it built")
             remove_bench_images(client)
 
-    print("\n| scenario | wall time (s) | images built anew (new content tags) | expected |")
-    print("| --- | ---: | ---: | ---: |")
+    print(
+        "\n| scenario | wall time (s) | images built anew (new content tags) | expected "
+        "| new image ids | expected |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for s in scenarios:
-        print(f"| {s.name} | {s.seconds:.1f} | {s.rebuilt} | {s.expected} |")
+        print(
+            f"| {s.name} | {s.build.seconds:.1f} | {len(s.build.new_content_tags)} "
+            f"| {s.expected_tags} | {len(s.build.new_image_ids)} | {s.expected_ids} |"
+        )
     print("\n| course image | flavor | unique to course (MB) | shared with base (MB) |")
     print("| --- | --- | ---: | ---: |")
     for slug, flavor, unique, shared in sharing:
         print(f"| {slug} | {flavor} | {unique / 1e6:.2f} | {shared / 1e6:.0f} |")
-    failures = [s for s in scenarios if str(s.rebuilt) != s.expected]
-    for s in failures:
-        print(f"bench-images: UNEXPECTED: {s.name} rebuilt {s.rebuilt}, expected {s.expected}")
+    failures = [(s.name, failure) for s in scenarios for failure in s.failures()]
+    for name, failure in failures:
+        print(f"bench-images: UNEXPECTED: {name}: {failure}")
     return 1 if failures else 0
 
 

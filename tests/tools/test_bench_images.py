@@ -1,0 +1,37 @@
+"""The build benchmark's verdict: a no-op rebuild that gives any image a new id fails it."""
+
+from __future__ import annotations
+
+from tools.bench_images import Build, Scenario
+
+TAG = "bench.localhost/ol-course-notebooks:intro-ml-" + "a" * 64
+
+
+def build(
+    new_tags: tuple[str, ...] = (), new_ids: tuple[str, ...] = (), moved: tuple[str, ...] = ()
+) -> Build:
+    return Build(1.0, new_tags, new_ids, moved, content_tagged_ids=3)
+
+
+def test_a_no_op_rebuild_with_no_new_image_id_passes() -> None:
+    assert Scenario("no-op rebuild", build(), 0, 0).failures() == []
+
+
+def test_a_no_op_rebuild_with_a_new_image_id_fails() -> None:
+    scenario = Scenario("no-op rebuild", build(new_ids=("sha256:" + "b" * 64,)), 0, 0)
+    assert scenario.failures() == ["1 new image ids, expected 0"]
+
+
+def test_a_content_tag_moved_to_another_image_id_fails() -> None:
+    scenario = Scenario("no-op rebuild", build(new_ids=("sha256:1",), moved=(TAG,)), 0, 0)
+    assert scenario.failures() == [
+        "1 new image ids, expected 0",
+        f"content tags moved to another image id: {TAG}",
+    ]
+
+
+def test_a_one_course_change_builds_one_image() -> None:
+    assert Scenario("change", build((TAG,), ("sha256:1",)), 1, 1).failures() == []
+    assert Scenario("change", build((TAG,), ("sha256:1", "sha256:2")), 1, 1).failures() == [
+        "2 new image ids, expected 1"
+    ]
