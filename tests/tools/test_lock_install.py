@@ -24,7 +24,9 @@ LOCK_IN_IMAGE = "/tmp/course-requirements.lock"
 def install_command() -> str:
     """The template's RUN instruction that installs the course lock, continuation lines joined."""
     text = TEMPLATE.read_text().replace("\\\n", " ")
-    lines = [line for line in text.splitlines() if line.startswith("RUN ") and LOCK_IN_IMAGE in line]
+    lines = [
+        line for line in text.splitlines() if line.startswith("RUN ") and LOCK_IN_IMAGE in line
+    ]
     assert len(lines) == 1, f"{TEMPLATE} should install {LOCK_IN_IMAGE} in one RUN: {lines}"
     return lines[0][len("RUN ") :]
 
@@ -109,7 +111,10 @@ def test_a_hash_mismatch_fails_the_build(client, base_images, wheels) -> None:
 def test_a_lock_missing_a_dependency_fails_the_build(client, base_images, wheels) -> None:
     folder, hashes = wheels
     status, output = install(
-        client, base_images["pytorch"], folder, pin("demo-course-pkg", "2.0", hashes["demo-course-pkg"])
+        client,
+        base_images["pytorch"],
+        folder,
+        pin("demo-course-pkg", "2.0", hashes["demo-course-pkg"]),
     )
     assert status != 0
     assert "demo-course-pkg 2.0 requires demo-dep" in output, output
