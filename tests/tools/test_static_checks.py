@@ -160,11 +160,11 @@ def test_requirement_parsing() -> None:
         "pkg==2.0 \\\n    --hash=sha256:abc\nx @ https://h/x.whl#sha256=00\ny~=1.0\n"
     )
     assert problems == []
-    assert [(r.name, r.pinned, r.line) for r in requirements] == [
-        ("A_B.c", True, 3),
-        ("pkg", True, 4),
-        ("x", True, 6),
-        ("y", False, 7),
+    assert [(r.name, r.pinned, r.line, r.version) for r in requirements] == [
+        ("A_B.c", True, 3, "1.0"),
+        ("pkg", True, 4, "2.0"),
+        ("x", True, 6, None),
+        ("y", False, 7, None),
     ]
 
 

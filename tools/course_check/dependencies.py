@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+from tools.lock import normalize
+
 #: Import name -> distribution, for well-known packages a notebook may import without the course
 #: providing them; used to say what to add to requirements.txt. (Import names that equal the
 #: distribution name need no entry.)
@@ -84,11 +86,6 @@ KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
 INVENTORY_FILE = "flavor_modules.json"
 
 
-def normalize_distribution(name: str) -> str:
-    """PEP 503 normalized distribution name (`Scikit_Learn` -> `scikit-learn`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 @dataclass(frozen=True)
 class Flavor:
     """What one base image flavor provides."""
@@ -102,11 +99,11 @@ class Flavor:
     installed: Mapping[str, str] = field(default_factory=dict)
 
     def modules_of(self, distribution: str) -> set[str]:
-        wanted = normalize_distribution(distribution)
+        wanted = normalize(distribution)
         return {
             module
             for module, dists in self.distributions.items()
-            if any(normalize_distribution(d) == wanted for d in dists)
+            if any(normalize(d) == wanted for d in dists)
         }
 
 
@@ -148,6 +145,8 @@ class Requirement:
     pinned: bool
     #: Modules named in a `# provides: a, b` comment.
     provides: tuple[str, ...] = ()
+    #: The exact version of a `name==version` pin; None otherwise.
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,8 +208,11 @@ def parse_requirements(text: str) -> tuple[list[Requirement], list[RequirementPr
         provides = tuple(
             p.strip() for p in (provides_match.group(1) if provides_match else "").split(",")
         )
+        version = spec.lstrip("=") if pinned and not url else None
         requirements.append(
-            Requirement(number, body, match.group("name"), pinned, tuple(p for p in provides if p))
+            Requirement(
+                number, body, match.group("name"), pinned, tuple(p for p in provides if p), version
+            )
         )
     return requirements, problems
 
@@ -222,9 +224,9 @@ def modules_of_requirements(
     provided: dict[str, str] = {}
     by_distribution: dict[str, set[str]] = {}
     for module, dist in KNOWN_DISTRIBUTIONS.items():
-        by_distribution.setdefault(normalize_distribution(dist), set()).add(module.split(".")[0])
+        by_distribution.setdefault(normalize(dist), set()).add(module.split(".")[0])
     for requirement in requirements:
-        normalized = normalize_distribution(requirement.name)
+        normalized = normalize(requirement.name)
         modules = {requirement.name.replace("-", "_").replace(".", "_")}
         modules |= {normalized.replace("-", "_")}
         modules |= by_distribution.get(normalized, set())

@@ -14,7 +14,6 @@ requirements-lock (requirements.lock installs and covers requirements.txt, which
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -342,9 +341,6 @@ def check_requirements(text: str | None) -> list[Finding]:
     return findings
 
 
-_EXACT = re.compile(r"===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
-
-
 def check_lock(
     slug: str, requirements: str | None, lock: str | None, flavor: Flavor | None
 ) -> list[Finding]:
@@ -375,25 +371,26 @@ def check_lock(
         )
     locked = parsed.versions()
     below = dict(flavor.installed) if flavor else {}
+    the_flavor = f"the {flavor.name} flavor" if flavor else "the flavor"
     for requirement in parse_requirements(requirements)[0]:
         name = normalize(requirement.name)
-        exact = _EXACT.search(requirement.text)
         have = locked.get(name) or below.get(name)
         if have is None:
-            where = f"nor the {flavor.name} flavor has it" if flavor else "has it"
-            message = f"{requirement.name} is not covered: neither {LOCK_FILE} {where}; {fix}"
-        elif exact and exact.group(1) != have:
-            source = LOCK_FILE if name in locked else f"the {flavor.name} flavor"  # type: ignore[union-attr]
             message = (
-                f"{requirement.text!r} asks for {exact.group(1)}, but {source} has "
-                f"{name}=={have}; {fix}"
+                f"{requirement.name} is not covered: neither {LOCK_FILE} nor {the_flavor} has it"
+            )
+        elif requirement.version and requirement.version != have:
+            source = LOCK_FILE if name in locked else the_flavor
+            message = (
+                f"{requirement.text!r} asks for {requirement.version}, but {source} has "
+                f"{name}=={have}"
             )
         else:
             continue
         findings.append(
             Finding(
                 "requirements-lock",
-                f"line {requirement.line}: {message}",
+                f"line {requirement.line}: {message}; {fix}",
                 REQUIREMENTS_FILE,
                 details={"requirement": requirement.name},
             )
