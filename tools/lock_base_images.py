@@ -14,13 +14,14 @@ changed: `./pants package images/base:: && ./pants run tools:flavor-modules`, an
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
 from tools.lock import constraints_text, parse_lock, render_lock
-from tools.resolver import Job, resolve
+from tools.resolver import Job, ResolveError, resolve
 
 BASE_DIR = Path("images/base")
 #: The image the stand-in is built FROM: its Python decides the markers of every base lock.
@@ -83,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             below.update(pins[name])
         print(f"lock-base-images: resolving {layer.requirements} in {RESOLVER_IMAGE}", flush=True)
         requirements = layer.requirements.read_text()
-        compiled = resolve(
-            client,
-            RESOLVER_IMAGE,
-            [Job(layer.name, requirements, constraints_text(below))],
-        ).compiled[layer.name]
+        try:
+            compiled = resolve(
+                client, RESOLVER_IMAGE, [Job(layer.name, requirements, constraints_text(below))]
+            ).compiled[layer.name]
+        except ResolveError as e:  # this layer's lock stays as it was
+            print(f"lock-base-images: {e}", file=sys.stderr)
+            return 1
         text = render_lock(
             [
                 f"The Python packages of {layer.purpose}.",

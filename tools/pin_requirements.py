@@ -13,16 +13,17 @@ requirements.txt changes without a new lock.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 
 import docker
 
-from catalog import read_course
+from catalog import CatalogError, read_course
 from tools.course_check.cli_common import course_directories
 from tools.course_check.dependencies import parse_requirements
 from tools.course_check.inventory import built_base_image
 from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, course_lock, freeze_versions, parse_lock
-from tools.resolver import Job, resolve
+from tools.resolver import Job, ResolveError, resolve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     by_flavor = defaultdict(list)
     for directory in course_directories(args.courses):
-        by_flavor[read_course(directory).flavor].append(directory)
+        try:
+            by_flavor[read_course(directory).flavor].append(directory)
+        except CatalogError as e:
+            parser.error(str(e))
     for flavor, directories in sorted(by_flavor.items()):
         requirements = {d.name: (d / REQUIREMENTS_FILE).read_text() for d in directories}
         # No requirement lines: nothing to resolve, the lock is its header.
@@ -48,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"pin-requirements: resolving {names} in the {flavor} flavor ({image})", flush=True
             )
-            resolved = resolve(docker.from_env(), image, to_resolve)
+            try:
+                resolved = resolve(docker.from_env(), image, to_resolve)
+            except ResolveError as e:  # this flavor's locks stay as they were
+                print(f"pin-requirements: {e}", file=sys.stderr)
+                return 1
             compiled.update(resolved.compiled)
             installed = freeze_versions(resolved.installed)
         for directory in directories:

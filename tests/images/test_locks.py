@@ -15,7 +15,7 @@ import pytest
 from catalog import FLAVORS, Course, find_repo_root, load_catalog
 from tools.course_check.dependencies import load_flavors, parse_requirements
 from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, LockError, normalize, parse_lock
-from tools.lock_base_images import FLAVOR_LAYERS, LAYERS, BaseLayer
+from tools.lock_base_images import BY_NAME, FLAVOR_LAYERS, LAYERS, BaseLayer
 
 
 def _pins(layer: BaseLayer) -> dict[str, str]:
@@ -31,9 +31,8 @@ def test_base_lock_is_made_from_its_requirements(layer: BaseLayer) -> None:
         f"./pants run tools:lock-base-images {layer.name}"
     )
     below: dict[str, str] = {}
-    for lower in LAYERS:
-        if lower.name in layer.below:
-            below.update(_pins(lower))
+    for name in layer.below:
+        below.update(_pins(BY_NAME[name]))
     assert not set(lock.pins) & set(below), "a layer locks only what it adds"
     for requirement in parse_requirements(requirements)[0]:
         name = normalize(requirement.name)
