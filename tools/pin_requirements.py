@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 resolved = resolve(docker.from_env(), image, to_resolve)
             except ResolveError as e:  # this flavor's locks stay as they were
-                print(f"pin-requirements: {e}", file=sys.stderr)
+                print(
+                    f"pin-requirements: {e}\n(what the {flavor} flavor has stays at its version, "
+                    "images/base/*.lock: a requirement must accept that version)",
+                    file=sys.stderr,
+                )
                 return 1
             compiled.update(resolved.compiled)
             installed = freeze_versions(resolved.installed)

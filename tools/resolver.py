@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import docker
+
 #: The resolver's own tools, pinned so that the same index state gives the same lock.
 PIP_TOOLS = ("pip==26.0.1", "pip-tools==7.6.2")
 
@@ -60,7 +62,9 @@ for job in spec["jobs"]:
         capture_output=True, text=True, cwd=folder,
     )
     if done.returncode:
-        results[job["name"]] = {"error": done.stderr.strip() or done.stdout.strip()}
+        # pip-compile's own words, not the traceback of the exception it raised after them.
+        said = (done.stderr or done.stdout).split("Traceback (most recent call last)")[0]
+        results[job["name"]] = {"error": said.strip() or done.stderr.strip()}
     else:
         with open(folder + "/out.txt") as f:
             compiled = f.read().replace(folder + "/", "")
@@ -96,6 +100,12 @@ def resolve(client: Any, image: str, jobs: list[Job]) -> Resolved:
             for j in jobs
         ],
     }
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise ResolveError(
+            f"the image {image} is not in the Docker engine: build it (./pants package images/base::)"
+        ) from None
     container = client.containers.run(
         image,
         ["bash", "-c", _PRELUDE],
