@@ -51,8 +51,7 @@ class Pin:
 @dataclass(frozen=True)
 class Lock:
     pins: Mapping[str, Pin]  # normalized name -> pin
-    input_name: str | None
-    input_digest: str | None
+    input_digest: str | None  # sha256 of the requirements it was made from (its header)
 
     def versions(self) -> dict[str, str]:
         return {name: pin.version for name, pin in self.pins.items()}
@@ -81,11 +80,11 @@ def _blocks(text: str) -> Iterable[tuple[int, str]]:
 
 def parse_lock(text: str, source: str = "lock") -> Lock:
     """A lock's pins and header; LockError names the line of anything pip could not install."""
-    input_name = input_digest = None
+    input_digest = None
     for line in text.splitlines():
         match = INPUT_DIGEST.match(line)
         if match:
-            input_name, input_digest = match.group("name"), match.group("digest")
+            input_digest = match.group("digest")
     pins: dict[str, Pin] = {}
     for number, block in _blocks(text):
         first = block.splitlines()[0]
@@ -102,7 +101,7 @@ def parse_lock(text: str, source: str = "lock") -> Lock:
         if name in pins:
             raise LockError(f"{source}, line {number}: {name} is pinned twice")
         pins[name] = Pin(name, match.group("version"), hashes, block)
-    return Lock(pins, input_name, input_digest)
+    return Lock(pins, input_digest)
 
 
 def render_lock(
