@@ -123,6 +123,12 @@ def render_lock(
     return "\n".join(lines + kept) + "\n"
 
 
+def pinned_by(asked: str, have: str) -> bool:
+    """Whether `name==asked` accepts the installed `have`: as PEP 440 says, a version without a
+    local label accepts every local build of it (`==2.13.0` accepts `2.13.0+cpu`)."""
+    return have == asked or ("+" not in asked and have.split("+", 1)[0] == asked)
+
+
 def freeze_versions(text: str) -> dict[str, str]:
     """`pip list --format=freeze` (or any `name==version` lines) as normalized name -> version."""
     versions = {}

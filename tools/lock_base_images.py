@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import docker
 
 from tools.lock import constraints_text, parse_lock, render_lock
 from tools.resolver import Job, ResolveError, resolve
+from tools.wheelhouse import fetch, local_pins
 
 BASE_DIR = Path("images/base")
 #: The image the stand-in is built FROM: its Python decides the markers of every base lock.
@@ -46,11 +48,19 @@ class BaseLayer:
 LAYERS = (
     BaseLayer("standin", (), "the stand-in upstream (images/base/Dockerfile.standin)"),
     BaseLayer(
-        "tensorflow", ("standin",), "the tensorflow flavor on the stand-in (local builds and CI)"
+        "torch",
+        ("standin",),
+        "PyTorch's CPU build in the stand-in upstream, as docker-stacks pytorch-notebook has it "
+        "(its wheel comes from the host's pip: tools/wheelhouse.py)",
+    ),
+    BaseLayer(
+        "tensorflow",
+        ("standin", "torch"),
+        "the tensorflow flavor on the stand-in (local builds and CI)",
     ),
     BaseLayer(
         "tensorflow-cuda",
-        ("standin",),
+        ("standin", "torch"),
         "the tensorflow flavor in production (pants.production.toml); resolved against the "
         "stand-in's pins, the build's `pip check` verifies it on the production upstream",
     ),
@@ -59,8 +69,8 @@ LAYERS = (
 BY_NAME = {layer.name: layer for layer in LAYERS}
 #: The layers whose packages make each flavor in local builds and CI (the stand-in upstream).
 FLAVOR_LAYERS = {
-    "pytorch": (BY_NAME["standin"],),
-    "tensorflow": (BY_NAME["standin"], BY_NAME["tensorflow"]),
+    "pytorch": (BY_NAME["standin"], BY_NAME["torch"]),
+    "tensorflow": (BY_NAME["standin"], BY_NAME["torch"], BY_NAME["tensorflow"]),
 }
 
 
@@ -84,10 +94,19 @@ def main(argv: list[str] | None = None) -> int:
             below.update(pins[name])
         print(f"lock-base-images: resolving {layer.requirements} in {RESOLVER_IMAGE}", flush=True)
         requirements = layer.requirements.read_text()
+        # Wheels the index does not serve (torch's CPU build): this layer's and those below it.
+        wanted_wheels = local_pins(
+            [*requirements.splitlines(), *(f"{n}=={v}" for n, v in below.items())]
+        )
         try:
-            compiled = resolve(
-                client, RESOLVER_IMAGE, [Job(layer.name, requirements, constraints_text(below))]
-            ).compiled[layer.name]
+            with tempfile.TemporaryDirectory() as wheelhouse:
+                fetch(Path(wheelhouse), wanted_wheels)
+                compiled = resolve(
+                    client,
+                    RESOLVER_IMAGE,
+                    [Job(layer.name, requirements, constraints_text(below))],
+                    Path(wheelhouse) if wanted_wheels else None,
+                ).compiled[layer.name]
         except ResolveError as e:  # this layer's lock stays as it was
             print(f"lock-base-images: {e}", file=sys.stderr)
             return 1

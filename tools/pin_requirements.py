@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import docker
 
@@ -23,7 +25,9 @@ from tools.course_check.cli_common import course_directories
 from tools.course_check.dependencies import parse_requirements
 from tools.course_check.inventory import built_base_image
 from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, course_lock, freeze_versions, parse_lock
+from tools.lock_base_images import FLAVOR_LAYERS
 from tools.resolver import Job, ResolveError, resolve
+from tools.wheelhouse import fetch, local_pins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +56,20 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"pin-requirements: resolving {names} in the {flavor} flavor ({image})", flush=True
             )
+            # The flavor's wheels that the index does not serve (torch's CPU build), so that a
+            # requirement on them resolves to the version the flavor has.
+            flavor_pins = [
+                f"{name}=={version}"
+                for layer in FLAVOR_LAYERS[flavor]
+                for name, version in parse_lock(layer.lock.read_text()).versions().items()
+            ]
+            wheels = local_pins(flavor_pins)
             try:
-                resolved = resolve(docker.from_env(), image, to_resolve)
+                with tempfile.TemporaryDirectory() as wheelhouse:
+                    fetch(Path(wheelhouse), wheels)
+                    resolved = resolve(
+                        docker.from_env(), image, to_resolve, Path(wheelhouse) if wheels else None
+                    )
             except ResolveError as e:  # this flavor's locks stay as they were
                 print(
                     f"pin-requirements: {e}\n(what the {flavor} flavor has stays at its version, "

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
 
 #: The resolver's own tools, pinned so that the same index state gives the same lock.
 PIP_TOOLS = ("pip==26.0.1", "pip-tools==7.6.2")
+_WHEELHOUSE_MOUNT = "/wheelhouse"
 
 # A Debian image without Python (the seeded `debian:bookworm-slim`) gets Debian's python3 first.
 _PRELUDE = r"""
@@ -57,6 +59,7 @@ for job in spec["jobs"]:
     done = subprocess.run(
         [work + "/venv/bin/pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe",
          "--strip-extras", "--no-header", "--no-emit-index-url", "--no-emit-trusted-host",
+         "--no-emit-find-links", *(["--find-links", spec["find_links"]] if spec["find_links"] else []),
          "--constraint", folder + "/constraints.txt",
          "--output-file", folder + "/out.txt", folder + "/requirements.in"],
         capture_output=True, text=True, cwd=folder,
@@ -91,10 +94,15 @@ class Resolved:
     compiled: dict[str, str]  # job name -> pip-compile's output
 
 
-def resolve(client: Any, image: str, jobs: list[Job]) -> Resolved:
-    """Runs every job in one container of `image` (docker SDK client); raises ResolveError."""
+def resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None = None) -> Resolved:
+    """Runs every job in one container of `image` (docker SDK client); raises ResolveError.
+
+    `wheelhouse`: a host folder of wheels the index does not serve (`tools/wheelhouse.py`),
+    mounted read-only and searched before the index.
+    """
     spec = {
         "tools": list(PIP_TOOLS),
+        "find_links": _WHEELHOUSE_MOUNT if wheelhouse else None,
         "jobs": [
             {"name": j.name, "requirements": j.requirements, "constraints": j.constraints}
             for j in jobs
@@ -116,6 +124,11 @@ def resolve(client: Any, image: str, jobs: list[Job]) -> Resolved:
             "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
             "PIP_CONFIG_FILE": "/dev/null",
         },
+        volumes=(
+            {str(wheelhouse.resolve()): {"bind": _WHEELHOUSE_MOUNT, "mode": "ro"}}
+            if wheelhouse
+            else {}
+        ),
         user="root",
         working_dir="/",
         entrypoint=[],

@@ -1,7 +1,8 @@
 """Smoke test: runs every notebook of a course in its built image, as learners would.
 
     ./pants test courses/<slug>#smoke-test                 (builds the image first; CI does this)
-    ./pants run tools:smoke-test -- [COURSE ...] [--notebook PATH] [--image REF]
+    ./pants run tools:smoke-test -- [COURSE ...] [--notebook PATH] [--image REF] [--gpus]
+    ./pants test --test-extra-env-vars=SMOKE_TEST_GPUS=all courses/<slug>::   (on a GPU machine)
 
 Run directly, it tests the images named by the image map (`./pants package courses::` writes
 dist/courses/image-map.json) unless --image is given. Per notebook: passed, failed (cell and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from tools.course_check.report import smoke_junit, smoke_summary, to_json
 from tools.course_check.smoke import read_course_for_smoke_test, smoke_test_course
 
 IMAGE_MAP = Path("dist/courses/image-map.json")
+GPUS_ENV = "SMOKE_TEST_GPUS"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
     parser.add_argument("--notebook", action="append", help="only this notebook (repeatable)")
     parser.add_argument("--output-dir", type=Path, default=Path("dist/smoke-test"))
+    parser.add_argument(
+        "--gpus",
+        action="store_true",
+        # Through Pants: ./pants test --test-extra-env-vars=SMOKE_TEST_GPUS=all courses/<slug>::
+        default=os.environ.get(GPUS_ENV) == "all",
+        help="give every container every GPU (docker run --gpus all; needs the NVIDIA container "
+        f"runtime) and report what PyTorch sees; an error if that is not a GPU (default: set "
+        f"when {GPUS_ENV}=all)",
+    )
     args = parser.parse_args(argv)
     # Pants stops a test that runs past its timeout with SIGTERM: exit through the `finally`
     # blocks, which remove the running container.
@@ -53,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         image = args.image or image_map.get(course.slug)
         if not image:
             parser.error(f"{args.image_map} has no image for {course.slug}: rebuild it")
-        result = smoke_test_course(client, course, image, notebooks=args.notebook)
+        result = smoke_test_course(client, course, image, notebooks=args.notebook, gpus=args.gpus)
         results.append(result)
         write_outputs(
             args.output_dir,

@@ -5,7 +5,7 @@ The `course()` generator adds two test targets per course (see `course_test_targ
 - `courses/<slug>#check` (`course_check`): the static checks (tools/check_courses.py). It needs
   no image: it depends on the course's files only.
 - `courses/<slug>#smoke-test` (`course_smoke_test`): every notebook run in the course image
-  (tools/smoke_test.py). It depends on `courses/<slug>#image`, so
+  (tools/smoke_courses.py). It depends on `courses/<slug>#image`, so
   `./pants test --changed-since=REF --changed-dependents=transitive ::` smoke-tests exactly the
   courses whose image inputs changed (their files, their base image, the template).
 

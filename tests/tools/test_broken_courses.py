@@ -150,10 +150,18 @@ def test_a_scaffolded_course_passes_its_smoke_test(
     directory = scaffold(tmp_path, "fresh-course", "pytorch", True)
     image = build(client, directory, base_images["pytorch"], "fresh-course")
     try:
-        result = smoke_test_course(client, read_course_for_smoke_test(directory), image)
+        course = read_course_for_smoke_test(directory)
+        result = smoke_test_course(client, course, image)
+        # The GPU path (docker run --gpus all): on this machine Docker has no GPU to give; on one
+        # with the NVIDIA runtime, the stand-in's CPU build of PyTorch sees none. Either way an
+        # error that says so, never a pass on the CPU.
+        on_gpus = smoke_test_course(client, course, image, gpus=True)
     finally:
         client.images.remove(image, force=True)
     assert result.passed, result
+    assert course.gpu and result.accelerator.startswith("GPU course smoke-tested on CPU")
+    assert not on_gpus.passed and on_gpus.notebooks == ()
+    assert on_gpus.error.startswith("--gpus: "), on_gpus.error
 
 
 def test_the_container_stops_itself_at_its_deadline(

@@ -1,9 +1,14 @@
-"""tools/lock.py: reading pip-compile's output, layering it, and the header that ties a lock to
-its requirements. Plain text in and out."""
+"""tools/lock.py and tools/wheelhouse.py: reading pip-compile's output, layering it, the header
+that ties a lock to its requirements, and which pins come from the host's pip. Plain data."""
 
 from __future__ import annotations
 
-from tools.lock import freeze_versions, parse_lock, render_lock
+from pathlib import Path
+
+import pytest
+
+from tools.lock import freeze_versions, parse_lock, pinned_by, render_lock
+from tools.wheelhouse import download_command, local_pins
 
 H1, H2, H3 = ("1" * 64, "2" * 64, "3" * 64)
 COMPILED = f"""numpy==2.4.6 \\
@@ -41,3 +46,32 @@ def test_a_layer_lock_leaves_out_what_is_installed_below_at_that_version() -> No
 def test_freeze_output_is_normalized() -> None:
     text = "Jupyter_Core==5.9.1\nruamel.yaml==0.18.6\n# comment\nsomething @ file:///x\n"
     assert freeze_versions(text) == {"jupyter-core": "5.9.1", "ruamel-yaml": "0.18.6"}
+
+
+@pytest.mark.parametrize(
+    ("asked", "have", "expected"),
+    [
+        pytest.param("2.13.0", "2.13.0", True, id="same"),
+        pytest.param("2.13.0", "2.13.0+cpu", True, id="a-local-build-of-the-asked-release"),
+        pytest.param("2.13.0+cpu", "2.13.0+cpu", True, id="same-local-build"),
+        pytest.param("2.13.0+cpu", "2.13.0", False, id="asked-a-local-build-got-the-release"),
+        pytest.param("2.13.0+cu121", "2.13.0+cpu", False, id="another-local-build"),
+        pytest.param("2.13.0", "2.13.1+cpu", False, id="another-release"),
+        pytest.param("2.13", "2.13.0+cpu", False, id="prefix-is-not-a-match"),
+    ],
+)
+def test_pinned_by_follows_pep_440_local_labels(asked: str, have: str, expected: bool) -> None:
+    assert pinned_by(asked, have) is expected
+
+
+def test_local_pins_are_the_wheels_the_index_does_not_serve() -> None:
+    lines = ["# comment", "torch==2.13.0+cpu", "numpy==2.4.6", "  Foo_Bar==1.0+local.2  ", "x>=1"]
+    assert local_pins(lines) == ["torch==2.13.0+cpu", "Foo_Bar==1.0+local.2"]
+
+
+def test_the_host_pip_downloads_for_the_images_platform_without_dependencies() -> None:
+    command = download_command(Path("/w"), ["--require-hashes", "-r", "torch.lock"])
+    assert command[1:4] == ["-m", "pip", "download"]
+    assert "--no-deps" in command and "--dest=/w" in command
+    assert {"--only-binary=:all:", "--python-version=3.11", "--abi=cp311"} <= set(command)
+    assert command[-3:] == ["--require-hashes", "-r", "torch.lock"]

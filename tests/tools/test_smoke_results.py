@@ -11,7 +11,7 @@ import pytest
 from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
 from tools.course_check.report import smoke_junit, smoke_summary
-from tools.course_check.smoke import ContainerOutcome, interpret
+from tools.course_check.smoke import ON_CPU, ContainerOutcome, accelerator_report, interpret
 
 LIMIT = 1_000_000_000
 
@@ -178,6 +178,7 @@ def results() -> list[SmokeResult]:
         SmokeResult(
             "gone", "r/img:gone-1", 10**9, 60, False, (), error="image r/img:gone-1 missing"
         ),
+        SmokeResult("gpu", "r/img:gpu-1", 2**31, 300, False, (ok,), accelerator=ON_CPU),
     ]
 
 
@@ -186,7 +187,7 @@ def test_json_round_trip() -> None:
         data = json.loads(json.dumps(result.to_dict()))
         assert data["kind"] == "course-smoke-test"
         assert SmokeResult.from_dict(data) == result
-        assert data["passed"] == (result.course == "good")
+        assert data["passed"] == (result.course in ("good", "gpu"))
 
 
 def test_summary_table() -> None:
@@ -206,7 +207,8 @@ def test_summary_table() -> None:
     assert "bad: b.ipynb: failed: cell 3: KeyError: 'x'" in text
     assert "bad: c.ipynb: timed-out: cell 2: still running" in text
     assert "gone: image r/img:gone-1 missing" in text
-    assert text.endswith("1 of 3 course(s) passed")
+    assert "gpu: GPU course smoke-tested on CPU" in text
+    assert text.endswith("2 of 4 course(s) passed")
 
 
 def test_junit() -> None:
@@ -222,3 +224,69 @@ def test_junit() -> None:
     assert cases[2].find("failure").get("type") == "timed-out"  # type: ignore[union-attr]
     gone = ElementTree.fromstring(smoke_junit(results()[2]))
     assert gone.get("errors") == "1" and gone.find("testcase/error") is not None
+    assert suite.find("properties/property[@name='accelerator']") is None
+    gpu = ElementTree.fromstring(smoke_junit(results()[3]))
+    assert gpu.find("properties/property[@name='accelerator']").get("value") == ON_CPU  # type: ignore[union-attr]
+
+
+CPU_TORCH = {"torch": "2.13.0+cpu", "cuda_available": False, "device": "cpu"}
+CUDA_TORCH = {"torch": "2.13.0", "cuda_available": True, "device": "cuda:0 (NVIDIA H200)"}
+
+
+@pytest.mark.parametrize(
+    ("gpu_course", "gpus", "probe", "expected"),
+    [
+        pytest.param(False, False, None, ("", ""), id="cpu-course-on-cpu"),
+        pytest.param(
+            True,
+            False,
+            None,
+            ("GPU course smoke-tested on CPU (smoke-test --gpus runs it on a GPU)", ""),
+            id="gpu-course-on-cpu-says-so",
+        ),
+        pytest.param(
+            True,
+            True,
+            CUDA_TORCH,
+            (
+                "run with GPUs: torch 2.13.0: torch.cuda.is_available() = True, "
+                "device cuda:0 (NVIDIA H200)",
+                "",
+            ),
+            id="gpu-course-on-gpu-names-the-device",
+        ),
+        pytest.param(
+            False,
+            True,
+            CUDA_TORCH,
+            (
+                "run with GPUs: torch 2.13.0: torch.cuda.is_available() = True, "
+                "device cuda:0 (NVIDIA H200)",
+                "",
+            ),
+            id="cpu-course-on-gpu",
+        ),
+        pytest.param(
+            True,
+            True,
+            CPU_TORCH,
+            (
+                "",
+                "--gpus: torch 2.13.0+cpu: torch.cuda.is_available() = False in the container: "
+                "the GPU is not used (a CPU build of PyTorch, or no GPU visible to the container)",
+            ),
+            id="gpus-asked-but-cpu-used-is-an-error",
+        ),
+        pytest.param(
+            True,
+            True,
+            {"torch": None},
+            ("", "--gpus: the image has no PyTorch to say whether the GPU is used"),
+            id="gpus-asked-without-torch-is-an-error",
+        ),
+    ],
+)
+def test_accelerator_report(
+    gpu_course: bool, gpus: bool, probe: dict | None, expected: tuple[str, str]
+) -> None:
+    assert accelerator_report(gpu_course, gpus, probe) == expected

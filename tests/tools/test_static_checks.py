@@ -19,7 +19,7 @@ from tools.course_check.dependencies import (
 )
 from tools.course_check.model import CheckReport
 from tools.course_check.static import CourseFiles, check_course, check_course_files
-from tools.lock import LOCK_FILE, course_lock
+from tools.lock import LOCK_FILE, course_lock, pinned_by
 
 FIXTURES = Path("tests/fixtures/broken-courses")
 CATALOG = load_catalog()
@@ -118,7 +118,7 @@ def locked(requirements: str, flavor: str = "pytorch", **changes: str) -> str:
     pins = "".join(
         f"{name}=={changes.get(name, version)} \\\n    --hash=sha256:{'0' * 64}\n"
         for name, version in (pin for pin in exact if len(pin) == 2)
-        if installed.get(name) != version
+        if not pinned_by(version, installed.get(name, ""))
     )
     return course_lock("demo", flavor, requirements, pins)
 
@@ -294,3 +294,46 @@ def test_a_requirement_the_flavor_has_at_that_version_needs_no_pin(tmp_path: Pat
     directory = course(tmp_path, **{"requirements.txt": f"numpy=={numpy}\n"})
     assert "numpy==" not in (directory / LOCK_FILE).read_text()
     assert check_course(directory).passed
+
+
+def notebook(source: str) -> str:
+    cell = {"cell_type": "code", "id": "c1", "source": source, "metadata": {}, "outputs": []}
+    return json.dumps(
+        {"cells": [{**cell, "execution_count": None}], "metadata": {}, "nbformat": 4,
+         "nbformat_minor": 5}
+    )  # fmt: skip
+
+
+#: PyTorch's release in the flavors' inventory (its CPU build, `2.13.0+cpu`), from the images.
+TORCH_RELEASE = load_flavors()["pytorch"].installed["torch"].split("+")[0]
+
+
+@pytest.mark.parametrize(
+    ("flavor", "requirements"),
+    [
+        ("pytorch", ""),
+        ("pytorch", f"torch=={TORCH_RELEASE}\n"),
+        ("tensorflow", ""),  # built FROM the pytorch flavor, as production's images are
+    ],
+    ids=["torch-from-the-flavor", "torch-asked-at-the-flavors-release", "tensorflow-flavor"],
+)
+def test_torch_comes_from_the_flavor(tmp_path: Path, flavor: str, requirements: str) -> None:
+    directory = course(
+        tmp_path,
+        **{
+            "course.toml": f'title = "T"\nflavor = "{flavor}"\nnotebooks = ["a.ipynb"]\n',
+            "requirements.txt": requirements,
+            LOCK_FILE: locked(requirements, flavor),
+            "a.ipynb": notebook("import torch\nfrom torch import nn"),
+        },
+    )
+    assert "torch==" not in (directory / LOCK_FILE).read_text()
+    report = check_course(directory)
+    assert report.passed, report.findings
+
+
+def test_tensorflow_on_the_pytorch_flavor_names_the_flavor_that_has_it(tmp_path: Path) -> None:
+    directory = course(tmp_path, **{"a.ipynb": notebook("import tensorflow as tf")})
+    finding = only(check_course(directory))
+    assert (finding.check, finding.details["module"]) == ("missing-dependency", "tensorflow")
+    assert 'flavor = "tensorflow"' in finding.message, finding.message

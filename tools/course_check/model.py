@@ -165,6 +165,9 @@ class SmokeResult:
     notebooks: tuple[NotebookResult, ...]
     #: Set when the course could not be smoke-tested at all (e.g. no image).
     error: str = ""
+    #: Where the notebooks ran, for a GPU course or a run with GPUs (`smoke.accelerator_report`):
+    #: "GPU course smoke-tested on CPU", or what PyTorch saw in the container.
+    accelerator: str = ""
 
     @property
     def passed(self) -> bool:
@@ -185,6 +188,7 @@ class SmokeResult:
             "network": self.network,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
+            "accelerator": self.accelerator,
             "notebooks": [n.to_dict() for n in self.notebooks],
         }
 
@@ -200,6 +204,7 @@ class SmokeResult:
             network=bool(data["network"]),
             notebooks=tuple(NotebookResult.from_dict(n) for n in data.get("notebooks", ())),
             error=data.get("error", ""),
+            accelerator=data.get("accelerator", ""),
         )
 
 

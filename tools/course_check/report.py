@@ -60,7 +60,7 @@ def smoke_summary(results: Sequence[SmokeResult]) -> str:
     table = _table(
         ["course", "notebook", "result", "time (s)", "peak memory", "limit"], rows, {3, 4}
     )
-    details = []
+    details = [f"{course.course}: {course.accelerator}" for course in results if course.accelerator]
     for course in results:
         if course.error:
             details.append(f"{course.course}: {course.error}")
@@ -110,6 +110,7 @@ def smoke_junit(result: SmokeResult) -> str:
         ("memory_limit", human_memory(result.memory_limit_bytes)),
         ("timeout_seconds", str(result.timeout_seconds)),
         ("network", str(result.network).lower()),
+        *((("accelerator", result.accelerator),) if result.accelerator else ()),
     ):
         ElementTree.SubElement(properties, "property", name=name, value=value)
     if result.error:

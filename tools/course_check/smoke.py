@@ -162,6 +162,65 @@ def interpret(
     )
 
 
+# --- GPUs -------------------------------------------------------------------------------------
+
+#: `docker run --gpus all` in the Docker API: every GPU, through the NVIDIA container runtime.
+GPU_REQUEST = {"count": -1, "capabilities": [["gpu"]]}
+ON_CPU = "GPU course smoke-tested on CPU"
+
+#: What PyTorch sees in the container, as one JSON line (every flavor has PyTorch).
+PROBE_SCRIPT = r"""
+import json
+try:
+    import torch
+except ImportError:
+    print(json.dumps({"torch": None}))
+else:
+    cuda = torch.cuda.is_available()
+    device = "cuda:0 (%s)" % torch.cuda.get_device_name(0) if cuda else "cpu"
+    print(json.dumps({"torch": torch.__version__, "cuda_available": cuda, "device": device}))
+"""
+
+
+def accelerator_report(
+    gpu_course: bool, gpus: bool, probe: dict[str, Any] | None
+) -> tuple[str, str]:
+    """(the report's accelerator line, an error that stops the smoke test or "").
+
+    With `gpus`, the notebooks must see a GPU: a run that asked for one and got the CPU is an
+    error, never a pass. Without, a GPU course says that it was tested on the CPU.
+    """
+    if not gpus:
+        return (f"{ON_CPU} (smoke-test --gpus runs it on a GPU)" if gpu_course else ""), ""
+    if not probe or not probe.get("torch"):
+        return "", "--gpus: the image has no PyTorch to say whether the GPU is used"
+    seen = f"torch {probe['torch']}: torch.cuda.is_available() = {probe['cuda_available']}"
+    if not probe["cuda_available"]:
+        return "", (
+            f"--gpus: {seen} in the container: the GPU is not used (a CPU build of PyTorch, "
+            "or no GPU visible to the container)"
+        )
+    return f"run with GPUs: {seen}, device {probe['device']}", ""
+
+
+def probe_accelerator(client: Any, image: str, gpus: bool) -> dict[str, Any]:
+    """What PyTorch sees in a container of `image` (with every GPU if `gpus`); always removed."""
+    container = client.containers.create(
+        image,
+        ["python3", "-I", "-c", PROBE_SCRIPT],
+        working_dir="/",
+        network_mode="none",
+        device_requests=[GPU_REQUEST] if gpus else None,
+    )
+    try:
+        container.start()  # where Docker has no GPU to give, this raises
+        container.wait(timeout=120)
+        output = container.logs(stdout=True, stderr=False).decode()
+    finally:
+        container.remove(force=True)
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
 # --- Docker -----------------------------------------------------------------------------------
 
 
@@ -183,6 +242,7 @@ def run_container(
     timeout_seconds: int,
     network: bool,
     label: str,
+    gpus: bool = False,
 ) -> ContainerOutcome:
     """Runs the runner for one notebook in a fresh container; always removes it."""
     import requests  # the docker SDK's transport; its timeouts surface as requests errors
@@ -196,6 +256,7 @@ def run_container(
         network_mode="default" if network else "none",
         labels={CONTAINER_LABEL: label},
         environment={"PYTHONUNBUFFERED": "1"},
+        device_requests=[GPU_REQUEST] if gpus else None,
     )
     try:
         started = time.monotonic()
@@ -237,7 +298,9 @@ def remove_stopped_containers(client: Any, label: str) -> None:
         pass
 
 
-def run_notebook(client: Any, image: str, course: Course, notebook: str) -> NotebookResult:
+def run_notebook(
+    client: Any, image: str, course: Course, notebook: str, gpus: bool = False
+) -> NotebookResult:
     limit = course.resources.memory_limit
     timeout = course.smoke_test.timeout_seconds
     try:
@@ -249,6 +312,7 @@ def run_notebook(client: Any, image: str, course: Course, notebook: str) -> Note
             timeout_seconds=timeout,
             network=course.smoke_test.network,
             label=course.slug,
+            gpus=gpus,
         )
     except Exception as e:  # docker.errors.* and transport errors: not the notebook's fault
         return NotebookResult(notebook, Status.ERROR, 0.0, message=f"Docker: {e}")
@@ -265,8 +329,14 @@ def smoke_test_course(
     image: str,
     log: Log = print,
     notebooks: Sequence[str] | None = None,
+    gpus: bool = False,
 ) -> SmokeResult:
-    """Runs every notebook of `course` (or the given ones) in `image`, one container each."""
+    """Runs every notebook of `course` (or the given ones) in `image`, one container each.
+
+    `gpus`: every container gets every GPU (`docker run --gpus all`), and the result says what
+    PyTorch saw there; it is an error if that is not a GPU.
+    """
+    accelerator = ""
 
     def make(notebooks: tuple[NotebookResult, ...], error: str = "") -> SmokeResult:
         return SmokeResult(
@@ -277,6 +347,7 @@ def smoke_test_course(
             network=course.smoke_test.network,
             notebooks=notebooks,
             error=error,
+            accelerator=accelerator,
         )
 
     try:
@@ -287,6 +358,16 @@ def smoke_test_course(
             error=f"image {image} is not available ({e}); build it with "
             f"`./pants package courses/{course.slug}#image`",
         )
+    probe = None
+    if gpus:
+        log(f"smoke-test: {course.slug}: asking Docker for every GPU (--gpus all)")
+        try:
+            probe = probe_accelerator(client, image, gpus=True)
+        except Exception as e:  # docker.errors.*: no NVIDIA runtime, no GPU
+            return make((), error=f"--gpus: Docker could not start a container with GPUs: {e}")
+    accelerator, error = accelerator_report(course.gpu, gpus, probe)
+    if error:
+        return make((), error=error)
     remove_stopped_containers(client, course.slug)
     results = []
     selected = list(notebooks or course.notebooks)
@@ -295,9 +376,9 @@ def smoke_test_course(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: running "
             f"(memory {human_memory(course.resources.memory_limit)}, "
             f"network {'on' if course.smoke_test.network else 'off'}, "
-            f"timeout {course.smoke_test.timeout_seconds} s)"
+            f"{'GPUs' if gpus else 'CPU'}, timeout {course.smoke_test.timeout_seconds} s)"
         )
-        result = run_notebook(client, image, course, notebook)
+        result = run_notebook(client, image, course, notebook, gpus)
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: {result.summary()} "
             f"({result.duration_seconds:.1f} s, peak {_format_bytes(result.peak_memory_bytes)})"

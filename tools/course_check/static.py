@@ -49,7 +49,7 @@ from tools.course_check.notebook_code import (
     imports,
     parse_cells,
 )
-from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, LockError, normalize, parse_lock
+from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, LockError, normalize, parse_lock, pinned_by
 
 HOME = "/home/jovyan/"
 
@@ -379,7 +379,7 @@ def check_lock(
             message = (
                 f"{requirement.name} is not covered: neither {LOCK_FILE} nor {the_flavor} has it"
             )
-        elif requirement.version and requirement.version != have:
+        elif requirement.version and not pinned_by(requirement.version, have):
             source = LOCK_FILE if name in locked else the_flavor
             message = (
                 f"{requirement.text!r} asks for {requirement.version}, but {source} has "
