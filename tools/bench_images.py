@@ -1,4 +1,4 @@
-"""Benchmark: building course images with Pants, cold, no-op and after a one-course change.
+"""Benchmark: building the images with Pants, cold, no-op and after a one-course change.
 
     ./pants run tools:bench-images -- [--generated 20]
 
@@ -6,7 +6,8 @@ Works on a temporary copy of the repo with N generated courses added to the samp
 copy tags its images under a registry name of its own (`bench.localhost`), so nothing else in the
 Docker engine is touched, and its stand-in Dockerfile carries a fresh `ENV` line, so that no layer
 above the Debian base comes from the cache (a cold build). Prints a table: wall time, course images
-built anew (new content tags) and new image ids per scenario, then per course image the bytes
+built anew (new content tags) and new image ids per scenario (the base images alone first, then
+the course images on them), the size of each base image, then per course image the bytes
 unique to it versus shared with its base image (every base layer must be shared by digest). Fails
 when a scenario builds more or fewer images than it should: in particular a no-op rebuild must
 give no new image id, and no content tag may ever move to another image id. Removes the images it
@@ -180,6 +181,16 @@ def is_content_tag(reference: str) -> bool:
     return len(tag) > 65 and tag[-65] == "-" and all(c in "0123456789abcdef" for c in tag[-64:])
 
 
+def base_image_sizes(client: docker.DockerClient) -> list[tuple[str, int]]:
+    """(target name, bytes) of every base image the benchmark built."""
+    return sorted(
+        (tag.rsplit(":", 1)[-1].rsplit("-", 1)[0], image.attrs["Size"])
+        for image in client.images.list(name=f"{REGISTRY}/ol-course-base")
+        for tag in image.tags
+        if is_content_tag(tag)
+    )
+
+
 def layer_sharing(client: docker.DockerClient, image_map: dict[str, str], flavors: dict[str, str]):
     bases = client.images.list(name=f"{REGISTRY}/ol-course-base")
     rows = []
@@ -215,11 +226,18 @@ def main() -> int:
         print(f"bench-images: {len(catalog)} courses ({args.generated} generated) in {repo}")
         try:
             scenarios = []
-            print("bench-images: cold full build")
-            build = timed_build(repo, client, "package", "courses::")
-            # Every image is new: the course images and the base images they build FROM.
+            print("bench-images: cold base images")
+            build = timed_build(repo, client, "package", "images/base::")
+            # The stand-in (with PyTorch) and the two flavors, each a new image, no course image.
             scenarios.append(
-                Scenario("cold full build", build, len(catalog), build.content_tagged_ids)
+                Scenario("cold base images (stand-in, pytorch, tensorflow)", build, 0, 3)
+            )
+            flavor_sizes = base_image_sizes(client)
+            print("bench-images: cold course images")
+            build = timed_build(repo, client, "package", "courses::")
+            # Every course image is new, on the base images just built.
+            scenarios.append(
+                Scenario("cold course images (on those bases)", build, len(catalog), len(catalog))
             )
             print("bench-images: no-op rebuild")
             build = timed_build(repo, client, "package", "courses::")
@@ -249,6 +267,10 @@ def main() -> int:
             f"| {s.name} | {s.build.seconds:.1f} | {len(s.build.new_content_tags)} "
             f"| {s.expected_tags} | {len(s.build.new_image_ids)} | {s.expected_ids} |"
         )
+    print("\n| base image | size (MB) |")
+    print("| --- | ---: |")
+    for name, size in flavor_sizes:
+        print(f"| images/base:{name} | {size / 1e6:.0f} |")
     print("\n| course image | flavor | unique to course (MB) | shared with base (MB) |")
     print("| --- | --- | ---: | ---: |")
     for slug, flavor, unique, shared in sharing:
