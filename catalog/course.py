@@ -88,6 +88,9 @@ class SmokeTest:
 
     timeout_seconds: int = 600
     network: bool = False
+    #: Notebooks left out of the smoke test, each with the reason (`skip = {"x.ipynb" = "why"}`),
+    #: shown in every report.
+    skip: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,13 @@ class Course:
     has_dockerfile: bool = False
     data: tuple[DataFile, ...] = ()
     smoke_test: SmokeTest = field(default_factory=SmokeTest)
+    #: Every other `*.ipynb` of the course directory: no launch link, but checked and
+    #: smoke-tested like the listed ones (helpers, solutions, extra labs ship to learners too).
+    other_notebooks: tuple[str, ...] = ()
+
+    @property
+    def all_notebooks(self) -> tuple[str, ...]:
+        return self.notebooks + self.other_notebooks
 
     @property
     def directory(self) -> str:
@@ -271,9 +281,32 @@ def _parse_data(data: Mapping[str, Any], source: str) -> tuple[DataFile, ...]:
     return tuple(result)
 
 
-def _parse_smoke_test(data: Mapping[str, Any], source: str) -> SmokeTest:
+def _parse_skip(
+    table: Mapping[str, Any], notebooks: Iterable[str], source: str
+) -> tuple[tuple[str, str], ...]:
+    skip = table.get("skip", {})
+    if not isinstance(skip, Mapping):
+        raise CatalogError(
+            source, "smoke_test.skip", 'must be a table like {"lab/x.ipynb" = "why it cannot run"}'
+        )
+    result = []
+    for entry, reason in skip.items():
+        path = normalize_notebook_path(entry)
+        if path is None or path not in notebooks:
+            raise CatalogError(
+                source, "smoke_test.skip", f"{entry!r} is not a notebook of the course directory"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise CatalogError(
+                source, f"smoke_test.skip.{entry}", "needs a reason: why the notebook cannot run"
+            )
+        result.append((path, reason.strip()))
+    return tuple(sorted(result))
+
+
+def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[str]) -> SmokeTest:
     table = _table(data, "smoke_test", source)
-    _reject_unknown(table, ("timeout_seconds", "network"), source, "smoke_test.")
+    _reject_unknown(table, ("timeout_seconds", "network", "skip"), source, "smoke_test.")
     timeout = table.get("timeout_seconds", SmokeTest.timeout_seconds)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
         raise CatalogError(
@@ -282,7 +315,9 @@ def _parse_smoke_test(data: Mapping[str, Any], source: str) -> SmokeTest:
     network = table.get("network", False)
     if not isinstance(network, bool):
         raise CatalogError(source, "smoke_test.network", "must be true or false")
-    return SmokeTest(timeout_seconds=timeout, network=network)
+    return SmokeTest(
+        timeout_seconds=timeout, network=network, skip=_parse_skip(table, notebooks, source)
+    )
 
 
 _TOP_LEVEL_FIELDS = (
@@ -340,6 +375,12 @@ def parse_course(slug: str, text: str, files: Iterable[str]) -> Course:
             "requirements.txt",
             "is missing; an empty file means no extra packages",
         )
+    notebooks = _parse_notebooks(data, file_set, source)
+    every_notebook = sorted(
+        path
+        for path in file_set
+        if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
+    )
     return Course(
         slug=slug,
         title=title.strip(),
@@ -347,10 +388,11 @@ def parse_course(slug: str, text: str, files: Iterable[str]) -> Course:
         flavor=flavor,
         gpu=gpu,
         resources=_parse_resources(data, source),
-        notebooks=_parse_notebooks(data, file_set, source),
+        notebooks=notebooks,
         has_dockerfile="Dockerfile" in file_set,
         data=_parse_data(data, source),
-        smoke_test=_parse_smoke_test(data, source),
+        smoke_test=_parse_smoke_test(data, source, every_notebook),
+        other_notebooks=tuple(p for p in every_notebook if p not in notebooks),
     )
 
 
@@ -367,6 +409,12 @@ def course_from_dict(data: Mapping[str, Any]) -> Course:
             "resources": Resources(**data["resources"]),
             "notebooks": tuple(data["notebooks"]),
             "data": tuple(DataFile(**d) for d in data.get("data", ())),
-            "smoke_test": SmokeTest(**data.get("smoke_test", {})),
+            "smoke_test": _smoke_test_from_dict(data.get("smoke_test", {})),
+            "other_notebooks": tuple(data.get("other_notebooks", ())),
         }
     )
+
+
+def _smoke_test_from_dict(data: Mapping[str, Any]) -> SmokeTest:
+    skip = tuple((str(path), str(reason)) for path, reason in data.get("skip", ()))
+    return SmokeTest(**{**data, "skip": skip})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pants.backend.docker.package_types import BuiltDockerImage
@@ -42,7 +43,16 @@ from pants.core.goals.tailor import (
 )
 from pants.core.target_types import FileSourceField, FileTarget
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, PathGlobs, Snapshot
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    FileContent,
+    FileEntry,
+    PathGlobs,
+    Snapshot,
+)
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
@@ -89,12 +99,16 @@ class GenerateCourseTargetsRequest(GenerateTargetsRequest):
 
 
 DATA_MARKER = "# @course-data"
+EXECUTABLES_MARKER = "# @course-executables"
 
 
-def course_instructions(template: str, course: Course) -> list[str]:
-    """The shared Dockerfile template filled in for one course: its base image and its data."""
+def course_instructions(
+    template: str, course: Course, executables: Sequence[str] = ()
+) -> list[str]:
+    """The shared Dockerfile template filled in for one course: its base image, the files git
+    has as executable (paths in the course directory), and its data."""
     lines = template.splitlines()
-    for prefix in (BASE_IMAGE_ARG, DATA_MARKER):
+    for prefix in (BASE_IMAGE_ARG, EXECUTABLES_MARKER, DATA_MARKER):
         if sum(line.startswith(prefix) for line in lines) != 1:
             raise InvalidTargetException(
                 f"{COURSE_TEMPLATE} must have exactly one line starting with `{prefix}`"
@@ -103,6 +117,9 @@ def course_instructions(template: str, course: Course) -> list[str]:
     for line in lines:
         if line.startswith(BASE_IMAGE_ARG):
             result.append(f"{BASE_IMAGE_ARG}{course.base_image}")
+        elif line.startswith(EXECUTABLES_MARKER):
+            if executables:
+                result.append("RUN chmod 0755 " + " ".join(map(shlex.quote, sorted(executables))))
         elif line.startswith(DATA_MARKER):
             result.extend(
                 f"RUN fetch-course-data {shlex.quote(d.sha256)} {shlex.quote(d.url)} {shlex.quote(d.path)}"
@@ -168,9 +185,17 @@ async def generate_course_targets(
             raise InvalidTargetException(
                 f"Course `{slug}`: the shared template {COURSE_TEMPLATE} is missing"
             )
+        # The executable bit as git has it: Pants keeps it in its snapshot, but materializes
+        # large files executable whatever it is, so the template sets every mode itself.
+        entries = await Get(DigestEntries, Digest, snapshot.digest)
+        executables = [
+            entry.path[len(directory) + 1 :]
+            for entry in entries
+            if isinstance(entry, FileEntry) and entry.is_executable
+        ]
         image_fields[DockerImageSourceField.alias] = None
         image_fields[DockerImageInstructionsField.alias] = course_instructions(
-            template[0].content.decode(), course
+            template[0].content.decode(), course, executables
         )
     image = DockerImageTarget(image_fields, address.create_generated("image"), union_membership)
     # `#check` and `#smoke-test`: the course quality gate (quality.py).

@@ -125,6 +125,27 @@ sha256 = "%s"
         ),
         (
             "x",
+            GOOD + "[smoke_test]\nskip = ['a2.ipynb']\n",
+            FILES,
+            "smoke_test.skip",
+            "must be a table",
+        ),
+        (
+            "x",
+            GOOD + "[smoke_test]\nskip = {'lab.ipynb' = 'needs a GPU'}\n",
+            FILES,
+            "smoke_test.skip",
+            "'lab.ipynb' is not a notebook of the course directory",
+        ),
+        (
+            "x",
+            GOOD + "[smoke_test]\nskip = {'a2.ipynb' = ' '}\n",
+            FILES,
+            "smoke_test.skip.a2.ipynb",
+            "needs a reason",
+        ),
+        (
+            "x",
             GOOD + "[[data]]\npath = 'd'\nurl = 'http://x'\nsha256 = '%s'\n" % ("a" * 64),
             FILES,
             "data[0].url",
@@ -204,9 +225,23 @@ def test_normalize_notebook_path(path: str, expected: str | None) -> None:
     assert normalize_notebook_path(path) == expected
 
 
+def test_every_notebook_of_the_directory_is_the_courses() -> None:
+    """Unlisted notebooks get no launch link but are checked and smoke-tested; `skip` names the
+    ones left out of the smoke test, each with its reason."""
+    files = [*FILES, "extra/helper.ipynb", ".ipynb_checkpoints/a2-checkpoint.ipynb", "b.ipynb"]
+    text = GOOD + "[smoke_test]\nskip = {'./b.ipynb' = 'trains for hours'}\n"
+    course = parse_course("intro", text, files)
+    assert course.notebooks == ("lectures/l1/intro.ipynb", "a2.ipynb")
+    assert course.other_notebooks == ("b.ipynb", "extra/helper.ipynb")
+    assert course.all_notebooks == (*course.notebooks, "b.ipynb", "extra/helper.ipynb")
+    assert course.smoke_test.skip == (("b.ipynb", "trains for hours"),)
+
+
 def test_course_round_trips_through_plain_data() -> None:
     text = GOOD + "[[data]]\npath = 'd/x'\nurl = 'https://x'\nsha256 = '%s'\n" % ("b" * 64)
-    course = parse_course("intro", text, FILES)
+    text += "[smoke_test]\nskip = {'a2.ipynb' = 'why'}\n"
+    course = parse_course("intro", text, [*FILES, "extra.ipynb"])
+    assert course.other_notebooks and course.smoke_test.skip
     data = course_to_dict(course)
     assert json.loads(json.dumps(data)) == data
     assert course_from_dict(data) == course

@@ -17,6 +17,7 @@ import pytest
 
 from tools.course_check import smoke
 from tools.course_check.model import SmokeResult, Status
+from tools.course_check.report import smoke_summary
 from tools.course_check.smoke import CONTAINER_LABEL, read_course_for_smoke_test, smoke_test_course
 from tools.links import check_links, course_links
 from tools.new_course import scaffold
@@ -66,6 +67,7 @@ def test_every_fixture_is_covered(results: dict) -> None:
         "moved-notebook",
         "syntax-error",
         "hangs",
+        "unlisted-notebook",
     }
 
 
@@ -97,8 +99,13 @@ def test_memory_over_the_limit(results: dict) -> None:
 
 
 def test_notebook_moved_away_from_the_catalog_path(results: dict) -> None:
-    n = only(results["moved-notebook"])
-    assert (n.path, n.status) == ("notebooks/intro.ipynb", Status.MISSING)
+    result = results["moved-notebook"]
+    # Where it moved to, it is an unlisted notebook, run like every other one.
+    assert [(n.path, n.status) for n in result.notebooks] == [
+        ("notebooks/intro.ipynb", Status.MISSING),
+        ("lectures/intro.ipynb", Status.PASSED),
+    ]
+    n = result.notebooks[0]
     assert "/home/jovyan/notebooks/intro.ipynb" in n.message
     assert "notebooks there: lectures/intro.ipynb" in n.message
 
@@ -114,6 +121,20 @@ def test_a_notebook_that_hangs(results: dict) -> None:
     assert (n.status, n.cell) == (Status.TIMED_OUT, 3)
     assert "still running after 15 s in cell 3" in n.message
     assert 15 <= n.duration_seconds < 45
+
+
+def test_an_unlisted_notebook_is_run_and_a_skipped_one_is_reported(results: dict) -> None:
+    result = results["unlisted-notebook"]
+    assert [(n.path, n.status, n.exception) for n in result.notebooks] == [
+        ("notebooks/lesson.ipynb", Status.PASSED, None),
+        ("notebooks/extra.ipynb", Status.FAILED, "ModuleNotFoundError"),
+    ]
+    assert result.skipped == (
+        ("notebooks/slow.ipynb", "trains for an hour: run by hand before each term"),
+    )
+    assert "notebooks/slow.ipynb: not run (course.toml smoke_test.skip: trains for an hour" in (
+        smoke_summary([result])
+    )
 
 
 def test_durations_and_peak_memory_are_measured(results: dict) -> None:

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import docker
 import pytest
 
 from catalog import load_catalog
@@ -109,3 +110,45 @@ def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> No
         }
     finally:
         restore(repo)
+
+
+def test_course_files_land_in_the_home_as_authored(repo: Path, client: docker.DockerClient) -> None:
+    """Learners can save every file: Pants materializes files of 512 KB and more read-only and
+    executable whatever git says, so the image must set the modes itself; and the build's own
+    files (course.toml, requirements, lock, BUILD) are not in the learner's home."""
+    directory = new_course.scaffold(repo, "big-files", "pytorch", False)
+    notebook = directory / "notebooks/01-welcome.ipynb"
+    content = json.loads(notebook.read_text())
+    content["cells"].append(
+        {"cell_type": "markdown", "id": "big", "metadata": {}, "source": "x" * 1_200_000}
+    )
+    notebook.write_text(json.dumps(content))
+    (directory / "data").mkdir()
+    (directory / "data/big.csv").write_text("a,b\n" + "1,2\n" * 300_000)
+    (directory / "bin").mkdir()
+    (directory / "bin/setup.sh").write_text("#!/bin/sh\necho ok\n")
+    (directory / "bin/setup.sh").chmod(0o755)
+    image_id = None
+    try:
+        run_pants(repo, "package", "courses/big-files#image")
+        info = repo / "dist/courses.big-files/image.docker-info.json"
+        image_id = json.loads(info.read_text())["image_id"]
+        listing = client.containers.run(
+            image_id,
+            ["find", "/home/jovyan", "-mindepth", "1", "-not", "-path", "*/.*",
+             "-printf", "%P\\t%m %u:%g\\n"],
+            remove=True,
+        ).decode()  # fmt: skip
+    finally:
+        if image_id:
+            client.images.remove(image_id, force=True)
+        restore(repo)
+    found = dict(line.split("\t") for line in listing.splitlines())
+    assert found == {
+        "notebooks": "755 jovyan:users",
+        "notebooks/01-welcome.ipynb": "644 jovyan:users",
+        "data": "755 jovyan:users",
+        "data/big.csv": "644 jovyan:users",
+        "bin": "755 jovyan:users",
+        "bin/setup.sh": "755 jovyan:users",
+    }

@@ -69,6 +69,17 @@ def test_syntax_error_names_the_cell() -> None:
     assert "was never closed" in finding.message
 
 
+def test_an_unlisted_notebook_gets_every_check() -> None:
+    """Whatever is in the directory ships to learners: not only the notebooks with a link."""
+    finding = only(check_course(FIXTURES / "unlisted-notebook"))
+    assert (finding.check, finding.file, finding.cell) == (
+        "missing-dependency",
+        "notebooks/extra.ipynb",
+        2,
+    )
+    assert finding.details["module"] == "seaborn"
+
+
 @pytest.mark.parametrize("slug", ["memory-hog", "hangs"])
 def test_runtime_only_problems_pass_the_static_checks(slug: str) -> None:
     assert check_course(FIXTURES / slug).passed

@@ -168,6 +168,8 @@ class SmokeResult:
     #: Where the notebooks ran, for a GPU course or a run with GPUs (`smoke.accelerator_report`):
     #: "GPU course smoke-tested on CPU", or what PyTorch saw in the container.
     accelerator: str = ""
+    #: Notebooks course.toml leaves out of the smoke test, with its reasons (`smoke_test.skip`).
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -189,6 +191,7 @@ class SmokeResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "accelerator": self.accelerator,
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
             "notebooks": [n.to_dict() for n in self.notebooks],
         }
 
@@ -205,6 +208,7 @@ class SmokeResult:
             notebooks=tuple(NotebookResult.from_dict(n) for n in data.get("notebooks", ())),
             error=data.get("error", ""),
             accelerator=data.get("accelerator", ""),
+            skipped=tuple((s["path"], s["reason"]) for s in data.get("skipped", ())),
         )
 
 

@@ -61,6 +61,11 @@ def smoke_summary(results: Sequence[SmokeResult]) -> str:
         ["course", "notebook", "result", "time (s)", "peak memory", "limit"], rows, {3, 4}
     )
     details = [f"{course.course}: {course.accelerator}" for course in results if course.accelerator]
+    details += [
+        f"{course.course}: {path}: not run (course.toml smoke_test.skip: {reason})"
+        for course in results
+        for path, reason in course.skipped
+    ]
     for course in results:
         if course.error:
             details.append(f"{course.course}: {course.error}")
@@ -111,6 +116,8 @@ def smoke_junit(result: SmokeResult) -> str:
         ("timeout_seconds", str(result.timeout_seconds)),
         ("network", str(result.network).lower()),
         *((("accelerator", result.accelerator),) if result.accelerator else ()),
+        # Not <skipped> test cases: CI fails on any skipped test, and these are decided ones.
+        *((f"not run: {path}", reason) for path, reason in result.skipped),
     ):
         ElementTree.SubElement(properties, "property", name=name, value=value)
     if result.error:

@@ -331,7 +331,8 @@ def smoke_test_course(
     notebooks: Sequence[str] | None = None,
     gpus: bool = False,
 ) -> SmokeResult:
-    """Runs every notebook of `course` (or the given ones) in `image`, one container each.
+    """Runs every notebook of `course` (or the given ones) in `image`, one container each:
+    listed or not, less those course.toml's `smoke_test.skip` leaves out (reported with reasons).
 
     `gpus`: every container gets every GPU (`docker run --gpus all`), and the result says what
     PyTorch saw there; it is an error if that is not a GPU.
@@ -348,6 +349,7 @@ def smoke_test_course(
             notebooks=notebooks,
             error=error,
             accelerator=accelerator,
+            skipped=course.smoke_test.skip,
         )
 
     try:
@@ -370,7 +372,8 @@ def smoke_test_course(
         return make((), error=error)
     remove_stopped_containers(client, course.slug)
     results = []
-    selected = list(notebooks or course.notebooks)
+    skip = dict(course.smoke_test.skip)
+    selected = list(notebooks or [path for path in course.all_notebooks if path not in skip])
     for index, notebook in enumerate(selected, start=1):
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: running "

@@ -408,11 +408,9 @@ def check_course_files(
     parsed_course, findings = check_metadata(course)
     flavor_name: str | None
     if parsed_course is not None:
-        notebooks, flavor_name = list(parsed_course.notebooks), parsed_course.flavor
-        fetched = [d.path for d in parsed_course.data]
+        flavor_name, fetched = parsed_course.flavor, [d.path for d in parsed_course.data]
     else:
-        listed = [p for p in listed_notebooks(course.metadata) if p in course.notebooks]
-        notebooks, flavor_name, fetched = listed, raw_flavor(course.metadata), []
+        flavor_name, fetched = raw_flavor(course.metadata), []
     requirements, _ = parse_requirements(course.requirements or "")
     requirement_modules = modules_of_requirements(requirements, flavors)
     flavor = flavors.get(flavor_name) if flavor_name else None
@@ -421,10 +419,9 @@ def check_course_files(
         findings += format_findings
         if notebook is None:
             continue
+        # Every notebook, listed or not: whatever is in the directory ships to learners.
         parsed, syntax_findings = check_syntax(path, notebook)
         findings += syntax_findings
-        if path not in notebooks:
-            continue  # not a course notebook (a helper, an old copy): format and syntax only
         if flavor is not None:
             findings += check_imports(
                 path, parsed, flavor, requirement_modules, course.files, flavors
