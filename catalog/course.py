@@ -87,10 +87,16 @@ class SmokeTest:
     """How the course's notebooks are run before the image is published."""
 
     timeout_seconds: int = 600
-    network: bool = False
+    #: True: every notebook runs with network; or the notebooks that do (`network = ["x.ipynb"]`).
+    network: bool | tuple[str, ...] = False
     #: Notebooks left out of the smoke test, each with the reason (`skip = {"x.ipynb" = "why"}`),
     #: shown in every report.
     skip: tuple[tuple[str, str], ...] = ()
+
+    def has_network(self, notebook: str) -> bool:
+        return self.network is True or (
+            isinstance(self.network, tuple) and notebook in self.network
+        )
 
 
 @dataclass(frozen=True)
@@ -281,6 +287,15 @@ def _parse_data(data: Mapping[str, Any], source: str) -> tuple[DataFile, ...]:
     return tuple(result)
 
 
+def _course_notebook(entry: object, notebooks: Iterable[str], source: str, key: str) -> str:
+    path = normalize_notebook_path(entry) if isinstance(entry, str) else None
+    if path is None or path not in notebooks:
+        raise CatalogError(
+            source, f"smoke_test.{key}", f"{entry!r} is not a notebook of the course directory"
+        )
+    return path
+
+
 def _parse_skip(
     table: Mapping[str, Any], notebooks: Iterable[str], source: str
 ) -> tuple[tuple[str, str], ...]:
@@ -291,11 +306,7 @@ def _parse_skip(
         )
     result = []
     for entry, reason in skip.items():
-        path = normalize_notebook_path(entry)
-        if path is None or path not in notebooks:
-            raise CatalogError(
-                source, "smoke_test.skip", f"{entry!r} is not a notebook of the course directory"
-            )
+        path = _course_notebook(entry, notebooks, source, "skip")
         if not isinstance(reason, str) or not reason.strip():
             raise CatalogError(
                 source, f"smoke_test.skip.{entry}", "needs a reason: why the notebook cannot run"
@@ -313,8 +324,14 @@ def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[
             source, "smoke_test.timeout_seconds", "must be a whole number of seconds > 0"
         )
     network = table.get("network", False)
-    if not isinstance(network, bool):
-        raise CatalogError(source, "smoke_test.network", "must be true or false")
+    if isinstance(network, list):
+        network = tuple(_course_notebook(entry, notebooks, source, "network") for entry in network)
+    elif not isinstance(network, bool):
+        raise CatalogError(
+            source,
+            "smoke_test.network",
+            "must be true, false or the notebooks that need it, like ['data/download.ipynb']",
+        )
     return SmokeTest(
         timeout_seconds=timeout, network=network, skip=_parse_skip(table, notebooks, source)
     )
@@ -417,4 +434,6 @@ def course_from_dict(data: Mapping[str, Any]) -> Course:
 
 def _smoke_test_from_dict(data: Mapping[str, Any]) -> SmokeTest:
     skip = tuple((str(path), str(reason)) for path, reason in data.get("skip", ()))
-    return SmokeTest(**{**data, "skip": skip})
+    network = data.get("network", False)
+    network = tuple(network) if isinstance(network, list) else network
+    return SmokeTest(**{**data, "skip": skip, "network": network})

@@ -33,7 +33,8 @@ def course_toml(title: str, flavor: str, gpu: bool) -> str:
 description = "TODO: one or two sentences that tell learners what this course is about."
 flavor = "{flavor}"       # base image: {" or ".join(FLAVORS)}
 gpu = {"true" if gpu else "false"}
-# Every notebook learners can open, relative to this directory (any folder layout).
+# The notebooks learners get launch links for, relative to this directory (any folder layout).
+# Every other *.ipynb here ships too, and is checked and smoke-tested like these.
 notebooks = ["{NOTEBOOK}"]
 
 [resources]               # what each learner's server gets (production limits)
@@ -44,7 +45,8 @@ cpu_guarantee = 0.5
 
 [smoke_test]              # every notebook runs in the image before the image is published
 timeout_seconds = 300     # per notebook
-network = false           # true if a notebook must download something
+network = false           # true, or the notebooks that must download: ["data/get.ipynb"]
+# skip = {{ "path/to.ipynb" = "why it cannot run here" }}   # left out, reason in every report
 """
 
 

@@ -125,6 +125,20 @@ sha256 = "%s"
         ),
         (
             "x",
+            GOOD + "[smoke_test]\nnetwork = ['nope.ipynb']\n",
+            FILES,
+            "smoke_test.network",
+            "'nope.ipynb' is not a notebook of the course directory",
+        ),
+        (
+            "x",
+            GOOD + "[smoke_test]\nnetwork = 'yes'\n",
+            FILES,
+            "smoke_test.network",
+            "must be true, false or the notebooks that need it",
+        ),
+        (
+            "x",
             GOOD + "[smoke_test]\nskip = ['a2.ipynb']\n",
             FILES,
             "smoke_test.skip",
@@ -235,6 +249,22 @@ def test_every_notebook_of_the_directory_is_the_courses() -> None:
     assert course.other_notebooks == ("b.ipynb", "extra/helper.ipynb")
     assert course.all_notebooks == (*course.notebooks, "b.ipynb", "extra/helper.ipynb")
     assert course.smoke_test.skip == (("b.ipynb", "trains for hours"),)
+
+
+@pytest.mark.parametrize(
+    ("network", "expected", "with_network"),
+    [
+        ("true", True, {"a2.ipynb", "lectures/l1/intro.ipynb"}),
+        ("false", False, set()),
+        ("['./a2.ipynb']", ("a2.ipynb",), {"a2.ipynb"}),
+    ],
+    ids=["every-notebook", "none", "one-notebook"],
+)
+def test_network_per_notebook(network: str, expected: object, with_network: set[str]) -> None:
+    course = parse_course("intro", GOOD + f"[smoke_test]\nnetwork = {network}\n", FILES)
+    assert course.smoke_test.network == expected
+    assert {n for n in course.all_notebooks if course.smoke_test.has_network(n)} == with_network
+    assert course_from_dict(course_to_dict(course)) == course
 
 
 def test_course_round_trips_through_plain_data() -> None:

@@ -68,6 +68,7 @@ def test_every_fixture_is_covered(results: dict) -> None:
         "syntax-error",
         "hangs",
         "unlisted-notebook",
+        "needs-network",
     }
 
 
@@ -121,6 +122,17 @@ def test_a_notebook_that_hangs(results: dict) -> None:
     assert (n.status, n.cell) == (Status.TIMED_OUT, 3)
     assert "still running after 15 s in cell 3" in n.message
     assert 15 <= n.duration_seconds < 45
+
+
+def test_a_download_without_network_is_a_network_failure(results: dict) -> None:
+    n = only(results["needs-network"])
+    assert (n.path, n.status, n.cell, n.exception) == (
+        "notebooks/download.ipynb",
+        Status.NETWORK,
+        2,
+        "URLError",
+    )
+    assert "list it in course.toml's smoke_test.network" in n.message
 
 
 def test_an_unlisted_notebook_is_run_and_a_skipped_one_is_reported(results: dict) -> None:

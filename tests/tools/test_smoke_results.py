@@ -178,7 +178,7 @@ def results() -> list[SmokeResult]:
         SmokeResult(
             "gone", "r/img:gone-1", 10**9, 60, False, (), error="image r/img:gone-1 missing"
         ),
-        SmokeResult("gpu", "r/img:gpu-1", 2**31, 300, False, (ok,), accelerator=ON_CPU),
+        SmokeResult("gpu", "r/img:gpu-1", 2**31, 300, ("a.ipynb",), (ok,), accelerator=ON_CPU),
     ]
 
 
@@ -227,6 +227,7 @@ def test_junit() -> None:
     assert suite.find("properties/property[@name='accelerator']") is None
     gpu = ElementTree.fromstring(smoke_junit(results()[3]))
     assert gpu.find("properties/property[@name='accelerator']").get("value") == ON_CPU  # type: ignore[union-attr]
+    assert gpu.find("properties/property[@name='network']").get("value") == "a.ipynb"  # type: ignore[union-attr]
 
 
 CPU_TORCH = {"torch": "2.13.0+cpu", "cuda_available": False, "device": "cpu"}
@@ -290,3 +291,68 @@ def test_accelerator_report(
     gpu_course: bool, gpus: bool, probe: dict | None, expected: tuple[str, str]
 ) -> None:
     assert accelerator_report(gpu_course, gpus, probe) == expected
+
+
+def failed_with(exception: str, message: str, network: bool) -> NotebookResult:
+    return interpret(
+        "d.ipynb",
+        outcome(
+            event(event="cell", cell=2),
+            event(
+                event="result",
+                status="failed",
+                cell=2,
+                exception=exception,
+                message=message,
+                traceback=f"Traceback\n{exception}: {message}",
+            ),
+            exit_code=1,
+        ),
+        LIMIT,
+        60,
+        "pytorch",
+        network,
+    )
+
+
+NO_NETWORK = (
+    "this notebook has no network in the smoke test: if it must download something, list it in "
+    "course.toml's smoke_test.network"
+)
+UNREACHABLE = "the network could not be reached from the smoke test: not a failure of the code"
+
+
+@pytest.mark.parametrize(
+    ("exception", "message", "network", "expected"),
+    [
+        pytest.param(
+            "URLError",
+            "<urlopen error [Errno -3] Temporary failure in name resolution>",
+            False,
+            (Status.NETWORK, NO_NETWORK),
+            id="urllib-without-network",
+        ),
+        pytest.param(
+            "ConnectionError",
+            "HTTPSConnectionPool(host='x.invalid', port=443): Max retries exceeded",
+            True,
+            (Status.NETWORK, UNREACHABLE),
+            id="requests-with-network",
+        ),
+        pytest.param(
+            "OSError",
+            "[Errno 101] Network is unreachable",
+            False,
+            (Status.NETWORK, NO_NETWORK),
+            id="recognized-by-the-words",
+        ),
+        pytest.param("ValueError", "bad value", False, (Status.FAILED, ""), id="code-failure"),
+    ],
+)
+def test_a_network_failure_is_not_a_code_failure(
+    exception: str, message: str, network: bool, expected: tuple[Status, str]
+) -> None:
+    result = failed_with(exception, message, network)
+    status, advice = expected
+    assert (result.status, result.cell, result.exception) == (status, 2, exception)
+    assert result.message == (f"{message} ({advice})" if advice else message)

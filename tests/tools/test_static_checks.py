@@ -80,7 +80,7 @@ def test_an_unlisted_notebook_gets_every_check() -> None:
     assert finding.details["module"] == "seaborn"
 
 
-@pytest.mark.parametrize("slug", ["memory-hog", "hangs"])
+@pytest.mark.parametrize("slug", ["memory-hog", "hangs", "needs-network"])
 def test_runtime_only_problems_pass_the_static_checks(slug: str) -> None:
     assert check_course(FIXTURES / slug).passed
 

@@ -104,6 +104,9 @@ class Status(str, Enum):
     OUT_OF_MEMORY = "out-of-memory"
     #: The notebook the catalog names is not in the image.
     MISSING = "missing"
+    #: A cell could not reach the network (no network in the smoke test, or unreachable): a
+    #: failure of the network or of course.toml's `smoke_test.network`, not of the code.
+    NETWORK = "network"
     #: The smoke test itself could not run (no image, Docker error): not the notebook's fault.
     ERROR = "error"
 
@@ -161,7 +164,8 @@ class SmokeResult:
     image: str
     memory_limit_bytes: int
     timeout_seconds: int
-    network: bool
+    #: course.toml's `smoke_test.network`: every notebook (True), none, or these notebooks.
+    network: bool | tuple[str, ...]
     notebooks: tuple[NotebookResult, ...]
     #: Set when the course could not be smoke-tested at all (e.g. no image).
     error: str = ""
@@ -187,7 +191,7 @@ class SmokeResult:
             "passed": self.passed,
             "memory_limit_bytes": self.memory_limit_bytes,
             "timeout_seconds": self.timeout_seconds,
-            "network": self.network,
+            "network": list(self.network) if isinstance(self.network, tuple) else self.network,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "accelerator": self.accelerator,
@@ -204,7 +208,9 @@ class SmokeResult:
             image=data["image"],
             memory_limit_bytes=int(data["memory_limit_bytes"]),
             timeout_seconds=int(data["timeout_seconds"]),
-            network=bool(data["network"]),
+            network=(
+                tuple(data["network"]) if isinstance(data["network"], list) else data["network"]
+            ),
             notebooks=tuple(NotebookResult.from_dict(n) for n in data.get("notebooks", ())),
             error=data.get("error", ""),
             accelerator=data.get("accelerator", ""),

@@ -20,6 +20,7 @@ _JUNIT_FAILURE = {
     Status.TIMED_OUT: "failure",
     Status.OUT_OF_MEMORY: "failure",
     Status.MISSING: "failure",
+    Status.NETWORK: "failure",
     Status.ERROR: "error",
 }
 
@@ -114,7 +115,14 @@ def smoke_junit(result: SmokeResult) -> str:
         ("image", result.image),
         ("memory_limit", human_memory(result.memory_limit_bytes)),
         ("timeout_seconds", str(result.timeout_seconds)),
-        ("network", str(result.network).lower()),
+        (
+            "network",
+            (
+                " ".join(result.network)
+                if isinstance(result.network, tuple)
+                else str(result.network).lower()
+            ),
+        ),
         *((("accelerator", result.accelerator),) if result.accelerator else ()),
         # Not <skipped> test cases: CI fails on any skipped test, and these are decided ones.
         *((f"not run: {path}", reason) for path, reason in result.skipped),

@@ -2,7 +2,8 @@
 
 One container per notebook, as learners get it: the production memory limit (`--memory` and
 `--memory-swap` at `resources.memory_limit`, so no swap), no network unless course.toml's
-`smoke_test.network` says so, and nbclient running the notebook inside the container with the
+`smoke_test.network` says so for the course or that notebook (a cell that fails to reach the
+network is reported as such, not as a failure of its code), and nbclient running the notebook inside the container with the
 notebook's folder as the working directory (in_container.py, passed with `python3 -c`). The
 container is killed at `smoke_test.timeout_seconds` and always removed.
 
@@ -80,6 +81,33 @@ def parse_events(output: str) -> tuple[list[dict[str, Any]], list[str]]:
     return events, lines
 
 
+#: Exceptions that mean "could not reach the network" (urllib, socket, requests/urllib3), and
+#: what the resolver and the kernel say when there is no network at all.
+NETWORK_EXCEPTIONS = frozenset(
+    {
+        "URLError", "gaierror", "ConnectionError", "ConnectionRefusedError",
+        "NewConnectionError", "MaxRetryError", "ConnectTimeout", "NameResolutionError",
+    }
+)  # fmt: skip
+_NETWORK_WORDS = re.compile(
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+    r"No route to host|Failed to establish a new connection"
+)
+
+
+def is_network_failure(exception: str | None, text: str) -> bool:
+    return exception in NETWORK_EXCEPTIONS or bool(_NETWORK_WORDS.search(text))
+
+
+def _network_advice(network: bool) -> str:
+    if network:
+        return "the network could not be reached from the smoke test: not a failure of the code"
+    return (
+        "this notebook has no network in the smoke test: if it must download something, list "
+        "it in course.toml's smoke_test.network"
+    )
+
+
 def _advice_for(exception: str | None, message: str, flavor: str | None) -> str:
     if exception == "ModuleNotFoundError":
         match = _NO_MODULE.search(message)
@@ -96,8 +124,10 @@ def interpret(
     memory_limit: int,
     timeout_seconds: int,
     flavor: str | None = None,
+    network: bool = False,
 ) -> NotebookResult:
-    """What happened to one notebook, from the runner's events and the container's state."""
+    """What happened to one notebook, from the runner's events and the container's state
+    (`network`: whether the notebook's container had network)."""
     events, lines = parse_events(strip_ansi(outcome.output))
     cells = [e["cell"] for e in events if e.get("event") == "cell"]
     last_cell = cells[-1] if cells else None
@@ -152,6 +182,15 @@ def interpret(
     if status == "kernel-died":
         message = f"the kernel died{where}: {message}"
     detail = strip_ansi(str(result.get("traceback", ""))).strip()
+    if status != "kernel-died" and is_network_failure(exception, f"{message}\n{detail}"):
+        return make(
+            Status.NETWORK,
+            cell=result.get("cell"),
+            exception=exception,
+            message=f"{message} ({_network_advice(network)})",
+            peak_memory_bytes=peak,
+            log_tail="\n".join((detail or tail).splitlines()[-LOG_TAIL_LINES:]),
+        )
     return make(
         Status.FAILED,
         cell=result.get("cell"),
@@ -310,13 +349,15 @@ def run_notebook(
             notebook,
             memory_limit=limit,
             timeout_seconds=timeout,
-            network=course.smoke_test.network,
+            network=course.smoke_test.has_network(notebook),
             label=course.slug,
             gpus=gpus,
         )
     except Exception as e:  # docker.errors.* and transport errors: not the notebook's fault
         return NotebookResult(notebook, Status.ERROR, 0.0, message=f"Docker: {e}")
-    return interpret(notebook, outcome, limit, timeout, course.flavor)
+    return interpret(
+        notebook, outcome, limit, timeout, course.flavor, course.smoke_test.has_network(notebook)
+    )
 
 
 def _format_bytes(value: int | None) -> str:
@@ -378,7 +419,7 @@ def smoke_test_course(
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: running "
             f"(memory {human_memory(course.resources.memory_limit)}, "
-            f"network {'on' if course.smoke_test.network else 'off'}, "
+            f"network {'on' if course.smoke_test.has_network(notebook) else 'off'}, "
             f"{'GPUs' if gpus else 'CPU'}, timeout {course.smoke_test.timeout_seconds} s)"
         )
         result = run_notebook(client, image, course, notebook, gpus)
