@@ -348,3 +348,77 @@ def test_tensorflow_on_the_pytorch_flavor_names_the_flavor_that_has_it(tmp_path:
     finding = only(check_course(directory))
     assert (finding.check, finding.details["module"]) == ("missing-dependency", "tensorflow")
     assert 'flavor = "tensorflow"' in finding.message, finding.message
+
+
+def taught(tags: list[str]) -> str:
+    """A notebook whose cells fail on purpose: a syntax error, a missing module, a missing file."""
+    sources = ["print('hello'", "import not_installed_anywhere", "open('../no/such/file.csv')"]
+    cells = [
+        {"cell_type": "code", "id": f"c{i}", "source": source, "metadata": {"tags": tags},
+         "outputs": [], "execution_count": None}
+        for i, source in enumerate(sources)
+    ]  # fmt: skip
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        pytest.param(["raises-exception"], [], id="tagged-raises-exception"),
+        pytest.param(
+            ["other"],
+            [("syntax", 1), ("missing-dependency", 2), ("missing-data", 3)],
+            id="untagged",
+        ),
+    ],
+)
+def test_cells_tagged_raises_exception_fail_on_purpose(
+    tmp_path: Path, tags: list[str], expected: list[tuple[str, int]]
+) -> None:
+    report = check_course(course(tmp_path, **{"a.ipynb": taught(tags)}))
+    assert [(f.check, f.cell) for f in report.findings] == expected
+
+
+def markdown(*sources: str) -> str:
+    cells = [{"cell_type": "markdown", "id": f"m{i}", "source": s, "metadata": {}}
+             for i, s in enumerate(sources)]  # fmt: skip
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param("![a plot](img/plot.png)", [], id="present"),
+        pytest.param("![a plot](../lectures/img/plot.png 'title')", [], id="relative-with-title"),
+        pytest.param('<img src="img/plot%20two.png" width=300>', [], id="html-url-encoded"),
+        pytest.param(
+            "![x](https://example.org/x.png) ![y](attachment:y.png) ![z](data:image/png;base64,AA)",
+            [],
+            id="urls-attachments-data-are-not-files",
+        ),
+        pytest.param(
+            "text\n\n![diagram](img/diagram.png)",
+            [("img/diagram.png", "lectures/img/diagram.png")],
+            id="missing-markdown",
+        ),
+        pytest.param(
+            "<IMG SRC='figures/plot.png'>",
+            [("figures/plot.png", "lectures/figures/plot.png")],
+            id="missing-html",
+        ),
+    ],
+)
+def test_images_shown_by_markdown_are_in_the_course(
+    tmp_path: Path, source: str, expected: list[tuple[str, str]]
+) -> None:
+    files = {
+        "course.toml": 'title = "T"\nflavor = "pytorch"\nnotebooks = ["lectures/a.ipynb"]\n',
+        "lectures/a.ipynb": markdown("# Title", source),
+        "lectures/img/plot.png": "(an image)",
+        "lectures/img/plot two.png": "(an image)",
+    }
+    directory = course(tmp_path, **files)
+    (directory / "a.ipynb").unlink()
+    found = [f for f in check_course(directory).findings if f.check == "missing-image"]
+    assert [(f.details["path"], f.details["resolved"]) for f in found] == expected
+    assert all(f.file == "lectures/a.ipynb" and f.cell == 2 for f in found)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 #: Cell magics whose body is still Python.
 _PYTHON_CELL_MAGICS = {"capture", "time", "timeit", "prun", "debug"}
@@ -32,6 +33,9 @@ class CodeCell:
     source: str
     python: str | None  # None: not Python (`%%bash` ...)
     writes_file: str | None = None  # `%%writefile PATH`
+    #: Tagged `raises-exception` (the standard tag, which nbclient honours): an error here is
+    #: taught on purpose, so no check reports one.
+    raises_exception: bool = False
 
 
 def to_python(source: str) -> tuple[str | None, str | None]:
@@ -56,6 +60,9 @@ def to_python(source: str) -> tuple[str | None, str | None]:
     return "\n".join(python), None
 
 
+RAISES_EXCEPTION = "raises-exception"
+
+
 def code_cells(notebook: Mapping[str, Any]) -> list[CodeCell]:
     """The code cells of a notebook (nbformat 4 dict or NotebookNode), in order."""
     cells = []
@@ -66,7 +73,8 @@ def code_cells(notebook: Mapping[str, Any]) -> list[CodeCell]:
         if isinstance(source, list):
             source = "".join(source)
         python, written = to_python(source)
-        cells.append(CodeCell(index, source, python, written))
+        tags = (cell.get("metadata") or {}).get("tags") or ()
+        cells.append(CodeCell(index, source, python, written, RAISES_EXCEPTION in tags))
     return cells
 
 
@@ -87,8 +95,8 @@ class ParsedCell:
 def parse_cells(cells: Iterable[CodeCell]) -> tuple[list[ParsedCell], list[CellSyntaxError]]:
     parsed, errors = [], []
     for cell in cells:
-        if cell.python is None:
-            continue
+        if cell.python is None or cell.raises_exception:
+            continue  # not Python, or failing on purpose (its syntax, imports and files too)
         try:
             parsed.append(ParsedCell(cell, ast.parse(cell.python)))
         except SyntaxError as e:
@@ -371,3 +379,32 @@ def file_accesses(parsed: Iterable[ParsedCell]) -> tuple[list[FileRead], set[str
                     reads.append(FileRead(p.cell.number, call.lineno, path, name))
             _assign(statement, env)
     return reads, writes
+
+
+# --- images in markdown -----------------------------------------------------------------------
+
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
+_HTML_IMAGE = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    cell: int  # 1-based position among all cells
+    path: str  # as written: relative to the notebook's folder
+
+
+def image_references(notebook: Mapping[str, Any]) -> list[ImageReference]:
+    """Images that markdown cells show from files (`![alt](x.png)`, `<img src="x.png">`); not
+    URLs, data URIs or cell attachments."""
+    found = []
+    for index, cell in enumerate(notebook.get("cells", ()), start=1):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else source
+        for pattern in (_MARKDOWN_IMAGE, _HTML_IMAGE):
+            for match in pattern.finditer(text):
+                target = unquote(match.group(1).split("#", 1)[0].split("?", 1)[0])
+                if target and ":" not in target and not target.startswith("//"):
+                    found.append(ImageReference(index, target))
+    return found

@@ -46,6 +46,7 @@ from tools.course_check.notebook_code import (
     ParsedCell,
     code_cells,
     file_accesses,
+    image_references,
     imports,
     parse_cells,
 )
@@ -301,6 +302,29 @@ def check_data_paths(
     return findings
 
 
+def check_images(path: str, notebook: Mapping[str, Any], files: Sequence[str]) -> list[Finding]:
+    """Every image a markdown cell shows from a file is in the course."""
+    notebook_dir = posixpath.dirname(path)
+    findings = []
+    for image in image_references(notebook):
+        target = _resolve(image.path, notebook_dir)
+        if target is None or target in files:
+            continue
+        elsewhere = _same_name_elsewhere(target, sorted(files))
+        hint = f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
+        findings.append(
+            Finding(
+                "missing-image",
+                f"shows the image {image.path!r}, which would be {target} in the course "
+                f"directory, but there is no such file{hint}",
+                path,
+                image.cell,
+                details={"path": image.path, "resolved": target},
+            )
+        )
+    return findings
+
+
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -427,6 +451,7 @@ def check_course_files(
                 path, parsed, flavor, requirement_modules, course.files, flavors
             )
         findings += check_data_paths(path, parsed, course.files, fetched)
+        findings += check_images(path, notebook, course.files)
     findings += check_file_sizes(course)
     findings += check_requirements(course.requirements)
     findings += check_lock(course.slug, course.requirements, course.lock, flavor)
