@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A course's lock, beside its requirements.txt (`./pants run tools:pin-requirements`).
 LOCK_FILE = "requirements.lock"
 REQUIREMENTS_FILE = "requirements.txt"
 
 INPUT_DIGEST = re.compile(r"^# input: (?P<name>\S+) sha256:(?P<digest>[0-9a-f]{64})$")
+#: `# modules: foo-grader = foo, foo_utils`: what a locked distribution lets notebooks import, read
+#: from its own files when the lock was made (`modules_from_record`).
+MODULES = re.compile(r"^# modules: (?P<name>\S+) = (?P<modules>.*)$")
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!_-]+)\s*\\?$")
 _HASH = re.compile(r"--hash=sha256:(?P<hash>[0-9a-f]{64})")
 
@@ -52,6 +55,8 @@ class Pin:
 class Lock:
     pins: Mapping[str, Pin]  # normalized name -> pin
     input_digest: str | None  # sha256 of the requirements it was made from (its header)
+    #: normalized distribution -> the top-level modules it installs (its `# modules:` lines)
+    modules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def versions(self) -> dict[str, str]:
         return {name: pin.version for name, pin in self.pins.items()}
@@ -81,10 +86,15 @@ def _blocks(text: str) -> Iterable[tuple[int, str]]:
 def parse_lock(text: str, source: str = "lock") -> Lock:
     """A lock's pins and header; LockError names the line of anything pip could not install."""
     input_digest = None
+    modules: dict[str, tuple[str, ...]] = {}
     for line in text.splitlines():
         match = INPUT_DIGEST.match(line)
         if match:
             input_digest = match.group("digest")
+        match = MODULES.match(line)
+        if match:
+            names = (m.strip() for m in match.group("modules").split(","))
+            modules[normalize(match.group("name"))] = tuple(m for m in names if m)
     pins: dict[str, Pin] = {}
     for number, block in _blocks(text):
         first = block.splitlines()[0]
@@ -101,7 +111,7 @@ def parse_lock(text: str, source: str = "lock") -> Lock:
         if name in pins:
             raise LockError(f"{source}, line {number}: {name} is pinned twice")
         pins[name] = Pin(name, match.group("version"), hashes, block)
-    return Lock(pins, input_digest)
+    return Lock(pins, input_digest, modules)
 
 
 def render_lock(
@@ -110,8 +120,10 @@ def render_lock(
     input_text: str,
     compiled: str,
     installed: Mapping[str, str] | None = None,
+    modules: Mapping[str, Iterable[str]] | None = None,
 ) -> str:
-    """A lock file from pip-compile's output, leaving out pins already `installed` below."""
+    """A lock file from pip-compile's output, leaving out pins already `installed` below;
+    `modules`: distribution -> top-level modules, written as `# modules:` lines."""
     below = {normalize(name): version for name, version in (installed or {}).items()}
     kept = [
         pin.block
@@ -120,6 +132,9 @@ def render_lock(
     ]
     lines = [*(f"# {line}" if line else "#" for line in header)]
     lines.append(f"# input: {input_name} sha256:{digest(input_text)}")
+    for name, names in sorted((modules or {}).items()):
+        if names:
+            lines.append(f"# modules: {normalize(name)} = {', '.join(sorted(set(names)))}")
     return "\n".join(lines + kept) + "\n"
 
 
@@ -143,12 +158,37 @@ def constraints_text(versions: Mapping[str, str]) -> str:
     return "".join(f"{name}=={version}\n" for name, version in sorted(versions.items()))
 
 
+def modules_from_record(record: str) -> tuple[str, str, set[str]] | None:
+    """(distribution, version, top-level modules) from a wheel's installed RECORD file: the
+    packages and modules it puts on sys.path, whatever its name says (`foo-grader` -> `foo`)."""
+    modules: set[str] = set()
+    dist_info = None
+    for line in record.splitlines():
+        path = line.rsplit(",", 2)[0]
+        top = path.split("/", 1)[0]
+        if top.endswith(".dist-info"):
+            dist_info = top
+            continue
+        if top in ("", "..", "__pycache__") or top.endswith(".data"):
+            continue
+        name = top.split(".", 1)[0] if "/" not in path else top
+        if "/" not in path and not top.endswith((".py", ".so", ".pyd")):
+            continue  # a stray file at the top (a licence, a .pth)
+        if name.isidentifier():
+            modules.add(name)
+    if dist_info is None:
+        return None
+    name, _, version = dist_info[: -len(".dist-info")].partition("-")
+    return normalize(name), version, modules
+
+
 def course_lock(
     slug: str,
     flavor: str,
     requirements: str,
     compiled: str = "",
     installed: Mapping[str, str] | None = None,
+    modules: Mapping[str, Iterable[str]] | None = None,
 ) -> str:
     """The text of a course's requirements.lock (`compiled`: pip-compile's output in the flavor)."""
     return render_lock(
@@ -161,4 +201,5 @@ def course_lock(
         requirements,
         compiled,
         installed,
+        modules,
     )

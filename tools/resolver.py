@@ -150,3 +150,44 @@ def resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None = 
             "\n".join(f"{name}: cannot be resolved:\n{text}" for name, text in errors.items())
         )
     return Resolved(data["installed"], {name: r["compiled"] for name, r in data["results"].items()})
+
+
+_RECORDS_SCRIPT = r"""
+set -e
+printf '%s' "$COURSE_LOCK" > /tmp/course.lock
+python3 -m pip install --quiet --no-deps --require-hashes --target /tmp/installed \
+  -r /tmp/course.lock >&2
+exec python3 -I -c 'import glob, json
+print(json.dumps([open(p).read() for p in sorted(glob.glob("/tmp/installed/*.dist-info/RECORD"))]))'
+"""
+
+
+def distribution_records(client: Any, image: str, lock: str) -> list[str]:
+    """The RECORD file of every distribution in `lock` (a lock's text), as pip installs them
+    (no dependencies, hashes checked) into a throwaway folder of a container of `image`: what
+    each puts on sys.path, from its own files. Raises ResolveError."""
+    container = client.containers.run(
+        image,
+        ["bash", "-c", _RECORDS_SCRIPT],
+        environment={
+            "COURSE_LOCK": lock,
+            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+            "PIP_CONFIG_FILE": "/dev/null",
+        },
+        user="root",
+        working_dir="/",
+        entrypoint=[],
+        detach=True,
+    )
+    try:
+        for chunk in container.logs(stream=True, follow=True, stdout=False, stderr=True):
+            sys.stderr.write(chunk.decode(errors="replace"))
+        status = container.wait()
+        output = container.logs(stdout=True, stderr=False).decode()
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise ResolveError(
+            f"installing the lock in {image} failed (exit {status.get('StatusCode')})"
+        )
+    return list(json.loads(output.strip().splitlines()[-1]))

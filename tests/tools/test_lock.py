@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tools.lock import freeze_versions, parse_lock, pinned_by, render_lock
+from tools.lock import (
+    course_lock,
+    freeze_versions,
+    modules_from_record,
+    parse_lock,
+    pinned_by,
+    render_lock,
+)
 from tools.wheelhouse import download_command, local_pins
 
 H1, H2, H3 = ("1" * 64, "2" * 64, "3" * 64)
@@ -75,3 +82,35 @@ def test_the_host_pip_downloads_for_the_images_platform_without_dependencies() -
     assert "--no-deps" in command and "--dest=/w" in command
     assert {"--only-binary=:all:", "--python-version=3.11", "--abi=cp311"} <= set(command)
     assert command[-3:] == ["--require-hashes", "-r", "torch.lock"]
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        pytest.param(
+            "foo/__init__.py,sha256=a,10\nfoo/sub/x.py,sha256=b,5\nfoo_utils.py,sha256=c,3\n"
+            "foo_grader-1.0.dist-info/METADATA,sha256=d,9\nfoo_grader-1.0.dist-info/RECORD,,\n"
+            "../../bin/foo-grade,sha256=e,4\n",
+            ("foo-grader", "1.0", {"foo", "foo_utils"}),
+            id="import-name-differs-from-the-distribution",
+        ),
+        pytest.param(
+            "_cffi.cpython-311-x86_64-linux-gnu.so,sha256=a,1\nLICENSE,sha256=b,2\n"
+            "x.pth,sha256=c,3\n__pycache__/y.cpython-311.pyc,,\nz-2.0.data/scripts/z,sha256=d,1\n"
+            "Cffi_Thing-2.0.dist-info/RECORD,,\n",
+            ("cffi-thing", "2.0", {"_cffi"}),
+            id="extension-module-and-stray-files",
+        ),
+        pytest.param("foo.py,sha256=a,1\n", None, id="no-dist-info"),
+    ],
+)
+def test_modules_from_record(record: str, expected: tuple | None) -> None:
+    assert modules_from_record(record) == expected
+
+
+def test_modules_round_trip_through_the_lock_header() -> None:
+    text = course_lock(
+        "demo", "pytorch", "Foo-Grader==1.0\n", modules={"Foo_Grader": ["foo", "foo_utils"]}
+    )
+    assert "# modules: foo-grader = foo, foo_utils\n" in text
+    assert parse_lock(text).modules == {"foo-grader": ("foo", "foo_utils")}

@@ -422,3 +422,28 @@ def test_images_shown_by_markdown_are_in_the_course(
     found = [f for f in check_course(directory).findings if f.check == "missing-image"]
     assert [(f.details["path"], f.details["resolved"]) for f in found] == expected
     assert all(f.file == "lectures/a.ipynb" and f.cell == 2 for f in found)
+
+
+@pytest.mark.parametrize(
+    ("modules", "expected"),
+    [
+        pytest.param({"foo-grader": ["foo"]}, [], id="the-lock-says-what-it-installs"),
+        pytest.param({}, [("missing-dependency", "foo")], id="no-word-of-foo"),
+    ],
+)
+def test_import_names_come_from_the_locked_distributions(
+    tmp_path: Path, modules: dict, expected: list[tuple[str, str]]
+) -> None:
+    """A requirement whose import name differs needs no `# provides:` when its lock says it."""
+    requirements = "foo-grader==1.0\n"
+    pin = f"foo-grader==1.0 \\\n    --hash=sha256:{'0' * 64}\n"
+    directory = course(
+        tmp_path,
+        **{
+            "requirements.txt": requirements,
+            LOCK_FILE: course_lock("demo", "pytorch", requirements, pin, modules=modules),
+            "a.ipynb": notebook("import foo\nfrom foo.grade import check"),
+        },
+    )
+    found = [(f.check, f.details.get("module")) for f in check_course(directory).findings]
+    assert found == expected

@@ -437,6 +437,14 @@ def check_course_files(
         flavor_name, fetched = raw_flavor(course.metadata), []
     requirements, _ = parse_requirements(course.requirements or "")
     requirement_modules = modules_of_requirements(requirements, flavors)
+    # What the locked distributions install, from their own files (the lock's `# modules:`).
+    try:
+        locked_modules = parse_lock(course.lock or "").modules
+    except LockError:  # reported by check_lock
+        locked_modules = {}
+    for distribution, modules in locked_modules.items():
+        for module in modules:
+            requirement_modules.setdefault(module, distribution)
     flavor = flavors.get(flavor_name) if flavor_name else None
     for path in sorted(course.notebooks):
         notebook, format_findings = check_notebook_format(path, course.notebooks[path])
