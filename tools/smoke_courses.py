@@ -2,6 +2,7 @@
 
     ./pants test courses/<slug>#smoke-test                 (builds the image first; CI does this)
     ./pants run tools:smoke-test -- [COURSE ...] [--notebook PATH] [--image REF] [--gpus]
+                                    [--accept-failures]
     ./pants test --test-extra-env-vars=SMOKE_TEST_GPUS=all courses/<slug>::   (on a GPU machine)
 
 Run directly, it tests the images named by the image map (`./pants package courses::` writes
@@ -13,6 +14,7 @@ table, writes `<slug>.smoke-test.json` and `.xml` (JUnit) to --output-dir, exits
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -23,6 +25,14 @@ from pathlib import Path
 import docker
 
 from tools.course_check.cli_common import course_directories, write_outputs
+from tools.course_check.expected import (
+    EXPECTED_FILE,
+    ExpectedFailuresError,
+    judge,
+    load_expected,
+    render_expected,
+)
+from tools.course_check.model import SmokeResult, Status
 from tools.course_check.report import smoke_junit, smoke_summary, to_json
 from tools.course_check.smoke import read_course_for_smoke_test, smoke_test_course
 
@@ -46,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"runtime) and report what PyTorch sees; an error if that is not a GPU (default: set "
         f"when {GPUS_ENV}=all)",
     )
+    parser.add_argument(
+        "--accept-failures",
+        action="store_true",
+        help=f"record the failing cells of every notebook as expected, in <course>/{EXPECTED_FILE} "
+        "(review the file before committing it): later runs pass only while exactly those fail",
+    )
     args = parser.parse_args(argv)
     # Pants stops a test that runs past its timeout with SIGTERM: exit through the `finally`
     # blocks, which remove the running container.
@@ -65,7 +81,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         image = args.image or image_map.get(course.slug)
         if not image:
             parser.error(f"{args.image_map} has no image for {course.slug}: rebuild it")
-        result = smoke_test_course(client, course, image, notebooks=args.notebook, gpus=args.gpus)
+        try:
+            expected = load_expected(directory, course.all_notebooks)
+        except ExpectedFailuresError as e:
+            parser.error(str(e))
+        # Accepting records what fails now, so the run does not apply the old record.
+        result = smoke_test_course(
+            client,
+            course,
+            image,
+            notebooks=args.notebook,
+            gpus=args.gpus,
+            expected=None if args.accept_failures else expected,
+        )
+        if args.accept_failures:
+            if not accept_failures(directory, course.slug, result, expected):
+                return 1
+            recorded = load_expected(directory, course.all_notebooks)
+            judged = (judge(n, recorded.get(n.path, {})) for n in result.notebooks)
+            result = dataclasses.replace(result, notebooks=tuple(judged))
         results.append(result)
         write_outputs(
             args.output_dir,
@@ -78,6 +112,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(smoke_summary(results))
     print(f"smoke-test: results in {args.output_dir}/")
     return 0 if all(r.passed for r in results) else 1
+
+
+def accept_failures(
+    directory: Path, slug: str, result: SmokeResult, expected: dict[str, dict[int, str]]
+) -> bool:
+    """Writes what failed as the course's expected failures; False (and writes nothing) when a
+    notebook ended otherwise than by failing cells (timed out, out of memory, missing...)."""
+    refused = [
+        f"{n.path}: {n.summary()}"
+        for n in result.notebooks
+        if n.status not in (Status.PASSED, Status.FAILED)
+        or (n.status is Status.FAILED and not n.failures)
+    ]
+    if result.error or refused:
+        for line in [result.error, *refused]:
+            if line:
+                print(
+                    f"smoke-test: {slug}: cannot be accepted as expected: {line}", file=sys.stderr
+                )
+        return False
+    recorded = {**expected}
+    for n in result.notebooks:
+        recorded.pop(n.path, None)
+        if n.failures:
+            recorded[n.path] = dict(n.failures)
+    path = directory / EXPECTED_FILE
+    if recorded:
+        path.write_text(render_expected(slug, recorded))
+        print(f"smoke-test: {slug}: wrote {path}: review it, then commit it")
+    elif path.exists():
+        path.unlink()
+        print(f"smoke-test: {slug}: no cell fails any more: removed {path}")
+    return True
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ runs it in a container exactly as it runs real courses.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from tools import smoke_courses
 from tools.course_check import smoke
+from tools.course_check.expected import EXPECTED_FILE, load_expected
 from tools.course_check.model import SmokeResult, Status
 from tools.course_check.report import smoke_summary
 from tools.course_check.smoke import CONTAINER_LABEL, read_course_for_smoke_test, smoke_test_course
@@ -41,14 +44,17 @@ def build(client: docker.DockerClient, directory: Path, base: str, tag: str) -> 
     return reference
 
 
+def smoke_fixture(client: docker.DockerClient, case: str, image: str) -> SmokeResult:
+    course = read_course_for_smoke_test(FIXTURES / case)
+    expected = load_expected(FIXTURES / case, course.all_notebooks)
+    return smoke_test_course(client, course, image, expected=expected)
+
+
 @pytest.fixture(scope="module")
 def results(client: docker.DockerClient, base_images: dict[str, str]) -> Iterator[dict]:
     images = {case: build(client, FIXTURES / case, base_images["pytorch"], case) for case in CASES}
     try:
-        yield {
-            case: smoke_test_course(client, read_course_for_smoke_test(FIXTURES / case), image)
-            for case, image in images.items()
-        }
+        yield {case: smoke_fixture(client, case, image) for case, image in images.items()}
     finally:
         for image in images.values():
             client.images.remove(image, force=True)
@@ -69,6 +75,7 @@ def test_every_fixture_is_covered(results: dict) -> None:
         "hangs",
         "unlisted-notebook",
         "needs-network",
+        "assignment-blanks",
     }
 
 
@@ -122,6 +129,41 @@ def test_a_notebook_that_hangs(results: dict) -> None:
     assert (n.status, n.cell) == (Status.TIMED_OUT, 3)
     assert "still running after 15 s in cell 3" in n.message
     assert 15 <= n.duration_seconds < 45
+
+
+def test_an_assignment_with_blanks_passes_with_its_recorded_failures(results: dict) -> None:
+    result = results["assignment-blanks"]
+    assert result.passed, result
+    (n,) = result.notebooks
+    assert n.summary() == (
+        "passed (expected failures: cell 5 AssertionError, cell 9 NotImplementedError)"
+    )
+
+
+def test_every_failing_cell_is_reported_and_accepting_records_them(
+    tmp_path: Path, client: docker.DockerClient, base_images: dict[str, str]
+) -> None:
+    """Without its record the assignment fails at every blank, not only the first (the cell
+    tagged raises-exception is not one); --accept-failures writes the record it has."""
+    directory = tmp_path / "assignment-blanks"
+    shutil.copytree(FIXTURES / "assignment-blanks", directory)
+    (directory / EXPECTED_FILE).unlink()
+    image = build(client, directory, base_images["pytorch"], "accept")
+    try:
+        unrecorded = smoke_test_course(client, read_course_for_smoke_test(directory), image)
+        status = smoke_courses.main(
+            [str(directory), "--image", image, "--accept-failures",
+             "--output-dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    finally:
+        client.images.remove(image, force=True)
+    (n,) = unrecorded.notebooks
+    assert (n.status, n.cell, n.exception) == (Status.FAILED, 5, "AssertionError")
+    assert n.failures == ((5, "AssertionError"), (9, "NotImplementedError"))
+    assert n.summary().endswith("(also failing: cell 9 NotImplementedError)")
+    assert status == 0
+    recorded = (directory / EXPECTED_FILE).read_text()
+    assert recorded == (FIXTURES / "assignment-blanks" / EXPECTED_FILE).read_text()
 
 
 def test_a_download_without_network_is_a_network_failure(results: dict) -> None:

@@ -447,3 +447,12 @@ def test_import_names_come_from_the_locked_distributions(
     )
     found = [(f.check, f.details.get("module")) for f in check_course(directory).findings]
     assert found == expected
+
+
+def test_an_expected_failures_file_must_name_the_courses_cells(tmp_path: Path) -> None:
+    directory = course(tmp_path, **{"expected-failures.toml": '["a.ipynb"]\n7 = "NameError"\n'})
+    finding = only(check_course(directory))
+    assert (finding.check, finding.file) == ("expected-failures", "expected-failures.toml")
+    assert finding.message == (
+        '["a.ipynb"]: 7 is not a code cell of the notebook (its code cells: 1)'
+    )

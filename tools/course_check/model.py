@@ -125,6 +125,10 @@ class NotebookResult:
     message: str = ""
     #: Last lines of the container's output, for failures.
     log_tail: str = ""
+    #: Every failing cell, (cell, exception), in order: every cell runs.
+    failures: tuple[tuple[int, str], ...] = ()
+    #: The failures expected-failures.toml records, which happened as recorded (so it passed).
+    expected: tuple[tuple[int, str], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -132,11 +136,16 @@ class NotebookResult:
 
     def summary(self) -> str:
         """One line: what happened, where."""
+        if self.status is Status.PASSED and self.expected:
+            cells = ", ".join(f"cell {cell} {name}" for cell, name in self.expected)
+            return f"passed (expected failures: {cells})"
         if self.status is Status.PASSED:
             return "passed"
         where = f"cell {self.cell}: " if self.cell is not None else ""
         what = f"{self.exception}: {self.message}" if self.exception else self.message
-        return f"{self.status.value}: {where}{what}".rstrip(": ")
+        others = [f"cell {cell} {name}" for cell, name in self.failures if cell != self.cell]
+        more = f" (also failing: {', '.join(others)})" if others else ""
+        return f"{self.status.value}: {where}{what}".rstrip(": ") + more
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -152,6 +161,8 @@ class NotebookResult:
             exception=data.get("exception"),
             message=data.get("message", ""),
             log_tail=data.get("log_tail", ""),
+            failures=tuple((int(c), str(e)) for c, e in data.get("failures", ())),
+            expected=tuple((int(c), str(e)) for c, e in data.get("expected", ())),
         )
 
 

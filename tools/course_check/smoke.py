@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 from catalog import METADATA_FILE, CatalogError, Course, course_files, parse_course, read_course
 from tools.course_check.dependencies import load_flavors, missing_module_advice
+from tools.course_check.expected import Expected, judge
 from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
 from tools.course_check.static import listed_notebooks
@@ -195,6 +196,7 @@ def interpret(
         Status.FAILED,
         cell=result.get("cell"),
         exception=exception,
+        failures=tuple((f["cell"], f["exception"]) for f in result.get("failures", ())),
         message=message + _advice_for(exception, message, flavor),
         peak_memory_bytes=peak,
         log_tail="\n".join((detail or tail).splitlines()[-LOG_TAIL_LINES:]),
@@ -371,12 +373,14 @@ def smoke_test_course(
     log: Log = print,
     notebooks: Sequence[str] | None = None,
     gpus: bool = False,
+    expected: Expected | None = None,
 ) -> SmokeResult:
     """Runs every notebook of `course` (or the given ones) in `image`, one container each:
     listed or not, less those course.toml's `smoke_test.skip` leaves out (reported with reasons).
 
     `gpus`: every container gets every GPU (`docker run --gpus all`), and the result says what
-    PyTorch saw there; it is an error if that is not a GPU.
+    PyTorch saw there; it is an error if that is not a GPU. `expected`: the course's recorded
+    failures (expected-failures.toml), which a notebook must fail exactly.
     """
     accelerator = ""
 
@@ -414,6 +418,10 @@ def smoke_test_course(
     remove_stopped_containers(client, course.slug)
     results = []
     skip = dict(course.smoke_test.skip)
+
+    def expected_of(notebook: str) -> Mapping[int, str]:
+        return (expected or {}).get(notebook, {})
+
     selected = list(notebooks or [path for path in course.all_notebooks if path not in skip])
     for index, notebook in enumerate(selected, start=1):
         log(
@@ -422,7 +430,7 @@ def smoke_test_course(
             f"network {'on' if course.smoke_test.has_network(notebook) else 'off'}, "
             f"{'GPUs' if gpus else 'CPU'}, timeout {course.smoke_test.timeout_seconds} s)"
         )
-        result = run_notebook(client, image, course, notebook, gpus)
+        result = judge(run_notebook(client, image, course, notebook, gpus), expected_of(notebook))
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: {result.summary()} "
             f"({result.duration_seconds:.1f} s, peak {_format_bytes(result.peak_memory_bytes)})"

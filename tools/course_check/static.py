@@ -41,6 +41,12 @@ from tools.course_check.dependencies import (
     parse_requirements,
     suggest_distribution,
 )
+from tools.course_check.expected import (
+    EXPECTED_FILE,
+    ExpectedFailuresError,
+    code_cell_numbers,
+    parse_expected,
+)
 from tools.course_check.model import CheckReport, Finding
 from tools.course_check.notebook_code import (
     ParsedCell,
@@ -72,6 +78,7 @@ class CourseFiles:
     requirements: str | None
     notebooks: Mapping[str, str] = field(default_factory=dict)  # every .ipynb: path -> text
     lock: str | None = None  # requirements.lock's text; None when missing
+    expected: str | None = None  # expected-failures.toml's text; None when missing
 
     @staticmethod
     def read(directory: Path) -> CourseFiles:
@@ -79,6 +86,7 @@ class CourseFiles:
         metadata = directory / METADATA_FILE
         requirements = directory / REQUIREMENTS_FILE
         lock = directory / LOCK_FILE
+        expected = directory / EXPECTED_FILE
         return CourseFiles(
             slug=directory.name,
             metadata=metadata.read_text(encoding="utf-8") if metadata.is_file() else None,
@@ -93,6 +101,7 @@ class CourseFiles:
                 if f.endswith(".ipynb")
             },
             lock=lock.read_text(encoding="utf-8") if lock.is_file() else None,
+            expected=expected.read_text(encoding="utf-8") if expected.is_file() else None,
         )
 
 
@@ -325,6 +334,19 @@ def check_images(path: str, notebook: Mapping[str, Any], files: Sequence[str]) -
     return findings
 
 
+def check_expected_failures(course: CourseFiles) -> list[Finding]:
+    """expected-failures.toml names notebooks and code cells of this course (tools/course_check/
+    expected.py)."""
+    if course.expected is None:
+        return []
+    cells = {path: code_cell_numbers(text) for path, text in course.notebooks.items()}
+    try:
+        parse_expected(course.expected, cells)
+    except ExpectedFailuresError as e:
+        return [Finding("expected-failures", str(e), EXPECTED_FILE)]
+    return []
+
+
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -461,6 +483,7 @@ def check_course_files(
         findings += check_data_paths(path, parsed, course.files, fetched)
         findings += check_images(path, notebook, course.files)
     findings += check_file_sizes(course)
+    findings += check_expected_failures(course)
     findings += check_requirements(course.requirements)
     findings += check_lock(course.slug, course.requirements, course.lock, flavor)
     return CheckReport(course.slug, tuple(findings))
