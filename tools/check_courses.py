@@ -13,7 +13,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.course_check.cli_common import course_directories, write_outputs
+from tools.course_check.cli_common import (
+    add_output_arguments,
+    course_directories,
+    results_line,
+    write_outputs,
+)
 from tools.course_check.report import check_junit, check_summary, to_json
 from tools.course_check.static import check_course
 
@@ -21,7 +26,7 @@ from tools.course_check.static import check_course
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("courses", nargs="*", help="course slugs or directories (default: all)")
-    parser.add_argument("--output-dir", type=Path, default=Path("dist/course-check"))
+    add_output_arguments(parser, Path("dist/course-check"))
     args = parser.parse_args(argv)
     directories = course_directories(args.courses)
     reports = []
@@ -37,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     names = {d.name: str(d) for d in directories}
     print(check_summary(reports, names))
-    print(f"course-check: results in {args.output_dir}/")
+    print(results_line("course-check", args))
     return 0 if all(r.passed for r in reports) else 1
 
 

@@ -24,7 +24,12 @@ from pathlib import Path
 
 import docker
 
-from tools.course_check.cli_common import course_directories, write_outputs
+from tools.course_check.cli_common import (
+    add_output_arguments,
+    course_directories,
+    results_line,
+    write_outputs,
+)
 from tools.course_check.expected import (
     EXPECTED_FILE,
     ExpectedFailuresError,
@@ -46,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", help="the image to test (one course only)")
     parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
     parser.add_argument("--notebook", action="append", help="only this notebook (repeatable)")
-    parser.add_argument("--output-dir", type=Path, default=Path("dist/smoke-test"))
+    add_output_arguments(parser, Path("dist/smoke-test"))
     parser.add_argument(
         "--gpus",
         action="store_true",
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print()
     print(smoke_summary(results))
-    print(f"smoke-test: results in {args.output_dir}/")
+    print(results_line("smoke-test", args))
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -58,6 +58,13 @@ from pants.util.logging import LogLevel
 from catalog import METADATA_FILE, Course
 
 OUTPUT_DIR = "course-quality-results"
+
+
+def _output_arguments(address: Address) -> list[str]:
+    """Where the tool writes its results, and where Pants puts them for the reader."""
+    return ["--output-dir", OUTPUT_DIR, "--shown-output-dir", f"dist/test/{address.path_safe_spec}"]
+
+
 #: The tools that run the tests: a change to one re-runs it for every course (--changed-since).
 CHECK_TOOL = "tools:course-check"
 SMOKE_TEST_TOOL = "tools:smoke-test"
@@ -286,7 +293,7 @@ async def run_course_check(
         Process,
         VenvPexProcess(
             tool.pex,
-            argv=[field_set.address.spec_path, "--output-dir", OUTPUT_DIR],
+            argv=[field_set.address.spec_path, *_output_arguments(field_set.address)],
             description=f"Check {field_set.address.spec_path}",
             input_digest=files.digest,
             extra_env=test_extra_env.env,
@@ -357,7 +364,12 @@ async def run_course_smoke_test(
         Process,
         VenvPexProcess(
             tool.pex,
-            argv=[field_set.address.spec_path, "--image", image, "--output-dir", OUTPUT_DIR],
+            argv=[
+                field_set.address.spec_path,
+                "--image",
+                image,
+                *_output_arguments(field_set.address),
+            ],
             description=f"Smoke-test {image}",
             input_digest=files.digest,
             extra_env=test_extra_env.env,

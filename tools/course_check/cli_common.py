@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,3 +34,17 @@ def write_outputs(directory: Path, files: dict[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (directory / name).write_text(text, encoding="utf-8")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, default: Path) -> None:
+    parser.add_argument("--output-dir", type=Path, default=default)
+    parser.add_argument(
+        "--shown-output-dir",
+        type=Path,
+        help="where the results will be for the reader, when not --output-dir (Pants copies its "
+        "test's output to dist/test/<target>/)",
+    )
+
+
+def results_line(tool: str, args: argparse.Namespace) -> str:
+    return f"{tool}: results in {args.shown_output_dir or args.output_dir}/"
