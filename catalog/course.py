@@ -92,6 +92,9 @@ class SmokeTest:
     #: Notebooks left out of the smoke test, each with the reason (`skip = {"x.ipynb" = "why"}`),
     #: shown in every report.
     skip: tuple[tuple[str, str], ...] = ()
+    #: Outputs that differ from those saved in the notebooks: "warn" (reported) or "strict"
+    #: (the notebook fails).
+    outputs: str = "warn"
 
     def has_network(self, notebook: str) -> bool:
         return self.network is True or (
@@ -317,7 +320,15 @@ def _parse_skip(
 
 def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[str]) -> SmokeTest:
     table = _table(data, "smoke_test", source)
-    _reject_unknown(table, ("timeout_seconds", "network", "skip"), source, "smoke_test.")
+    _reject_unknown(table, ("timeout_seconds", "network", "skip", "outputs"), source, "smoke_test.")
+    outputs = table.get("outputs", SmokeTest.outputs)
+    if outputs not in ("warn", "strict"):
+        raise CatalogError(
+            source,
+            "smoke_test.outputs",
+            'must be "warn" (outputs that differ from the saved ones are reported) or "strict" '
+            "(they fail the notebook)",
+        )
     timeout = table.get("timeout_seconds", SmokeTest.timeout_seconds)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
         raise CatalogError(
@@ -333,7 +344,10 @@ def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[
             "must be true, false or the notebooks that need it, like ['data/download.ipynb']",
         )
     return SmokeTest(
-        timeout_seconds=timeout, network=network, skip=_parse_skip(table, notebooks, source)
+        timeout_seconds=timeout,
+        network=network,
+        skip=_parse_skip(table, notebooks, source),
+        outputs=outputs,
     )
 
 

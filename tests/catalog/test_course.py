@@ -132,6 +132,13 @@ sha256 = "%s"
         ),
         (
             "x",
+            GOOD + "[smoke_test]\noutputs = 'exact'\n",
+            FILES,
+            "smoke_test.outputs",
+            'must be "warn"',
+        ),
+        (
+            "x",
             GOOD + "[smoke_test]\nnetwork = 'yes'\n",
             FILES,
             "smoke_test.network",

@@ -8,6 +8,7 @@ runs it in a container exactly as it runs real courses.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -76,6 +77,7 @@ def test_every_fixture_is_covered(results: dict) -> None:
         "unlisted-notebook",
         "needs-network",
         "assignment-blanks",
+        "drifted-output",
     }
 
 
@@ -164,6 +166,29 @@ def test_every_failing_cell_is_reported_and_accepting_records_them(
     assert status == 0
     recorded = (directory / EXPECTED_FILE).read_text()
     assert recorded == (FIXTURES / "assignment-blanks" / EXPECTED_FILE).read_text()
+
+
+def test_output_drift_is_a_warning_and_strict_makes_it_a_failure(
+    results: dict, client: docker.DockerClient, base_images: dict[str, str]
+) -> None:
+    result = results["drifted-output"]
+    (n,) = result.notebooks
+    assert n.passed and n.drift == ((3, "text", "model accuracy: 0.93", "model accuracy: 0.41"),)
+    summary = smoke_summary([result])
+    assert "results.ipynb: outputs that differ from the saved ones:" in summary
+    assert "model accuracy: 0.93  model accuracy: 0.41" in summary
+
+    course = read_course_for_smoke_test(FIXTURES / "drifted-output")
+    strict = dataclasses.replace(
+        course, smoke_test=dataclasses.replace(course.smoke_test, outputs="strict")
+    )
+    image = build(client, FIXTURES / "drifted-output", base_images["pytorch"], "strict")
+    try:
+        (failed,) = smoke_test_course(client, strict, image).notebooks
+    finally:
+        client.images.remove(image, force=True)
+    assert (failed.status, failed.cell) == (Status.FAILED, 3)
+    assert "the outputs of cell(s) 3 differ from those saved in the notebook" in failed.message
 
 
 def test_a_download_without_network_is_a_network_failure(results: dict) -> None:

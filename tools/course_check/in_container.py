@@ -11,7 +11,9 @@ container die: the runner exits then, which stops the container. The host side (
 Output: progress and the result as lines starting with MARKER, each followed by JSON:
 `{"event": "cell", "cell": N}` before each code cell runs, then one
 `{"event": "result", "status": ..., ...}`; a failed notebook's result names its first failing
-cell and lists every one (`failures`: every cell runs, as with `allow_errors`). The memory figures come from the container's cgroup
+cell and lists every one (`failures`: every cell runs, as with `allow_errors`); `outputs` holds,
+per code cell that was saved with outputs, a brief of those and of what ran now (text, image
+sizes, error), which the host compares (drift.py). The memory figures come from the container's cgroup
 (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`); an OOM kill is read from its counters
 (v1 `memory.oom_control`, v2 `memory.events`). Exit status: 0 passed, 1 failed, 3 missing.
 """
@@ -56,6 +58,39 @@ def oom_kills():
                 if key == "oom_kill" and value.strip().isdigit():
                     return int(value)
     return 0
+
+
+def _png_size(data):
+    """(width, height) of a base64 PNG, from its header; None if it is not one."""
+    import base64
+
+    try:
+        head = base64.b64decode("".join(data)[:64])
+    except ValueError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def output_summary(cell):
+    """What a code cell shows, in brief: its text, its images (type and size), its error."""
+    texts, images, error = [], [], None
+    for output in cell.get("outputs", ()):
+        kind = output.get("output_type")
+        if kind == "stream":
+            texts.append("".join(output.get("text", "")))
+        elif kind in ("execute_result", "display_data"):
+            data = output.get("data", {})
+            for mime in sorted(data):
+                if mime.startswith("image/"):
+                    size = _png_size(data[mime]) if mime == "image/png" else None
+                    images.append([mime, *(size or (None, None))])
+            if "text/plain" in data and not any(m.startswith("image/") for m in data):
+                texts.append("".join(data["text/plain"]))
+        elif kind == "error":
+            error = output.get("ename")
+    return {"text": "".join(texts)[-4000:], "images": images, "error": error}
 
 
 def cell_failures(notebook):
@@ -108,6 +143,8 @@ def main(argv):
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
+    # The outputs the authors saved with the notebook, to compare with what runs now.
+    stored = [output_summary(c) if c.cell_type == "code" else None for c in notebook.cells]
     state = {"cell": None}
 
     def on_cell_execute(cell, cell_index, **kwargs):
@@ -139,6 +176,11 @@ def main(argv):
                 traceback=first.pop("traceback"),
                 failures=[{k: v for k, v in f.items() if k != "traceback"} for f in failures],
             )
+        result["outputs"] = [
+            {"cell": index, "stored": before, "now": output_summary(cell)}
+            for index, (before, cell) in enumerate(zip(stored, notebook.cells), start=1)
+            if before and (before["text"] or before["images"] or before["error"])
+        ]
     except CellExecutionError as e:  # not raised with allow_errors; kept for older nbclients
         result.update(
             status="failed",

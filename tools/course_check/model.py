@@ -129,6 +129,9 @@ class NotebookResult:
     failures: tuple[tuple[int, str], ...] = ()
     #: The failures expected-failures.toml records, which happened as recorded (so it passed).
     expected: tuple[tuple[int, str], ...] = ()
+    #: Cells whose outputs differ from those saved in the notebook (drift.py): (cell, what,
+    #: saved, now). A warning, or a failure with course.toml's `smoke_test.outputs = "strict"`.
+    drift: tuple[tuple[int, str, str, str], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -163,6 +166,7 @@ class NotebookResult:
             log_tail=data.get("log_tail", ""),
             failures=tuple((int(c), str(e)) for c, e in data.get("failures", ())),
             expected=tuple((int(c), str(e)) for c, e in data.get("expected", ())),
+            drift=tuple((int(c), str(w), str(a), str(b)) for c, w, a, b in data.get("drift", ())),
         )
 
 

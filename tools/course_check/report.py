@@ -41,6 +41,13 @@ def _memory(result: NotebookResult) -> str:
     return "-" if result.peak_memory_bytes is None else f"{result.peak_memory_bytes / 1e6:.0f} MB"
 
 
+def drift_table(drift: Sequence[tuple[int, str, str, str]]) -> str:
+    """The drifted cells, saved and now side by side, indented under their notebook."""
+    rows = [[str(c), w, a, b] for c, w, a, b in drift]
+    table = _table(["cell", "what", "saved", "now"], rows, {0})
+    return "\n".join(f"    {line}" for line in table.splitlines())
+
+
 def smoke_summary(results: Sequence[SmokeResult]) -> str:
     """The table printed after a smoke test, then one paragraph per notebook that did not pass."""
     rows = []
@@ -73,6 +80,11 @@ def smoke_summary(results: Sequence[SmokeResult]) -> str:
         for n in course.notebooks:
             if not n.passed:
                 details.append(f"{course.course}: {n.path}: {n.summary()}")
+            if n.drift:
+                details.append(
+                    f"{course.course}: {n.path}: outputs that differ from the saved ones:"
+                )
+                details.append(drift_table(n.drift))
     passed = sum(r.passed for r in results)
     verdict = f"{passed} of {len(results)} course(s) passed"
     return "\n".join([table, "", *details, *([""] if details else []), verdict])
@@ -150,6 +162,9 @@ def smoke_junit(result: SmokeResult) -> str:
         if kind:
             element = ElementTree.SubElement(case, kind, type=n.status.value, message=n.summary())
             element.text = n.log_tail
+        if n.drift:  # a warning unless strict (then the failure above says so too)
+            out = ElementTree.SubElement(case, "system-out")
+            out.text = "outputs that differ from the saved ones:\n" + drift_table(n.drift)
     return _xml(suite)
 
 

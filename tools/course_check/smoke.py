@@ -13,6 +13,7 @@ so every outcome is tested without Docker.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -24,6 +25,7 @@ from typing import Any
 
 from catalog import METADATA_FILE, CatalogError, Course, course_files, parse_course, read_course
 from tools.course_check.dependencies import load_flavors, missing_module_advice
+from tools.course_check.drift import output_drift
 from tools.course_check.expected import Expected, judge
 from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
@@ -137,8 +139,12 @@ def interpret(
     peak = result.get("peak_memory_bytes") if result else None
     duration = round(outcome.duration_seconds, 3)
 
+    drift = output_drift(result.get("outputs", ())) if result else ()
+
     def make(status: Status, **fields: Any) -> NotebookResult:
-        return NotebookResult(path=notebook, status=status, duration_seconds=duration, **fields)
+        return NotebookResult(
+            path=notebook, status=status, duration_seconds=duration, drift=drift, **fields
+        )
 
     where = f" in cell {last_cell}" if last_cell else " before the first cell ran"
     if outcome.timed_out:
@@ -431,6 +437,16 @@ def smoke_test_course(
             f"{'GPUs' if gpus else 'CPU'}, timeout {course.smoke_test.timeout_seconds} s)"
         )
         result = judge(run_notebook(client, image, course, notebook, gpus), expected_of(notebook))
+        if result.passed and result.drift and course.smoke_test.outputs == "strict":
+            cells = ", ".join(sorted({str(cell) for cell, *_ in result.drift}, key=int))
+            result = dataclasses.replace(
+                result,
+                status=Status.FAILED,
+                cell=result.drift[0][0],
+                message=f"the outputs of cell(s) {cells} differ from those saved in the notebook "
+                '(course.toml smoke_test.outputs = "strict"; save the notebook with its new '
+                "outputs if they are right)",
+            )
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: {result.summary()} "
             f"({result.duration_seconds:.1f} s, peak {_format_bytes(result.peak_memory_bytes)})"
