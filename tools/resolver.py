@@ -114,36 +114,15 @@ def resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None = 
         raise ResolveError(
             f"the image {image} is not in the Docker engine: build it (./pants package images/base::)"
         ) from None
-    container = client.containers.run(
+    output = _run(
+        client,
         image,
-        ["bash", "-c", _PRELUDE],
-        environment={
-            "RESOLVER_SCRIPT": _SCRIPT,
-            "RESOLVER_JOBS": json.dumps(spec),
-            # Trust the same CA bundle as the image's system (HTTPS proxies); pip's own otherwise.
-            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
-            "PIP_CONFIG_FILE": "/dev/null",
-        },
-        volumes=(
-            {str(wheelhouse.resolve()): {"bind": _WHEELHOUSE_MOUNT, "mode": "ro"}}
-            if wheelhouse
-            else {}
-        ),
-        user="root",
-        working_dir="/",
-        entrypoint=[],
-        detach=True,
+        _PRELUDE,
+        {"RESOLVER_SCRIPT": _SCRIPT, "RESOLVER_JOBS": json.dumps(spec)},
+        wheelhouse,
+        "the resolver",
     )
-    try:
-        for chunk in container.logs(stream=True, follow=True, stdout=False, stderr=True):
-            sys.stderr.write(chunk.decode(errors="replace"))
-        status = container.wait()
-        output = container.logs(stdout=True, stderr=False).decode()
-    finally:
-        container.remove(force=True)
-    if status.get("StatusCode") != 0:
-        raise ResolveError(f"the resolver failed in {image} (exit {status.get('StatusCode')})")
-    data = json.loads(output.strip().splitlines()[-1])
+    data = json.loads(output)
     errors = {name: r["error"] for name, r in data["results"].items() if "error" in r}
     if errors:
         raise ResolveError(
@@ -166,14 +145,35 @@ def distribution_records(client: Any, image: str, lock: str) -> list[str]:
     """The RECORD file of every distribution in `lock` (a lock's text), as pip installs them
     (no dependencies, hashes checked) into a throwaway folder of a container of `image`: what
     each puts on sys.path, from its own files. Raises ResolveError."""
+    output = _run(client, image, _RECORDS_SCRIPT, {"COURSE_LOCK": lock}, None, "the lock's install")
+    return list(json.loads(output))
+
+
+def _run(
+    client: Any,
+    image: str,
+    script: str,
+    environment: dict[str, str],
+    wheelhouse: Path | None,
+    what: str,
+) -> str:
+    """Runs a bash `script` as root in a fresh container of `image`, its progress (stderr) going
+    to stderr; the last line of its output. Always removes the container; ResolveError if the
+    script fails."""
     container = client.containers.run(
         image,
-        ["bash", "-c", _RECORDS_SCRIPT],
+        ["bash", "-c", script],
         environment={
-            "COURSE_LOCK": lock,
+            **environment,
+            # Trust the same CA bundle as the image's system (HTTPS proxies); pip's own otherwise.
             "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
             "PIP_CONFIG_FILE": "/dev/null",
         },
+        volumes=(
+            {str(wheelhouse.resolve()): {"bind": _WHEELHOUSE_MOUNT, "mode": "ro"}}
+            if wheelhouse
+            else {}
+        ),
         user="root",
         working_dir="/",
         entrypoint=[],
@@ -187,7 +187,5 @@ def distribution_records(client: Any, image: str, lock: str) -> list[str]:
     finally:
         container.remove(force=True)
     if status.get("StatusCode") != 0:
-        raise ResolveError(
-            f"installing the lock in {image} failed (exit {status.get('StatusCode')})"
-        )
-    return list(json.loads(output.strip().splitlines()[-1]))
+        raise ResolveError(f"{what} failed in {image} (exit {status.get('StatusCode')})")
+    return output.strip().splitlines()[-1]
