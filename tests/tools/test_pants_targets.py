@@ -112,26 +112,27 @@ def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> No
         restore(repo)
 
 
-def test_course_files_land_in_the_home_as_authored(repo: Path, client: docker.DockerClient) -> None:
-    """Learners can save every file: Pants materializes files of 512 KB and more read-only and
-    executable whatever git says, so the image must set the modes itself; and the build's own
-    files (course.toml, requirements, lock, BUILD) are not in the learner's home."""
-    directory = new_course.scaffold(repo, "big-files", "pytorch", False)
-    notebook = directory / "notebooks/01-welcome.ipynb"
-    content = json.loads(notebook.read_text())
-    content["cells"].append(
-        {"cell_type": "markdown", "id": "big", "metadata": {}, "source": "x" * 1_200_000}
-    )
-    notebook.write_text(json.dumps(content))
-    (directory / "data").mkdir()
-    (directory / "data/big.csv").write_text("a,b\n" + "1,2\n" * 300_000)
-    (directory / "bin").mkdir()
-    (directory / "bin/setup.sh").write_text("#!/bin/sh\necho ok\n")
-    (directory / "bin/setup.sh").chmod(0o755)
+def test_a_course_as_real_material_is(repo: Path, client: docker.DockerClient) -> None:
+    """tests/fixtures/real-course through `./pants test`: a lecture over 1 MB teaching a syntax
+    error (tagged raises-exception) with a drifted output, an assignment with blanks recorded as
+    expected, an unlisted notebook, a data file over 1 MB. Every notebook passes, the report says
+    what drifted and which failures were expected, and every file lands in the home as authored:
+    Pants materializes files of 512 KB and more read-only and executable whatever git says, so
+    the image sets the modes itself, and the build's own files stay out."""
+    directory = repo / "courses/real-course"
+    shutil.copytree(Path("tests/fixtures/real-course"), directory)
+    (directory / "BUILD").write_text("course()\n")
+    # The modes a git checkout gives (this test's own sandbox has the large files as Pants
+    # materializes them, read-only and executable): the script executable, nothing else.
+    for path in directory.rglob("*"):
+        path.chmod(0o755 if path.is_dir() or path.name == "setup.sh" else 0o644)
     image_id = None
     try:
-        run_pants(repo, "package", "courses/big-files#image")
-        info = repo / "dist/courses.big-files/image.docker-info.json"
+        run_pants(repo, "test", "courses/real-course::")
+        results = repo / "dist/test/courses.real-course@smoke-test/real-course.smoke-test.json"
+        smoke = json.loads(results.read_text())
+        run_pants(repo, "package", "courses/real-course#image")
+        info = repo / "dist/courses.real-course/image.docker-info.json"
         image_id = json.loads(info.read_text())["image_id"]
         listing = client.containers.run(
             image_id,
@@ -143,12 +144,27 @@ def test_course_files_land_in_the_home_as_authored(repo: Path, client: docker.Do
         if image_id:
             client.images.remove(image_id, force=True)
         restore(repo)
+    notebooks = {n["path"]: n for n in smoke["notebooks"]}
+    assert {path: n["status"] for path, n in notebooks.items()} == {
+        "lectures/lecture.ipynb": "passed",
+        "assignments/a1.ipynb": "passed",
+        "extra/unlisted.ipynb": "passed",
+    }
+    assert notebooks["assignments/a1.ipynb"]["expected"] == [[3, "AssertionError"]]
+    drift = notebooks["lectures/lecture.ipynb"]["drift"]
+    assert [(cell, what, saved) for cell, what, saved, _ in drift] == [
+        (5, "text", "mean above 0.9: 0.1")
+    ]
     found = dict(line.split("\t") for line in listing.splitlines())
     assert found == {
-        "notebooks": "755 jovyan:users",
-        "notebooks/01-welcome.ipynb": "644 jovyan:users",
+        "lectures": "755 jovyan:users",
+        "lectures/lecture.ipynb": "644 jovyan:users",
+        "assignments": "755 jovyan:users",
+        "assignments/a1.ipynb": "644 jovyan:users",
+        "extra": "755 jovyan:users",
+        "extra/unlisted.ipynb": "644 jovyan:users",
         "data": "755 jovyan:users",
-        "data/big.csv": "644 jovyan:users",
+        "data/measurements.csv": "644 jovyan:users",
         "bin": "755 jovyan:users",
         "bin/setup.sh": "755 jovyan:users",
     }
