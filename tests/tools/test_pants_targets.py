@@ -168,3 +168,28 @@ def test_a_course_as_real_material_is(repo: Path, client: docker.DockerClient) -
         "bin": "755 jovyan:users",
         "bin/setup.sh": "755 jovyan:users",
     }
+
+
+def test_imported_course_repositories_pass_or_name_what_is_left(repo: Path) -> None:
+    """tools:import-course on two of the old system's repositories (tests/fixtures/course-repos),
+    then the gate: `nested` (COPY lines rearranging folders) passes `./pants test` as imported;
+    `tensorflow` names what a person must decide, its unpinned `pip install` line."""
+    try:
+        for name in ("nested", "tensorflow"):
+            source = Path("tests/fixtures/course-repos") / name
+            run_pants(repo, "run", "tools:import-course", "--", str(source.resolve()),
+                      "--slug", f"imported-{name}")  # fmt: skip
+        run_pants(repo, "run", "tools:pin-requirements", "--", "imported-nested")
+        run_pants(repo, "test", "courses/imported-nested::")  # raises if a test fails
+        results = repo / "dist/test/courses.imported-nested@smoke-test"
+        smoke = json.loads((results / "imported-nested.smoke-test.json").read_text())
+        assert [(n["path"], n["status"]) for n in smoke["notebooks"]] == [
+            ("labs/lab.ipynb", "passed"),
+            ("lectures/01-intro/intro.ipynb", "passed"),
+            ("lectures/02-more/more.ipynb", "passed"),
+        ]
+        with pytest.raises(PantsFailed) as failed:
+            run_pants(repo, "test", "courses/imported-tensorflow#check")
+        assert "'keras-tuner' is not pinned" in str(failed.value)
+    finally:
+        restore(repo)
