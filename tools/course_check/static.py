@@ -113,6 +113,12 @@ def _same_name_elsewhere(path: str, files: Sequence[str]) -> list[str]:
     return sorted(f for f in files if posixpath.basename(f) == name and f != path)
 
 
+def _elsewhere_hint(path: str, files: Sequence[str]) -> str:
+    """`; a file with that name is at X` when the course has the file under another folder."""
+    elsewhere = _same_name_elsewhere(path, sorted(files))
+    return f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
+
+
 def listed_notebooks(metadata: str | None) -> list[str]:
     """The notebooks course.toml lists, normalized, even when the metadata is otherwise invalid."""
     try:
@@ -295,8 +301,7 @@ def check_data_paths(
                 continue
         elif target in available or any(f.startswith(target.rstrip("/") + "/") for f in available):
             continue
-        elsewhere = _same_name_elsewhere(target, sorted(available))
-        hint = f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
+        hint = _elsewhere_hint(target, list(available))
         findings.append(
             Finding(
                 "missing-data",
@@ -319,8 +324,7 @@ def check_images(path: str, notebook: Mapping[str, Any], files: Sequence[str]) -
         target = _resolve(image.path, notebook_dir)
         if target is None or target in files:
             continue
-        elsewhere = _same_name_elsewhere(target, sorted(files))
-        hint = f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
+        hint = _elsewhere_hint(target, files)
         findings.append(
             Finding(
                 "missing-image",
