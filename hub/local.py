@@ -135,7 +135,18 @@ def build_images(root: Path) -> None:
         pants.append("--concurrent")
     command = [*pants, *BUILD_COMMAND]
     print("Building the course images:", " ".join(command), flush=True)
-    subprocess.run(command, cwd=root, check=True)
+    subprocess.run(command, cwd=root, check=True, env=outside_this_pex())
+
+
+def outside_this_pex() -> dict[str, str]:
+    """This process's environment less what running as a PEX added to it (the PEX's venv first
+    on PATH, PEX_* variables), so that a nested ./pants finds the user's own tools: the stand-in's
+    torch wheels are fetched by the user's python3 and pip (images/base:torch-wheels)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PEX")}
+    if sys.prefix != sys.base_prefix:  # a venv (the PEX's), never the system's own prefix
+        paths = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join(p for p in paths if not p.startswith(sys.prefix + os.sep))
+    return env
 
 
 # --- Processes ------------------------------------------------------------------------------
