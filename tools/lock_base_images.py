@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import docker
 
 from tools.lock import constraints_text, parse_lock, render_lock
 from tools.resolver import Job, ResolveError, resolve
-from tools.wheelhouse import fetch, local_pins
+from tools.wheelhouse import local_pins
 
 BASE_DIR = Path("images/base")
 #: The image the stand-in is built FROM: its Python decides the markers of every base lock.
@@ -99,14 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             [*requirements.splitlines(), *(f"{n}=={v}" for n, v in below.items())]
         )
         try:
-            with tempfile.TemporaryDirectory() as wheelhouse:
-                fetch(Path(wheelhouse), wanted_wheels)
-                compiled = resolve(
-                    client,
-                    RESOLVER_IMAGE,
-                    [Job(layer.name, requirements, constraints_text(below))],
-                    Path(wheelhouse) if wanted_wheels else None,
-                ).compiled[layer.name]
+            compiled = resolve(
+                client,
+                RESOLVER_IMAGE,
+                [Job(layer.name, requirements, constraints_text(below))],
+                wanted_wheels,
+            ).compiled[layer.name]
         except ResolveError as e:  # this layer's lock stays as it was
             print(f"lock-base-images: {e}", file=sys.stderr)
             return 1

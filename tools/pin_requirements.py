@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 import docker
 
@@ -34,7 +32,7 @@ from tools.lock import (
 )
 from tools.lock_base_images import FLAVOR_LAYERS
 from tools.resolver import Job, ResolveError, distribution_records, resolve
-from tools.wheelhouse import fetch, local_pins
+from tools.wheelhouse import local_pins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 for layer in FLAVOR_LAYERS[flavor]
                 for name, version in parse_lock(layer.lock.read_text()).versions().items()
             ]
-            wheels = local_pins(flavor_pins)
             try:
-                with tempfile.TemporaryDirectory() as wheelhouse:
-                    fetch(Path(wheelhouse), wheels)
-                    resolved = resolve(
-                        docker.from_env(), image, to_resolve, Path(wheelhouse) if wheels else None
-                    )
+                resolved = resolve(docker.from_env(), image, to_resolve, local_pins(flavor_pins))
             except ResolveError as e:  # this flavor's locks stay as they were
                 print(
                     f"pin-requirements: {e}\n(what the {flavor} flavor has stays at its version, "

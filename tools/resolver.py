@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
+
+from tools.wheelhouse import fetch
 
 #: The resolver's own tools, pinned so that the same index state gives the same lock.
 PIP_TOOLS = ("pip==26.0.1", "pip-tools==7.6.2")
@@ -94,12 +98,20 @@ class Resolved:
     compiled: dict[str, str]  # job name -> pip-compile's output
 
 
-def resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None = None) -> Resolved:
+def resolve(client: Any, image: str, jobs: list[Job], local_wheels: Sequence[str] = ()) -> Resolved:
     """Runs every job in one container of `image` (docker SDK client); raises ResolveError.
 
-    `wheelhouse`: a host folder of wheels the index does not serve (`tools/wheelhouse.py`),
-    mounted read-only and searched before the index.
+    `local_wheels`: pins the index does not serve (`name==version+label`), fetched by the host's
+    pip into a folder (`tools/wheelhouse.py`) that is mounted and searched before the index.
     """
+    if local_wheels:
+        with tempfile.TemporaryDirectory() as folder:
+            fetch(Path(folder), list(local_wheels))
+            return _resolve(client, image, jobs, Path(folder))
+    return _resolve(client, image, jobs, None)
+
+
+def _resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None) -> Resolved:
     spec = {
         "tools": list(PIP_TOOLS),
         "find_links": _WHEELHOUSE_MOUNT if wheelhouse else None,
