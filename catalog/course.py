@@ -123,6 +123,12 @@ class Course:
         return self.notebooks + self.other_notebooks
 
     @property
+    def smoke_tested_notebooks(self) -> tuple[str, ...]:
+        """Every notebook, less those `smoke_test.skip` leaves out."""
+        skipped = {path for path, _ in self.smoke_test.skip}
+        return tuple(path for path in self.all_notebooks if path not in skipped)
+
+    @property
     def directory(self) -> str:
         return f"courses/{self.slug}"
 

@@ -118,8 +118,7 @@ class CourseSmokeTestTarget(Target):
 
 def smoke_test_timeout(course: Course) -> int:
     per_notebook = course.smoke_test.timeout_seconds + PER_NOTEBOOK_OVERHEAD_SECONDS
-    run = [p for p in course.all_notebooks if p not in dict(course.smoke_test.skip)]
-    return len(run) * per_notebook + SMOKE_OVERHEAD_SECONDS
+    return len(course.smoke_tested_notebooks) * per_notebook + SMOKE_OVERHEAD_SECONDS
 
 
 def course_test_targets(

@@ -256,6 +256,7 @@ def test_every_notebook_of_the_directory_is_the_courses() -> None:
     assert course.other_notebooks == ("b.ipynb", "extra/helper.ipynb")
     assert course.all_notebooks == (*course.notebooks, "b.ipynb", "extra/helper.ipynb")
     assert course.smoke_test.skip == (("b.ipynb", "trains for hours"),)
+    assert course.smoke_tested_notebooks == (*course.notebooks, "extra/helper.ipynb")
 
 
 @pytest.mark.parametrize(

@@ -423,12 +423,11 @@ def smoke_test_course(
         return make((), error=error)
     remove_stopped_containers(client, course.slug)
     results = []
-    skip = dict(course.smoke_test.skip)
 
     def expected_of(notebook: str) -> Mapping[int, str]:
         return (expected or {}).get(notebook, {})
 
-    selected = list(notebooks or [path for path in course.all_notebooks if path not in skip])
+    selected = list(notebooks or course.smoke_tested_notebooks)
     for index, notebook in enumerate(selected, start=1):
         log(
             f"smoke-test: {course.slug} [{index}/{len(selected)}] {notebook}: running "
