@@ -13,7 +13,7 @@ Output: progress and the result as lines starting with MARKER, each followed by 
 `{"event": "result", "status": ..., ...}`; a failed notebook's result names its first failing
 cell and lists every one (`failures`: every cell runs, as with `allow_errors`); `outputs` holds,
 per code cell that was saved with outputs, a brief of those and of what ran now (text, image
-sizes, error), which the host compares (drift.py). The memory figures come from the container's cgroup
+sizes, error), which the host compares (drift.py). The memory figures come from the cgroup
 (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`); an OOM kill is read from its counters
 (v1 `memory.oom_control`, v2 `memory.events`). Exit status: 0 passed, 1 failed, 3 missing.
 """
@@ -140,7 +140,7 @@ def main(argv):
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
     # The outputs the authors saved with the notebook, to compare with what runs now.
@@ -181,14 +181,6 @@ def main(argv):
             for index, (before, cell) in enumerate(zip(stored, notebook.cells), start=1)
             if before and (before["text"] or before["images"] or before["error"])
         ]
-    except CellExecutionError as e:  # not raised with allow_errors; kept for older nbclients
-        result.update(
-            status="failed",
-            cell=state["cell"],
-            exception=e.ename,
-            message=str(e.evalue),
-            traceback=str(e)[-4000:],
-        )
     except DeadKernelError as e:
         result.update(status="kernel-died", cell=state["cell"], message=str(e))
     except Exception as e:  # the kernel would not start, a broken notebook...
