@@ -9,7 +9,8 @@ Steps, using Grafana's HTTP API (a thin adapter over the standard library's `url
 2. each dashboard: `POST /api/dashboards/db` with `overwrite: true` into that folder.
 
 Without `--dir` the dashboards are built in memory from the catalog (same as
-`python -m dashboards.build`); with it, the `*.json` files of that folder are uploaded.
+`python -m dashboards.build`, with the same deployment flags: `--culler-max-age`, `--namespace`,
+...); with it, the `*.json` files of that folder are uploaded as they are.
 Any answer other than 2xx is an error naming the folder or dashboard; the exit status is then
 1 (2 for bad usage). `--dry-run` prints what would be sent and sends nothing.
 """
@@ -27,6 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from catalog import load_catalog
+from dashboards.build import dashboards, settings_arguments, settings_from
+from dashboards.common import Settings
 
 TOKEN_VARIABLE = "GRAFANA_TOKEN"
 DEFAULT_FOLDER = "Course notebooks"
@@ -147,13 +152,13 @@ def _name(dashboard: dict[str, Any]) -> str:
     return f'dashboard "{dashboard.get("title")}" (uid {dashboard.get("uid")})'
 
 
-def load_dashboards(directory: Path | None) -> list[dict[str, Any]]:
-    """The dashboards to upload: `*.json` under `directory`, or built from the catalog."""
+def load_dashboards(
+    directory: Path | None, settings: Settings, root: Path | None = None
+) -> list[dict[str, Any]]:
+    """The dashboards to upload: `*.json` under `directory`, or built from the catalog (under
+    `root`, default: the monorepo's) with the deployment's `settings`."""
     if directory is None:
-        from catalog import load_catalog
-        from dashboards.build import dashboards
-
-        return list(dashboards(load_catalog()).values())
+        return list(dashboards(load_catalog(root), settings).values())
     paths = sorted(directory.glob("*.json"))
     if not paths:
         raise GrafanaError(f"no dashboard JSON files in {directory}; run dashboards.build first")
@@ -201,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folder", default=DEFAULT_FOLDER, help="default: %(default)s")
     parser.add_argument("--dry-run", action="store_true", help="print, send nothing")
     parser.add_argument("--dir", type=Path, default=None, help="upload these *.json files")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="monorepo root (default: found from the cwd)"
+    )
+    settings_arguments(parser)  # used when building in memory (no --dir)
     args = parser.parse_args(argv)
     if not re.match(r"^https?://[^/\s]+", args.url):
         parser.error(f"--url {args.url!r} is not an http:// or https:// URL")
@@ -209,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{TOKEN_VARIABLE} is not set: export a Grafana service account token")
     try:
         folder_uid(args.folder)
-        boards = load_dashboards(args.dir)
+        boards = load_dashboards(args.dir, settings_from(args), args.root)
         if args.dry_run:
             dry_run(args.url, args.folder, boards, sys.stdout)
             return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from catalog import Catalog, load_catalog
 from dashboards.alerts import rules_yaml
-from dashboards.common import DEFAULTS, Settings, to_json_data
+from dashboards.common import Settings, to_json_data
 from dashboards.courses import courses_dashboard
 from dashboards.hub import hub_dashboard
 
@@ -23,7 +23,7 @@ RULES_FILE = "alert-rules.yaml"
 DEFAULT_OUT = Path("dist/dashboards")
 
 
-def dashboards(catalog: Catalog, settings: Settings = DEFAULTS) -> dict[str, dict[str, Any]]:
+def dashboards(catalog: Catalog, settings: Settings) -> dict[str, dict[str, Any]]:
     """File name -> dashboard JSON data, for every dashboard."""
     return {
         "courses.json": to_json_data(courses_dashboard(catalog, settings)),
@@ -35,8 +35,10 @@ def render_json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def build(catalog: Catalog, settings: Settings = DEFAULTS) -> dict[str, str]:
-    """File name -> file text, for every output file. Pure: the same input, the same bytes."""
+def build(catalog: Catalog, settings: Settings) -> dict[str, str]:
+    """File name -> file text, for every output file of one deployment. Pure: the same input,
+    the same bytes. No default settings, so that a deployment cannot get the defaults' culler
+    max age or namespace by leaving them out."""
     files = {name: render_json(data) for name, data in dashboards(catalog, settings).items()}
     files[RULES_FILE] = rules_yaml(settings)
     return files

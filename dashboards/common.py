@@ -64,7 +64,7 @@ class Settings:
     hub_job: str = "hub"  # Prometheus job scraping the hub's /hub/metrics
     hub_container: str = "hub"
     proxy_container: str = "chp"
-    culler_max_age_seconds: int = 8 * 3600  # the idle culler's --max-age
+    culler_max_age_seconds: int = 8 * 3600  # the idle culler's --max-age; 0: no age limit
     culler_slack_seconds: int = 30 * 60  # grace before an old server means the culler is stuck
     spawn_failure_ratio: float = 0.2  # share of spawns failing that pages someone
     alert_window: str = "15m"  # rate/increase window of the alert rules

@@ -30,6 +30,8 @@ UID = "ol-courses"
 TITLE = "Courses"
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
 WAITING_REASONS = ("ContainerCreating", *IMAGE_PULL_REASONS)
+UNSCHEDULABLE_FOR = "10m"  # the alert's `for`: longer than a GPU node takes to scale up
+MIB = "mbytes"  # Grafana's unit for mebibytes; "decmbytes" is megabytes (10^6 bytes)
 
 
 def _notebook(metric: str, settings: Settings, **matchers: str) -> str:
@@ -108,24 +110,27 @@ def cpu_share_of_limit(catalog: Catalog, scope: Scope, settings: Settings) -> st
     return f"max by (course) ({per_pod} / on (course) group_left () ({cpu_limits(catalog)}))"
 
 
-def oom_killed_servers(scope: Scope, settings: Settings) -> str:
-    """Servers whose notebook container last ended with an OOM kill."""
-    reason = _notebook(
-        "kube_pod_container_status_last_terminated_reason", settings, reason="OOMKilled"
-    )
-    return f"sum by (course) ({by_course(reason, scope, settings)})"
-
-
-def oom_kills(scope: Scope, settings: Settings, window: str) -> str:
-    """Restarts in `window` of notebook containers whose last termination was an OOM kill."""
+def oom_kills(scope: Scope, settings: Settings) -> str:
+    """OOM kills per course in the scope's interval: restarts of notebook containers whose last
+    termination was an OOM kill (the reason gauge alone stays 1 long after a kill). `round`:
+    increase() extrapolates to the window's edges, and kills are whole."""
     restarts = _notebook("kube_pod_container_status_restarts_total", settings)
     reason = _notebook(
         "kube_pod_container_status_last_terminated_reason", settings, reason="OOMKilled"
     )
     killed = (
-        f"(increase({restarts}[{window}]) > 0) and on (namespace, pod, container) ({reason} == 1)"
+        f"(round(increase({restarts}[{scope.rate_interval}])) > 0)"
+        f" and on (namespace, pod, container) ({reason} == 1)"
     )
     return f"sum by (course) ({by_course(killed, scope, settings)})"
+
+
+def unschedulable_pods(scope: Scope, settings: Settings) -> str:
+    """Learner pods Pending because the scheduler finds no node for them (e.g. no GPU node)."""
+    pending = selector("kube_pod_status_phase", namespace=settings.namespace, phase="Pending")
+    unschedulable = selector("kube_pod_status_unschedulable", namespace=settings.namespace)
+    stuck = f"({unschedulable} == 1) and on (namespace, pod) ({pending} == 1)"
+    return f"count by (course) ({by_course(stuck, scope, settings)})"
 
 
 def restarts(scope: Scope, settings: Settings, window: str = "1h") -> str:
@@ -170,49 +175,62 @@ def _limits_table(catalog: Catalog) -> str:
 
 def server_panels(settings: Settings) -> list[PanelSpec]:
     s, scope = settings, DASHBOARD_SCOPE
-    max_age = s.culler_max_age_seconds
+    max_age = s.culler_max_age_seconds  # 0: the culler has no age limit, so no age threshold
+    running = timeseries(
+        "Running servers per course image",
+        describe(
+            "Learner servers in phase Running, counted per course and per image tag "
+            "(kube_pod_container_info of the notebook container). After a course image is "
+            "rebuilt, new servers move to the new tag and old ones drain as they are culled.",
+            "No servers while learners say they are working: look at the Hub dashboard's "
+            "spawn failures. Several tags for one course for longer than the culler's maximum "
+            "age: old servers are not being culled (see the panel on the right).",
+        ),
+        [Query(running_servers_by_image(scope, s), "{{course}} {{image}}")],
+        width=12,
+        stacked=True,
+    )
+    oldest = timeseries(
+        "Oldest server per course",
+        describe(
+            "Age of the oldest running server of each course; "
+            + (
+                f"the red line is the idle culler's maximum age "
+                f"({max_age // 3600}h {max_age % 3600 // 60}m)."
+                if max_age
+                else "the idle culler has no maximum age here, so there is no red line."
+            ),
+            (
+                "A line above the red one for longer than the culler's interval means the "
+                "culler stopped working: check the hub's culler service logs "
+                "(jupyterhub-idle-culler) and its API token; the 'servers past the maximum "
+                f"age' alert fires after {s.culler_slack_seconds // 60} more minutes."
+                if max_age
+                else "Servers days old that nobody uses: the culler is not stopping idle "
+                "servers; check its logs and its --timeout, or give it a maximum age."
+            ),
+        ),
+        [Query(oldest_server_age(scope, s), "{{course}}")],
+        unit="s",
+        width=6 if max_age else 12,
+        threshold=max_age or None,
+    )
+    past_max_age = timeseries(
+        "Servers older than the culler's maximum age",
+        describe(
+            "Number of running servers per course older than the idle culler's maximum "
+            f"age ({max_age} s). It should be empty.",
+            "Any value: the culler is not stopping servers. Restart the hub (the culler runs "
+            "as a hub service), check the culler's logs, and stop the listed servers from the "
+            "hub's admin page if needed.",
+        ),
+        [Query(servers_past_max_age(scope, s, max_age), "{{course}}")],
+        width=6,
+    )
     return [
-        timeseries(
-            "Running servers per course image",
-            describe(
-                "Learner servers in phase Running, counted per course and per image tag "
-                "(kube_pod_container_info of the notebook container). After a course image is "
-                "rebuilt, new servers move to the new tag and old ones drain as they are culled.",
-                "No servers while learners say they are working: look at the Hub dashboard's "
-                "spawn failures. Several tags for one course for longer than the culler's maximum "
-                "age: old servers are not being culled (see the panel on the right).",
-            ),
-            [Query(running_servers_by_image(scope, s), "{{course}} {{image}}")],
-            width=12,
-            stacked=True,
-        ),
-        timeseries(
-            "Oldest server per course",
-            describe(
-                f"Age of the oldest running server of each course; the red line is the idle "
-                f"culler's maximum age ({max_age // 3600}h {max_age % 3600 // 60}m).",
-                "A line above the red one for longer than the culler's interval means the culler "
-                "stopped working: check the hub's culler service logs (jupyterhub-idle-culler) "
-                "and its API token; the 'servers past the maximum age' alert fires after "
-                f"{s.culler_slack_seconds // 60} more minutes.",
-            ),
-            [Query(oldest_server_age(scope, s), "{{course}}")],
-            unit="s",
-            width=6,
-            threshold=max_age,
-        ),
-        timeseries(
-            "Servers older than the culler's maximum age",
-            describe(
-                "Number of running servers per course older than the idle culler's maximum "
-                f"age ({max_age} s). It should be empty.",
-                "Any value: the culler is not stopping servers. Restart the hub (the culler runs "
-                "as a hub service), check the culler's logs, and stop the listed servers from the "
-                "hub's admin page if needed.",
-            ),
-            [Query(servers_past_max_age(scope, s, max_age), "{{course}}")],
-            width=6,
-        ),
+        running,
+        oldest,
+        *([past_max_age] if max_age else []),
         timeseries(
             "Pods waiting on image pulls",
             describe(
@@ -224,7 +242,23 @@ def server_panels(settings: Settings) -> list[PanelSpec]:
                 "consider pre-pulling course images.",
             ),
             [Query(waiting_pods(scope, s, WAITING_REASONS), "{{course}} {{reason}}")],
-            width=24,
+            width=12,
+        ),
+        timeseries(
+            "Pods waiting for a node",
+            describe(
+                "Learner pods per course in phase Pending that the scheduler cannot place on "
+                "any node (kube_pod_status_unschedulable): typically a GPU course waiting for a "
+                "GPU node, or a course whose memory guarantee no node has room for.",
+                "Any value for more than a few minutes: `kubectl describe pod` shows the "
+                "scheduler's reason. For a GPU course, check that the GPU node group can scale "
+                "up (cluster autoscaler events, the group's maximum size, the account's GPU "
+                "quota) and that GPU nodes advertise nvidia.com/gpu. Otherwise compare the "
+                "course's guarantees with the node size, or add nodes. The alert "
+                f"CourseServersUnschedulable fires after {UNSCHEDULABLE_FOR}.",
+            ),
+            [Query(unschedulable_pods(scope, s), "{{course}}")],
+            width=12,
         ),
     ]
 
@@ -292,12 +326,14 @@ def resource_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
         timeseries(
             "OOM kills per course",
             describe(
-                "Learner servers whose notebook container last ended with reason OOMKilled "
-                "(kube_pod_container_status_last_terminated_reason).",
+                "OOM kills per course in each interval: restarts of notebook containers "
+                "(kube_pod_container_status_restarts_total) whose last termination reason is "
+                "OOMKilled (kube_pod_container_status_last_terminated_reason). The alert "
+                "CourseServerOOMKilled uses the same query.",
                 "Any value: that course's notebooks need more memory than its limit. Compare "
                 "with the memory panels, then raise memory_limit in the course's course.toml.",
             ),
-            [Query(oom_killed_servers(scope, s), "{{course}}")],
+            [Query(oom_kills(scope, s), "{{course}}")],
             width=12,
         ),
         timeseries(
@@ -334,12 +370,12 @@ def gpu_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
             "GPU memory used per course",
             describe(
                 "Frame buffer memory in use on the GPUs of each course's servers "
-                "(DCGM_FI_DEV_FB_USED).",
+                "(DCGM_FI_DEV_FB_USED, which DCGM reports in MiB).",
                 "Close to the card's memory: learners will see CUDA out-of-memory errors; reduce "
                 "batch sizes in the notebooks or use larger GPUs for the course.",
             ),
             [Query(gpu_memory_used(scope, s), "{{course}}")],
-            unit="decmbytes",
+            unit=MIB,
             width=12,
         ),
     ]

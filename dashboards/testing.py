@@ -6,11 +6,13 @@ module (a conftest.py per test folder clashes under mypy when several folders ha
 The synthetic series imitate what kube-state-metrics, cAdvisor, the DCGM exporter and
 JupyterHub export for a hub in namespace `jupyterhub` with five learner pods:
 
-- jupyter-alice (intro-python): running, OOM-killed and restarted 30 minutes before the end;
+- jupyter-alice (intro-python): running, OOM-killed and restarted 2 minutes before the end;
   memory working sets are 75%, 87.5%, 50% and 25% of the four courses' limits;
 - jupyter-bob (deep-learning, GPU): running for 10 hours, past the culler's maximum age;
 - jupyter-carol (ml) and jupyter-dave (ml-advanced): running (slugs that share a prefix);
-- jupyter-erin (intro-python): waiting in ImagePullBackOff;
+  dave was OOM-killed near the start, so its last-terminated-reason gauge is still 1;
+- jupyter-erin (intro-python): Pending, waiting in ImagePullBackOff;
+- jupyter-frank (deep-learning): Pending and unschedulable (no GPU node);
 plus the hub and proxy pods (no course label) and the hub's own metrics.
 """
 
@@ -57,6 +59,19 @@ def make_catalog(courses: dict[str, str] | None = None) -> Catalog:
     return Catalog(tuple(parse_course(slug, text, files) for slug, text in items))
 
 
+def make_repo(root: Path, courses: dict[str, str] | None = None) -> Path:
+    """A monorepo root at `root` with the courses (default: COURSES), as `load_catalog` reads it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pants.toml").write_text("")
+    for slug, text in (COURSES if courses is None else courses).items():
+        course = root / "courses" / slug
+        course.mkdir(parents=True)
+        (course / "course.toml").write_text(text)
+        (course / "requirements.txt").write_text("")
+        (course / "01.ipynb").write_text("{}")
+    return root
+
+
 # --- Synthetic series ---------------------------------------------------------------------
 
 Value = Callable[[float], Optional[float]]  # seconds since the data's start -> value, or absent
@@ -98,10 +113,11 @@ class Pod:
     waiting: str | None = None
     oom_at: float | None = None  # seconds since the data's start
     gpu_util: float | None = None
+    unschedulable: bool = False
 
 
 PODS = (
-    Pod("jupyter-alice", "intro-python", "notebook", memory=1.5 * GiB, cpu=0.5, oom_at=SPAN - 1800),
+    Pod("jupyter-alice", "intro-python", "notebook", memory=1.5 * GiB, cpu=0.5, oom_at=SPAN - 120),
     Pod(
         "jupyter-bob",
         "deep-learning",
@@ -112,7 +128,7 @@ PODS = (
         gpu_util=80.0,
     ),
     Pod("jupyter-carol", "ml", "notebook", memory=2 * GiB, cpu=1.0),
-    Pod("jupyter-dave", "ml-advanced", "notebook", memory=1 * GiB, cpu=0.2),
+    Pod("jupyter-dave", "ml-advanced", "notebook", memory=1 * GiB, cpu=0.2, oom_at=600),
     Pod(
         "jupyter-erin",
         "intro-python",
@@ -123,6 +139,16 @@ PODS = (
         cpu=0,
         waiting="ImagePullBackOff",
     ),
+    Pod(
+        "jupyter-frank",
+        "deep-learning",
+        "notebook",
+        phase="Pending",
+        age=900,
+        memory=0,
+        cpu=0,
+        unschedulable=True,
+    ),
     Pod("hub-5d8f7c9b4-x2x9q", None, "hub", memory=300e6, cpu=0.1),
     Pod("proxy-6c8d9f7b5-kq7zv", None, "chp", memory=80e6, cpu=0.05),
 )
@@ -132,15 +158,14 @@ def pod_series(pod: Pod, end: float) -> list[Series]:
     """What kube-state-metrics, cAdvisor and DCGM export for one pod."""
     ns = {"namespace": NAMESPACE, "pod": pod.name}
     container = {**ns, "container": pod.container}
-    labels = {**ns, "uid": f"uid-{pod.name}"}
-    if pod.course:
-        labels["label_course"] = pod.course
+    pod_uid = {**ns, "uid": f"uid-{pod.name}"}
+    labels = {**pod_uid, "label_course": pod.course} if pod.course else pod_uid
     tag = f"{pod.course or pod.container}-1a2b3c4d"
     image = f"registry.example/ol-course-notebooks:{tag}"
     restarts = _const(0) if pod.oom_at is None else _step(pod.oom_at)
     series = [
         Series("kube_pod_labels", labels, _const(1)),
-        Series("kube_pod_created", {**ns, "uid": f"uid-{pod.name}"}, _const(end - pod.age)),
+        Series("kube_pod_created", pod_uid, _const(end - pod.age)),
         Series("kube_pod_status_phase", {**ns, "phase": pod.phase}, _const(1)),
         Series("kube_pod_status_phase", {**ns, "phase": "Failed"}, _const(0)),
         Series(
@@ -158,6 +183,8 @@ def pod_series(pod: Pod, end: float) -> list[Series]:
                 _const(1),
             )
         )
+    if pod.unschedulable:
+        series.append(Series("kube_pod_status_unschedulable", pod_uid, _const(1)))
     if pod.oom_at is not None:
         reason = {**container, "reason": "OOMKilled"}
         series.append(

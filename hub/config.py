@@ -2,7 +2,7 @@
 
 `configure_hub(c, settings, spawner_class=...)` sets what both deployments have in common:
 throwaway users (TmpAuthenticator with launch links), the course spawner and its settings, the
-idle culler as a hub service, and an unauthenticated Prometheus metrics endpoint. The callers
+idle culler as a hub service (replacing the chart's). The callers
 add what differs: Docker and SQLite locally (`hub.local`), Kubernetes and PostgreSQL in
 production (`hub.z2jh`, with the database set by the chart's `hub.db`).
 """
@@ -16,7 +16,8 @@ from typing import Any
 from hub.settings import CullSettings, HubSettings
 
 TEMPLATES = str(Path(__file__).with_name("templates"))
-CULLER_SERVICE = "idle-culler"
+#: The chart's name for its culler service and role: ours replaces the chart's, so one runs.
+CULLER_SERVICE = "jupyterhub-idle-culler"
 #: What jupyterhub-idle-culler needs to stop servers and delete users (its README's scopes).
 CULLER_SCOPES = [
     "list:users",
@@ -59,8 +60,6 @@ def configure_hub(
     c.Authenticator.allow_all = True
     c.JupyterHub.spawner_class = spawner_class
     c.CourseSpawner.hub_settings = settings
-    # The hub's Prometheus metrics at /hub/metrics, scraped without a token.
-    c.JupyterHub.authenticate_prometheus = False
     # Error pages that show why a launch link was refused (see templates/404.html).
     templates = [p for p in c.JupyterHub.get("template_paths", []) if p != TEMPLATES]
     c.JupyterHub.template_paths = [TEMPLATES, *templates]

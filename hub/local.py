@@ -41,7 +41,8 @@ from hub.settings import CullSettings, HubSettings, parse_custom, settings_to_cu
 from hub.spawner import docker_host_config
 
 IMAGE_REPOSITORY = "ol-course-notebooks"
-DEFAULT_REGISTRY = "127.0.0.1:5000"  # pants.toml [docker.registries.courses]
+# pants.toml [docker.registries.local]: the local-only name that carries the moving `:<slug>` tag.
+MOVING_TAG_REGISTRY = "localhost"
 IMAGE_MAP_PATHS = ("courses/image-map.json", "dist/courses/image-map.json")
 BUILD_COMMAND = ("package", "courses::", "courses:image-map")
 #: Scopes of the local hub's own API token (tests, benchmark, launch-link checks).
@@ -102,10 +103,10 @@ def local_images(catalog: Catalog, image_map: Mapping[str, str], client: Any) ->
     """Course -> image reference for the courses whose image this Docker engine has.
 
     The image map's immutable reference when present, else the floating
-    `<registry>/ol-course-notebooks:<slug>` tag that the course build also writes.
+    `localhost/ol-course-notebooks:<slug>` tag that local course builds also write.
     """
     references: set[str] = set()
-    # slug -> (rank, reference): the project's registry first, then the newest build.
+    # slug -> (rank, reference): the local-only moving tag first, then the newest build.
     floating: dict[str, tuple[tuple[bool, str], str]] = {}
     for image in client.images.list():
         created = str(image.attrs.get("Created", ""))
@@ -114,7 +115,7 @@ def local_images(catalog: Catalog, image_map: Mapping[str, str], client: Any) ->
             repository, _, tag = reference.rpartition(":")
             registry, _, name = repository.rpartition("/")
             if name == IMAGE_REPOSITORY:
-                rank = (registry == DEFAULT_REGISTRY, created)
+                rank = (registry == MOVING_TAG_REGISTRY, created)
                 if tag not in floating or floating[tag][0] < rank:
                     floating[tag] = (rank, reference)
     result = {}

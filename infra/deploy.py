@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 
 from catalog import Catalog, CatalogError, load_catalog
+from dashboards.build import build as dashboards_build
+from infra import monitoring
 from infra.images import (
     COURSE_REPOSITORY,
     HUB_REPOSITORY,
@@ -34,7 +36,10 @@ from infra.images import (
     course_images,
     hub_image,
     hub_image_from_docker_info,
+    preview_tags,
 )
+from infra.monitoring import hub_service_monitor
+from infra.prepull import gpu_prepuller
 from infra.registry import PolicyError, lifecycle_policy
 from infra.stack_config import PROJECT, STACKS, StackConfig, StackConfigError, load_stack_config
 from infra.values import DB_HOST_PLACEHOLDER, helm_values, hub_configuration, release_settings
@@ -46,6 +51,8 @@ INSTALL_PULUMI = (
     "describes (one binary on PATH), then run this again, or use --render DIR, which needs no CLI."
 )
 EXIT_NO_CLI = 2
+#: How many published versions of each course a preview link may open (newest first).
+PREVIEW_TAGS_PER_COURSE = 20
 RENDER_HEADER = (
     "# Rendered by `./pants run infra:deploy -- --stack {stack} --render DIR`: what stack "
     "{stack} deploys.\n# Generated from the catalog, the image map and infra/Pulumi.{stack}.yaml; "
@@ -122,7 +129,9 @@ def _dump_yaml(data: Any) -> str:
 
 
 def render(inputs: Inputs, directory: Path) -> list[Path]:
-    """Writes the stack's Helm values, hub configuration, release settings and ECR policies."""
+    """Writes what the stack deploys: the hub release's values and the hub's configuration, the
+    monitoring releases' values, the GPU pre-puller, the dashboards and alert rules built with
+    the stack's settings, and the ECR policies."""
     stack = inputs.stack
     if inputs.image_map is None:
         images = _placeholder_images(inputs.catalog)
@@ -135,13 +144,24 @@ def render(inputs: Inputs, directory: Path) -> list[Path]:
         source += "; hub image a placeholder (no `./pants package hub:image` yet)"
     else:
         hub = hub_image(inputs.hub_image)
-    values = helm_values(stack, inputs.catalog, images, hub, DB_HOST_PLACEHOLDER)
+    # Without the registry at hand, the published tags known here are the image map's.
+    previews = {slug: [ref.tag] for slug, ref in images.items()}
+    values = helm_values(
+        stack, inputs.catalog, images, hub, DB_HOST_PLACEHOLDER, preview_tags=previews
+    )
     header = RENDER_HEADER.format(stack=stack.name, images=source)
     files: dict[str, str] = {
         "values.yaml": header + _dump_yaml(values),
         "hub-config.yaml": header + _dump_yaml(hub_configuration(values)),
         "release.yaml": header + _dump_yaml(release_settings(stack)),
+        "monitoring-values.yaml": header + _dump_yaml(monitoring.prometheus_values(stack)),
+        "dcgm-exporter-values.yaml": header + _dump_yaml(monitoring.dcgm_values(stack)),
     }
+    # Objects deployed beside the releases: the GPU images' pre-puller, the hub's ServiceMonitor.
+    manifests = [gpu_prepuller(stack, inputs.catalog, images), hub_service_monitor(stack)]
+    files["manifests.yaml"] = header + "---\n".join(_dump_yaml(m) for m in manifests if m)
+    built = dashboards_build(inputs.catalog, monitoring.dashboard_settings(stack))
+    files.update({f"dashboards/{name}": text for name, text in built.items()})
     # The registry's policies keep the tags in use; the other stacks' tags are added at deploy.
     policies = []
     if stack.registry.manage and inputs.image_map is not None:
@@ -155,13 +175,29 @@ def render(inputs: Inputs, directory: Path) -> list[Path]:
             expire_after_days=stack.registry.expire_after_days,
         )
         files[name] = json.dumps(policy, indent=2, sort_keys=True) + "\n"
-    directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in sorted(files.items()):
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def published_tags(repository: str, region: str) -> list[tuple[str, str]]:
+    """(tag, pushed at, ISO 8601) of every tagged image in the ECR repository (boto3)."""
+    import boto3
+
+    ecr = boto3.client("ecr", region_name=region)
+    found: list[tuple[str, str]] = []
+    pages = ecr.get_paginator("describe_images").paginate(
+        repositoryName=repository, filter={"tagStatus": "TAGGED"}
+    )
+    for page in pages:
+        for image in page["imageDetails"]:
+            pushed = image["imagePushedAt"].isoformat()
+            found.extend((tag, pushed) for tag in image.get("imageTags", []))
+    return found
 
 
 def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
@@ -194,12 +230,17 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
             found = in_use_from_outputs(outputs)
             in_use = InUse(in_use.course_tags | found.course_tags, in_use.hub_tags | found.hub_tags)
 
+    previews: dict[str, list[str]] = {}
+    if stack.allow_preview_tags:
+        published = published_tags(COURSE_REPOSITORY, stack.region)
+        previews = preview_tags(inputs.catalog, published, PREVIEW_TAGS_PER_COURSE)
     deployment = Deployment(
         stack=stack,
         catalog=inputs.catalog,
         image_map=inputs.image_map,
         hub_image=inputs.hub_image,
         in_use=in_use,
+        preview_tags=previews,
     )
     pulumi_stack = auto.create_or_select_stack(
         stack_name=stack.name,

@@ -8,7 +8,7 @@ and infra use only those tags, never the moving `:<slug>` tag.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from catalog import Catalog
@@ -83,6 +83,26 @@ def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, I
             raise ImageError(f"{slug}: {ref} is not in the {COURSE_REPOSITORY} repository")
         result[slug] = ref
     return result
+
+
+def preview_tags(
+    catalog: Catalog, published: Iterable[tuple[str, str]], limit: int
+) -> dict[str, list[str]]:
+    """Per course, the newest `limit` content tags published for it: what `tag=` may open.
+
+    `published`: (tag, when pushed, any sortable text such as ISO 8601) for every tag in the
+    course repository; other courses' tags and tags that are not content tags are ignored.
+    """
+    newest: dict[str, list[tuple[str, str]]] = {slug: [] for slug in catalog.slugs}
+    for tag, pushed in published:
+        match = _CONTENT_TAG.match(tag)
+        if match and match.group("slug") in newest:
+            newest[match.group("slug")].append((pushed, tag))
+    return {
+        slug: [tag for _, tag in sorted(found, reverse=True)[:limit]]
+        for slug, found in sorted(newest.items())
+        if found and limit
+    }
 
 
 def hub_image(ref: str) -> ImageRef:

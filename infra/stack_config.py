@@ -20,8 +20,6 @@ import yaml
 
 PROJECT = "ol-course-platform"
 STACKS = ("dev", "stage", "prod")
-# Deploy order: a stack is deployed only after the ones before it succeeded.
-DEPLOY_ORDER = STACKS
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -120,6 +118,13 @@ class Hub:
 
 
 @dataclass(frozen=True)
+class PrePull:
+    """Image pre-pulling (infra/prepull.py): GPU images go to GPU nodes only, always."""
+
+    cpu_images_on_gpu_nodes: bool = False
+
+
+@dataclass(frozen=True)
 class StackConfig:
     name: str
     region: str
@@ -134,6 +139,7 @@ class StackConfig:
     registry: Registry
     hub: Hub
     start_timeout: int = 600
+    pre_pull: PrePull = field(default_factory=PrePull)
 
     @property
     def url(self) -> str:
@@ -152,6 +158,7 @@ _KEYS = {
     "registry",
     "hub",
     "startTimeout",
+    "prePull",
 }
 _REQUIRED = {"domain", "clusterName", "allowPreviewTags", "cull", "database", "gpu", "registry"}
 
@@ -327,6 +334,11 @@ def _hub(r: _Reader) -> Hub:
     )
 
 
+def _pre_pull(r: _Reader) -> PrePull:
+    r.only({"cpuImagesOnGpuNodes"})
+    return PrePull(cpu_images_on_gpu_nodes=r.boolean("cpuImagesOnGpuNodes", False))
+
+
 def parse_stack_config(stack: str, document: object, source: str = "") -> StackConfig:
     """A stack's settings from its parsed `Pulumi.<stack>.yaml` document."""
     source = source or f"infra/Pulumi.{stack}.yaml"
@@ -375,6 +387,7 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         registry=_registry(r.table("registry"), stack),
         hub=_hub(r.table("hub")),
         start_timeout=r.integer("startTimeout", 600, minimum=30),
+        pre_pull=_pre_pull(r.table("prePull")),
     )
 
 

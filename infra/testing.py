@@ -103,6 +103,10 @@ class ProgramRun:
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
 
+    def named(self, typ: str, name: str) -> Recorded:
+        (found,) = (r for r in self.of_type(typ) if r.name == name)
+        return found
+
     def one(self, typ: str) -> Recorded:
         found = self.of_type(typ)
         assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
@@ -129,6 +133,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["address"] = f"{args.name}.c0ffee.{REGION}.rds.amazonaws.com"
         elif args.typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{args.name}"
+        elif args.typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            state["versionId"] = f"{args.name}-version-1"
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
             state["name"] = f"{args.name}-group"
         return f"{args.name}-id", state

@@ -4,7 +4,8 @@ Pure: no I/O, no Pulumi. `infra/program.py` feeds it the database endpoint once 
 `infra/deploy.py --render` feeds it a placeholder. The values follow the hub's contract:
 
 - `hub.extraConfig.courses` runs `hub.z2jh.configure(c)` (spawner, launch plans), the hub reads
-  `custom.catalog`, `custom.imageMap` and `custom.launch`;
+  `custom` with `hub.settings.parse_custom`; infra writes it with the hub's own
+  `settings_to_custom` from `hub_settings(...)`, so both sides share one contract;
 - the database password is never in the values: `hub.db.url` has no password and the hub pod
   gets `PGPASSWORD` (read by libpq) from the Kubernetes Secret `hub-db`;
 - GPU tolerations are in `custom.launch.gpu`, applied per GPU course by the spawner, never in
@@ -13,13 +14,17 @@ Pure: no I/O, no Pulumi. `infra/program.py` feeds it the database endpoint once 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from catalog import Catalog, catalog_to_list
+from catalog import Catalog
+from hub.launch import GpuSettings, LaunchSettings
+from hub.settings import CullSettings, HubSettings, settings_to_custom
+from infra import monitoring
 from infra.images import ImageRef
+from infra.monitoring import METRICS_SERVICE, prometheus_ingress_rule
+from infra.prepull import chart_prepuller
 from infra.stack_config import StackConfig
 
 CHART_NAME = "jupyterhub"
@@ -34,38 +39,72 @@ DB_PORT = 5432
 DB_SECRET_NAME = "hub-db"
 DB_SECRET_KEY = "password"
 DB_HOST_PLACEHOLDER = "<rds-endpoint>"
-CLOUD_METADATA_IP = "169.254.169.254"
-# z2jh names a pre-puller container `image-pull-<key>`: a container name is at most 63 characters.
-_PREPULL_KEY_MAX = 63 - len("image-pull-")
+DB_PASSWORD_VERSION_PLACEHOLDER = "<secret version>"
+DB_PASSWORD_ANNOTATION = "ol-course-platform/db-password-version"
+#: Amazon RDS's CA bundle, added to the hub image by hub/Dockerfile.
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+HEALTH_CHECK_ANNOTATIONS = {"alb.ingress.kubernetes.io/healthcheck-path": "/hub/health"}
+#: Learner pods: never root (the images' user is jovyan, 1000:100), no capabilities, the
+#: container runtime's default seccomp profile. KubeSpawner adds them to every pod it makes.
+LEARNER_UID = 1000
+LEARNER_GID = 100
+LEARNER_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+LEARNER_CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def database_url(host: str) -> str:
-    """The hub's SQLAlchemy URL: no password (libpq reads PGPASSWORD from the environment)."""
-    return f"postgresql://{DB_USER}@{host}:{DB_PORT}/{DB_NAME}"
+    """The hub's SQLAlchemy URL: no password (libpq reads PGPASSWORD from the environment), TLS
+    with the server's certificate checked against the RDS CA bundle in the hub image."""
+    return (
+        f"postgresql://{DB_USER}@{host}:{DB_PORT}/{DB_NAME}"
+        f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
+    )
 
 
-def prepull_key(slug: str) -> str:
-    """A pre-puller entry name for a course: the slug, shortened with a hash when too long."""
-    if len(slug) <= _PREPULL_KEY_MAX:
-        return slug
-    digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
-    return f"{slug[: _PREPULL_KEY_MAX - 9].rstrip('-')}-{digest}"
-
-
-def gpu_launch(stack: StackConfig) -> dict[str, Any]:
+def gpu_launch(stack: StackConfig) -> GpuSettings:
     gpu = stack.gpu
-    return {
-        "count": gpu.count,
-        "resourceName": gpu.resource_name,
-        "nodeSelector": {gpu.node_label_key: gpu.node_label_value},
-        "tolerations": [gpu.taint.toleration()],
-    }
+    return GpuSettings(
+        count=gpu.count,
+        resource_name=gpu.resource_name,
+        node_selector={gpu.node_label_key: gpu.node_label_value},
+        tolerations=(gpu.taint.toleration(),),
+    )
+
+
+def hub_settings(
+    stack: StackConfig,
+    catalog: Catalog,
+    images: Mapping[str, ImageRef],
+    preview_tags: Mapping[str, Sequence[str]] | None = None,
+) -> HubSettings:
+    """What the hub runs with, as the hub's own dataclasses (written with `settings_to_custom`)."""
+    return HubSettings(
+        catalog=catalog,
+        image_map={slug: str(images[slug]) for slug in sorted(catalog.slugs)},
+        launch=LaunchSettings(
+            allow_preview_tags=stack.allow_preview_tags,
+            preview_tags=(
+                {slug: tuple(tags) for slug, tags in sorted((preview_tags or {}).items())}
+                if stack.allow_preview_tags
+                else {}
+            ),
+            gpu=gpu_launch(stack),
+        ),
+        culling=CullSettings(
+            idle_timeout=stack.cull.timeout, max_age=stack.cull.max_age, every=stack.cull.every
+        ),
+    )
 
 
 def _default_user_image(catalog: Catalog, images: Mapping[str, ImageRef]) -> ImageRef | None:
-    """The chart pre-pulls `singleuser.image`: make it a course image, not the chart's sample."""
-    cpu_first = sorted(catalog, key=lambda course: (course.gpu, course.slug))
-    return images[cpu_first[0].slug] if cpu_first else None
+    """The chart pre-pulls `singleuser.image`: make it a CPU course image, not the chart's sample."""
+    cpu = sorted(course.slug for course in catalog if not course.gpu)
+    return images[cpu[0]] if cpu else None
 
 
 def _plain(data: Any) -> Any:
@@ -73,19 +112,18 @@ def _plain(data: Any) -> Any:
     return json.loads(json.dumps(data))
 
 
-def helm_values(
-    stack: StackConfig,
-    catalog: Catalog,
-    images: Mapping[str, ImageRef],
-    hub_image: ImageRef,
-    db_host: str,
+def _singleuser(
+    stack: StackConfig, catalog: Catalog, images: Mapping[str, ImageRef]
 ) -> dict[str, Any]:
-    """The values of the jupyterhub chart release for one stack."""
-    courses = sorted(catalog, key=lambda course: course.slug)
     singleuser: dict[str, Any] = {
         "storage": {"type": "none"},
+        "uid": LEARNER_UID,
+        "fsGid": LEARNER_GID,
         "allowPrivilegeEscalation": False,
-        "cloudMetadata": {"blockWithIptables": True, "ip": CLOUD_METADATA_IP},
+        # The NetworkPolicy keeps learners off the cloud metadata server; the chart's iptables
+        # alternative is an init container running as root with NET_ADMIN, which a pod that must
+        # not run as root cannot have.
+        "cloudMetadata": {"blockWithIptables": False},
         "networkPolicy": {
             "enabled": True,
             "egressAllowRules": {"cloudMetadataServer": False, "privateIPs": False},
@@ -101,19 +139,46 @@ def helm_values(
             "tag": default_image.tag,
             "pullPolicy": "IfNotPresent",
         }
+    return singleuser
+
+
+def _ingress(stack: StackConfig) -> dict[str, Any]:
     ingress: dict[str, Any] = {"enabled": True, "hosts": [stack.domain], "pathType": "Prefix"}
     if stack.ingress.class_name:
         ingress["ingressClassName"] = stack.ingress.class_name
-    if stack.ingress.annotations:
-        ingress["annotations"] = dict(stack.ingress.annotations)
+    # The load balancer's health check: `/` answers with a redirect, /hub/health with 200.
+    ingress["annotations"] = {**HEALTH_CHECK_ANNOTATIONS, **stack.ingress.annotations}
     if stack.ingress.tls_secret_name:
         ingress["tls"] = [{"hosts": [stack.domain], "secretName": stack.ingress.tls_secret_name}]
+    return ingress
+
+
+def helm_values(
+    stack: StackConfig,
+    catalog: Catalog,
+    images: Mapping[str, ImageRef],
+    hub_image: ImageRef,
+    db_host: str,
+    *,
+    preview_tags: Mapping[str, Sequence[str]] | None = None,
+    db_password_version: str = DB_PASSWORD_VERSION_PLACEHOLDER,
+) -> dict[str, Any]:
+    """The values of the jupyterhub chart release for one stack.
+
+    `preview_tags`: per course, the published tags `tag=` may open (used where the stack allows
+    previews); `db_password_version`: the database password's version, so that a new password
+    restarts the hub.
+    """
     values: dict[str, Any] = {
         "hub": {
             "image": {"name": hub_image.name, "tag": hub_image.tag, "pullPolicy": "IfNotPresent"},
             "config": {
                 "JupyterHub": {"authenticator_class": "tmp"},
                 "Authenticator": {"allow_all": True},
+                "KubeSpawner": {
+                    "pod_security_context": LEARNER_POD_SECURITY,
+                    "container_security_context": LEARNER_CONTAINER_SECURITY,
+                },
             },
             "extraConfig": {"courses": HUB_EXTRA_CONFIG},
             "db": {"type": "postgres", "url": database_url(db_host), "upgrade": True},
@@ -122,28 +187,26 @@ def helm_values(
                     "valueFrom": {"secretKeyRef": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY}}
                 }
             },
+            # A new value restarts the hub pod, so it reads a rotated password.
+            "annotations": {DB_PASSWORD_ANNOTATION: db_password_version},
             "resources": {
                 "requests": {"cpu": stack.hub.cpu_request, "memory": stack.hub.memory_request},
                 "limits": {"memory": stack.hub.memory_limit},
             },
-            "networkPolicy": {"enabled": True},
+            # /hub/metrics answers only with a token of a role that has read:metrics.
+            "authenticatePrometheus": True,
+            # The chart generates the service's token and keeps it in its Secret, whence
+            # Prometheus reads it (infra/monitoring.py).
+            "services": {METRICS_SERVICE: {}},
+            "loadRoles": {
+                METRICS_SERVICE: {"scopes": ["read:metrics"], "services": [METRICS_SERVICE]}
+            },
+            "networkPolicy": {"enabled": True, "ingress": [prometheus_ingress_rule()]},
         },
         "proxy": {"service": {"type": "ClusterIP"}, "https": {"enabled": False}},
-        "ingress": ingress,
-        "singleuser": singleuser,
-        "prePuller": {
-            "extraImages": {
-                prepull_key(course.slug): {
-                    "name": images[course.slug].name,
-                    "tag": images[course.slug].tag,
-                    "pullPolicy": "IfNotPresent",
-                }
-                for course in courses
-            },
-            # Pre-pulling pods (not learners' pods) also run on GPU nodes, so GPU courses start
-            # from a pulled image there too.
-            "extraTolerations": [stack.gpu.taint.toleration()],
-        },
+        "ingress": _ingress(stack),
+        "singleuser": _singleuser(stack, catalog, images),
+        "prePuller": chart_prepuller(stack, catalog, images),
         "cull": {
             "enabled": True,
             "users": True,
@@ -151,15 +214,7 @@ def helm_values(
             "timeout": stack.cull.timeout,
             "maxAge": stack.cull.max_age,
         },
-        "custom": {
-            "catalog": _plain(catalog_to_list(catalog)),
-            "imageMap": {course.slug: str(images[course.slug]) for course in courses},
-            "launch": {
-                "allowPreviewTags": stack.allow_preview_tags,
-                "previewTags": {},
-                "gpu": gpu_launch(stack),
-            },
-        },
+        "custom": _plain(settings_to_custom(hub_settings(stack, catalog, images, preview_tags))),
     }
     return values
 
@@ -182,4 +237,15 @@ def release_settings(stack: StackConfig) -> dict[str, Any]:
         "chart": {"name": CHART_NAME, "version": CHART_VERSION, "repository": CHART_REPOSITORY},
         "url": stack.url,
         "databaseSecret": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY},
+        "monitoring": [
+            {"release": release, "namespace": monitoring.NAMESPACE, "chart": chart, "values": file}
+            for release, chart, file in (
+                (
+                    monitoring.PROMETHEUS_RELEASE,
+                    monitoring.PROMETHEUS_CHART,
+                    "monitoring-values.yaml",
+                ),
+                (monitoring.DCGM_RELEASE, monitoring.DCGM_CHART, "dcgm-exporter-values.yaml"),
+            )
+        ],
     }

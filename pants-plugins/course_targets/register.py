@@ -5,7 +5,11 @@ library (the one place that knows the format) and turned into:
 
 - one `file` target per file of the course (so `--changed-since` sees notebooks and data);
 - `courses/<slug>:<slug>#image`, a `docker_image` built FROM `images/base:<flavor>` with the
-  shared template `images/course/Dockerfile` (or the course's own `Dockerfile`).
+  shared template `images/course/Dockerfile` (or the course's own `Dockerfile`), tagged with its
+  immutable content tag `<slug>-<hash>`: the only tag `./pants publish` pushes. Where the
+  local-only registry `[docker.registries.local]` is configured (pants.toml; CI's registries have
+  none), the image is also named with the moving `localhost/ol-course-notebooks:<slug>` tag
+  there, for people; that registry is `skip_push`, so the moving tag never leaves the machine.
 
 `course_image_map` packages every course image and writes `course -> image reference` as JSON:
 the hand-off from building to the hub and infra.
@@ -16,14 +20,18 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pants.backend.docker.package_types import BuiltDockerImage
+from pants.backend.docker.registries import ALL_DEFAULT_REGISTRIES, DockerRegistries
+from pants.backend.docker.subsystems.docker_options import DockerOptions
 from pants.backend.docker.target_types import (
+    DockerImageBuildArgsField,
     DockerImageContextRootField,
     DockerImageDependenciesField,
     DockerImageInstructionsField,
+    DockerImageRegistriesField,
     DockerImageRepositoryField,
     DockerImageSourceField,
     DockerImageTagsField,
@@ -75,6 +83,10 @@ from course_targets import quality
 COURSE_TEMPLATE = "images/course/Dockerfile"
 COURSE_TEMPLATE_TARGET = "images/course:template"
 IMAGE_REPOSITORY = "ol-course-notebooks"
+# The local-only registry that carries the moving `:<slug>` tag: `[docker.registries.local]`,
+# with `skip_push = true` and `extra_image_tags = ["{build_args.COURSE_SLUG}"]` (pants.toml).
+LOCAL_REGISTRY = "local"
+SLUG_BUILD_ARG = "COURSE_SLUG"
 IMAGE_MAP_FILE = "courses/image-map.json"
 # What the shared template's first line is replaced with: the base image as a Pants address, so
 # that Pants infers the dependency on it and passes the built image's reference as a build arg.
@@ -130,9 +142,35 @@ def course_instructions(
     return result
 
 
+def image_tag_fields(slug: str, registries: DockerRegistries) -> dict:
+    """The tags of a course image, and where they go.
+
+    `image_tags` is only the content tag `<slug>-<hash>`: immutable (it changes whenever any
+    input changes), what the image map names, and all that `./pants publish` pushes (ECR's
+    repositories refuse to move a tag). The moving `<slug>` tag, "the current image of this
+    course" for people, is a tag of the local-only registry alone: its `extra_image_tags` name
+    it from the COURSE_SLUG build arg (Pants 2.17 interpolates no other per-target value into a
+    registry's tags), and `skip_push` keeps it off every registry. Without that registry (CI
+    replaces the registries with ECR's), there is no moving tag and no COURSE_SLUG build arg.
+    """
+    fields: dict = {DockerImageTagsField.alias: [f"{slug}-{{pants.hash}}"]}
+    local = registries.registries.get(f"@{LOCAL_REGISTRY}")
+    if local is None:
+        return fields
+    if not local.skip_push or local.default:
+        raise InvalidTargetException(
+            f"[docker.registries.{LOCAL_REGISTRY}] names the moving `:<slug>` tag of course "
+            "images, which must never be pushed: it needs `skip_push = true` and must not be "
+            "a default registry"
+        )
+    fields[DockerImageRegistriesField.alias] = [ALL_DEFAULT_REGISTRIES, f"@{LOCAL_REGISTRY}"]
+    fields[DockerImageBuildArgsField.alias] = [f"{SLUG_BUILD_ARG}={slug}"]
+    return fields
+
+
 @rule(desc="Generate course targets from course.toml", level=LogLevel.DEBUG)
 async def generate_course_targets(
-    request: GenerateCourseTargetsRequest, union_membership: UnionMembership
+    request: GenerateCourseTargetsRequest, union_membership: UnionMembership, docker: DockerOptions
 ) -> GeneratedTargets:
     address = request.template_address
     directory = address.spec_path
@@ -163,9 +201,7 @@ async def generate_course_targets(
         **request.template,
         DockerImageContextRootField.alias: "./",
         DockerImageRepositoryField.alias: IMAGE_REPOSITORY,
-        # The content tag is immutable (it changes whenever any input changes); the slug tag is the
-        # moving "current image of this course" that today's links use.
-        DockerImageTagsField.alias: [f"{slug}-{{pants.hash}}", slug],
+        **image_tag_fields(slug, docker.registries()),
         DockerImageDependenciesField.alias: [
             *(tgt.address.spec for tgt in content),
             COURSE_TEMPLATE_TARGET,
@@ -230,16 +266,27 @@ class CourseImageMapFieldSet(PackageFieldSet):
     courses_directory: CoursesDirectoryField
 
 
-def image_map_entry(address: Address, image: BuiltDockerImage) -> tuple[str, str]:
+def image_map_entry(
+    address: Address, image: BuiltDockerImage, local_only: Collection[str] = ()
+) -> tuple[str, str]:
+    """`slug -> <registry>/ol-course-notebooks:<slug>-<hash>`, in a registry that is pushed to
+    (not one of the `local_only` addresses, whose names never leave the machine)."""
     slug = address.spec_path.rsplit("/", 1)[-1]
-    content_tags = [tag for tag in image.tags if tag.rsplit(":", 1)[-1].startswith(f"{slug}-")]
+    content_tags = [
+        tag
+        for tag in image.tags
+        if tag.rsplit(":", 1)[-1].startswith(f"{slug}-")
+        and not any(tag.startswith(f"{registry}/") for registry in local_only)
+    ]
     if not content_tags:
         raise InvalidTargetException(f"{address} has no content tag `{slug}-<hash>`: {image.tags}")
     return slug, sorted(content_tags)[0]
 
 
 @rule(desc="Write the course image map", level=LogLevel.INFO)
-async def package_course_image_map(field_set: CourseImageMapFieldSet) -> BuiltPackage:
+async def package_course_image_map(
+    field_set: CourseImageMapFieldSet, docker: DockerOptions
+) -> BuiltPackage:
     directory = field_set.courses_directory.value
     targets = await Get(
         Targets,
@@ -253,8 +300,9 @@ async def package_course_image_map(field_set: CourseImageMapFieldSet) -> BuiltPa
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets.field_sets
     )
+    local_only = {r.address for r in docker.registries().registries.values() if r.skip_push}
     entries = dict(
-        image_map_entry(tgt.address, artifact)
+        image_map_entry(tgt.address, artifact, local_only)
         for tgt, package in zip(images, packages)
         for artifact in package.artifacts
         if isinstance(artifact, BuiltDockerImage)

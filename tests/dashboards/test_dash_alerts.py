@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from dashboards.alerts import alert_rules, rules_yaml
-from dashboards.common import Settings
+from dashboards.build import dashboards
+from dashboards.common import ALL_COURSES, Settings, expressions_of, substitute
+from dashboards.testing import make_catalog
 
 NS = Settings().namespace
 # Small numbers so the cases stay short: the culler's max age is 1 h, plus 10 min of slack.
@@ -35,6 +37,11 @@ def container(metric: str, name: str, values: str, **labels: str) -> dict[str, s
     extra = "".join(f', {key}="{value}"' for key, value in labels.items())
     selector = f'{metric}{{namespace="{NS}", pod="{name}", container="notebook"{extra}}}'
     return {"series": selector, "values": values}
+
+
+def pod_status(metric: str, name: str, values: str, **labels: str) -> dict[str, str]:
+    extra = "".join(f', {key}="{value}"' for key, value in labels.items())
+    return {"series": f'{metric}{{namespace="{NS}", pod="{name}"{extra}}}', "values": values}
 
 
 def created(name: str, values: str) -> dict[str, str]:
@@ -64,6 +71,9 @@ HEALTHY = [
     container(
         "kube_pod_container_status_waiting_reason", "jupyter-bob", "1x5", reason="ContainerCreating"
     ),
+    # unschedulable for 3 minutes, until a node came up
+    pod_status("kube_pod_status_phase", "jupyter-bob", "1x5 0x115", phase="Pending"),
+    pod_status("kube_pod_status_unschedulable", "jupyter-bob", "1x3"),
     # created 20 minutes in: 40 minutes old at 60m, under the 70 minutes that fire
     created("jupyter-bob", "1200x120"),
     # 1 failure in 11 attempts; already-pending clicks are not failures
@@ -162,6 +172,91 @@ def test_image_pull_back_off_fires_after_five_minutes(tmp_path: Path) -> None:
     )
 
 
+def test_unschedulable_pods_fire_after_ten_minutes(tmp_path: Path) -> None:
+    waiting = [
+        pod("jupyter-frank", "deep-learning"),
+        pod_status("kube_pod_status_phase", "jupyter-frank", "1x60", phase="Pending"),
+        pod_status("kube_pod_status_unschedulable", "jupyter-frank", "1x60"),
+        # Pending while its image is pulled: scheduled, so not waiting for a node
+        pod("jupyter-erin", "intro-python"),
+        pod_status("kube_pod_status_phase", "jupyter-erin", "1x60", phase="Pending"),
+    ]
+    assert_passes(
+        tmp_path,
+        case(
+            HEALTHY + waiting,
+            silent("CourseServersUnschedulable", "8m"),
+            fires("CourseServersUnschedulable", "12m", course="deep-learning"),
+        ),
+    )
+
+
+OOM_WINDOW = "30m"
+
+
+def oom_kills_panel_query() -> str:
+    """The "OOM kills per course" panel's query, for every course, counting over OOM_WINDOW."""
+    board = dashboards(make_catalog(), SETTINGS)["courses.json"]
+    (expr,) = (e for title, _, e in expressions_of(board) if title == "OOM kills per course")
+    return substitute(expr, {"course": ALL_COURSES, "__rate_interval": OOM_WINDOW})
+
+
+def restarted(name: str, restarts: str, reason: str, reasons: str) -> list[dict[str, str]]:
+    """A notebook container's restart counter and its last-terminated-reason gauge."""
+    return [
+        container("kube_pod_container_status_restarts_total", name, restarts),
+        container("kube_pod_container_status_last_terminated_reason", name, reasons, reason=reason),
+    ]
+
+
+# Evaluated at 40m over the 30 minutes before: restarts at 13m and 23m are in the window.
+@pytest.mark.parametrize(
+    "series,expected",
+    [
+        pytest.param(
+            restarted("jupyter-alice", "0x12 1x10 2x40", "OOMKilled", "_x12 1x50"),
+            {"intro-python": 2},
+            id="two OOM restarts count 2",
+        ),
+        pytest.param(
+            restarted("jupyter-alice", "1x60", "OOMKilled", "1x60"),
+            {},
+            id="OOMKilled gauge but no restart in the window counts 0",
+        ),
+        pytest.param(
+            restarted("jupyter-alice", "0x2 1x60", "OOMKilled", "_x2 1x60"),
+            {},
+            id="an OOM restart before the window counts 0",
+        ),
+        pytest.param(
+            restarted("jupyter-alice", "0x12 1x50", "Error", "_x12 1x50"),
+            {},
+            id="a restart for another reason counts 0",
+        ),
+        pytest.param(
+            restarted("jupyter-alice", "0x12 1x10 2x40", "OOMKilled", "_x12 1x50")
+            + restarted("jupyter-bob", "1x60", "OOMKilled", "1x60")
+            + restarted("jupyter-carol", "0x20 1x40", "OOMKilled", "_x20 1x40")
+            + restarted("jupyter-dave", "1x60", "OOMKilled", "1x60"),
+            {"intro-python": 3},
+            id="per course: 2 + 0 + 1 + 0",
+        ),
+    ],
+)
+def test_oom_kills_panel_counts_kills_in_the_window(
+    tmp_path: Path, series: list[dict[str, str]], expected: dict[str, int]
+) -> None:
+    courses = [
+        pod("jupyter-alice", "intro-python"),
+        pod("jupyter-bob", "intro-python"),
+        pod("jupyter-carol", "intro-python"),
+        pod("jupyter-dave", "intro-python"),
+    ]
+    samples = [{"labels": f'{{course="{c}"}}', "value": n} for c, n in expected.items()]
+    check = {"expr": oom_kills_panel_query(), "eval_time": "40m", "exp_samples": samples}
+    assert_passes(tmp_path, {**case(courses + series), "promql_expr_test": [check]})
+
+
 def test_spawn_failure_ratio_over_the_threshold_fires(tmp_path: Path) -> None:
     failing = [
         spawns("success", "", "0+10x120"),
@@ -226,4 +321,4 @@ def test_promtool_reports_an_alert_that_did_not_fire(tmp_path: Path) -> None:
 
 def test_every_alert_has_a_case() -> None:
     tested = {"CourseServerOOMKilled", "CourseImagePullBackOff", "SpawnFailureRatioHigh", "HubDown"}
-    assert set(ALERTS) == tested | {"CourseServerPastMaxAge"}
+    assert set(ALERTS) == tested | {"CourseServerPastMaxAge", "CourseServersUnschedulable"}

@@ -21,7 +21,8 @@ import pytest
 
 from dashboards import apply
 from dashboards.build import build, write
-from dashboards.testing import free_port, make_catalog
+from dashboards.common import DEFAULTS, panels_of
+from dashboards.testing import free_port, make_catalog, make_repo
 
 TOKEN = "glsa_test_token"
 
@@ -173,7 +174,7 @@ def grafana() -> Iterator[Grafana]:
 @pytest.fixture
 def built(tmp_path: Path) -> Path:
     out = tmp_path / "dist"
-    write(build(make_catalog()), out)
+    write(build(make_catalog(), DEFAULTS), out)
     return out
 
 
@@ -199,6 +200,17 @@ def test_creates_the_folder_and_every_dashboard(
     assert all(p["dashboard"]["id"] is None for p in posts)
     out = capsys.readouterr().out
     assert "created" in out and 'dashboard "Courses" (uid ol-courses): version 1' in out
+
+
+def test_builds_in_memory_with_the_deployment_s_settings(grafana: Grafana, tmp_path: Path) -> None:
+    """Without --dir, the uploaded dashboards follow the stack's culler and namespace."""
+    repo = make_repo(tmp_path / "repo")
+    settings = ["--culler-max-age", "43200", "--namespace", "x"]
+    assert apply.main(["--url", grafana.url, "--root", str(repo), *settings]) == 0
+    courses = grafana.state.dashboards["ol-courses"]["dashboard"]
+    oldest = next(p for p in panels_of(courses) if p["title"] == "Oldest server per course")
+    assert oldest["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 43200
+    assert all('namespace="x"' in t["expr"] for p in panels_of(courses) for t in p["targets"])
 
 
 def test_a_second_run_updates_in_place(grafana: Grafana, built: Path) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import yaml
 
-from dashboards import build, layout
-from dashboards.common import panels_of
-from dashboards.testing import COURSES, make_catalog
+from dashboards import alerts, build, layout
+from dashboards.common import DEFAULTS, Settings, expressions_of, panels_of
+from dashboards.testing import COURSES, make_catalog, make_repo
 
 REPO = Path(__file__).resolve().parents[2]
 PICTURES = REPO / "docs" / "dashboards"
@@ -21,14 +22,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A monorepo root with the example courses, as `load_catalog` reads it."""
-    (tmp_path / "pants.toml").write_text("")
-    for slug, text in COURSES.items():
-        course = tmp_path / "courses" / slug
-        course.mkdir(parents=True)
-        (course / "course.toml").write_text(text)
-        (course / "requirements.txt").write_text("")
-        (course / "01.ipynb").write_text("{}")
-    return tmp_path
+    return make_repo(tmp_path)
 
 
 def test_build_writes_every_dashboard_and_the_rules(
@@ -53,6 +47,7 @@ def test_build_writes_every_dashboard_and_the_rules(
         "CourseServerOOMKilled",
         "SpawnFailureRatioHigh",
         "CourseImagePullBackOff",
+        "CourseServersUnschedulable",
         "HubDown",
         "CourseServerPastMaxAge",
     ]
@@ -75,8 +70,61 @@ def test_build_settings_flags(repo: Path, tmp_path: Path) -> None:
     assert 'namespace="hub2"' in rules and "> 5400)" in rules  # 3600 s + 1800 s of slack
 
 
+def thresholds(files: dict[str, str]) -> dict[tuple[str, str], list[float | None]]:
+    """(dashboard file, panel title) -> the panel's threshold values, for panels that have any."""
+    return {
+        (name, panel["title"]): [step["value"] for step in steps]
+        for name, text in files.items()
+        if name.endswith(".json")
+        for panel in panels_of(json.loads(text))
+        if (steps := panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps"))
+    }
+
+
+def test_one_deployment_s_settings_reach_every_output() -> None:
+    """What infra calls for a stack: every max-age threshold follows the stack's culler, and
+    nothing keeps the default 8 h (28800 s, 30600 s with the slack) or namespace."""
+    custom = Settings(culler_max_age_seconds=43200, namespace="x")
+    default_files, files = build.build(make_catalog(), DEFAULTS), build.build(
+        make_catalog(), custom
+    )
+    assert set(files) == {"courses.json", "hub.json", build.RULES_FILE}
+    for name, text in files.items():
+        assert not re.search(r"\b(28800|30600)\b|\b8h\b", text), name
+        # `namespace=\"x\"` in JSON, `namespace="x"` in YAML
+        assert re.search(r'namespace=\\?"x\\?"', text), name
+        assert not re.search(r'namespace=\\?"jupyterhub', text), name
+    moved = {
+        key: [43200 if v == 28800 else v for v in values]
+        for key, values in thresholds(default_files).items()
+    }
+    assert thresholds(files) == moved != thresholds(default_files)
+    assert thresholds(files)[("courses.json", "Oldest server per course")] == [None, 43200]
+    courses = {t: e for t, _, e in expressions_of(json.loads(files["courses.json"]))}
+    assert courses["Servers older than the culler's maximum age"].endswith("> 43200)")
+    document = alerts.rules_document(custom)
+    assert yaml.safe_load(files[build.RULES_FILE]) == document
+    rules = {rule["alert"]: rule for rule in document["groups"][0]["rules"]}
+    assert rules["CourseServerPastMaxAge"]["expr"].endswith("> 45000) > 0")  # + 30 min slack
+    assert "(43200 s)" in rules["CourseServerPastMaxAge"]["annotations"]["description"]
+
+
+def test_a_culler_without_maximum_age_gets_no_age_threshold_panel_or_alert() -> None:
+    """`cull.maxAge: 0` (no age limit) must not flag every server older than the slack."""
+    files = build.build(make_catalog(), Settings(culler_max_age_seconds=0))
+    assert [key for key in thresholds(files) if key[0] == "courses.json"] == [
+        ("courses.json", "Memory: largest server as a share of the course limit"),
+        ("courses.json", "CPU: busiest server as a share of the course limit"),
+    ]
+    titles = [panel["title"] for panel in panels_of(json.loads(files["courses.json"]))]
+    assert "Oldest server per course" in titles
+    assert "Servers older than the culler's maximum age" not in titles
+    rules = yaml.safe_load(files[build.RULES_FILE])["groups"][0]["rules"]
+    assert "CourseServerPastMaxAge" not in [rule["alert"] for rule in rules]
+
+
 def test_layout_picture_shows_every_panel_where_grafana_puts_it() -> None:
-    data = json.loads(build.build(make_catalog())["courses.json"])
+    data = json.loads(build.build(make_catalog(), DEFAULTS)["courses.json"])
     root = ElementTree.fromstring(layout.render_svg(data))
     texts = [t.text for t in root.iter(f"{SVG}text")]
     rects = [(float(r.get("x", 0)), float(r.get("y", 0))) for r in root.iter(f"{SVG}rect")]
@@ -102,7 +150,7 @@ def test_layout_command_writes_one_picture_per_dashboard(repo: Path, tmp_path: P
 def test_readme_pictures_are_up_to_date(tmp_path: Path) -> None:
     """docs/dashboards/*.svg match the dashboards; if not, regenerate them (see the message)."""
     out = tmp_path / "dist"
-    build.write(build.build(make_catalog()), out)
+    build.write(build.build(make_catalog(), DEFAULTS), out)
     for path in sorted(out.glob("*.json")):
         picture = PICTURES / (path.stem + ".svg")
         expected = layout.render_svg(json.loads(path.read_text()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,10 +13,18 @@ from catalog import Catalog
 from catalog.course import SLUG_PATTERN
 from dashboards.alerts import alert_rules
 from dashboards.build import build, dashboards
-from dashboards.common import WHAT_TO_DO, Settings, expressions_of, panels_of, substitute
+from dashboards.common import (
+    ALL_COURSES,
+    DEFAULTS,
+    WHAT_TO_DO,
+    Settings,
+    expressions_of,
+    panels_of,
+    substitute,
+)
 from dashboards.testing import COURSES, make_catalog
 
-BOARDS = dashboards(make_catalog())
+BOARDS = dashboards(make_catalog(), DEFAULTS)
 
 
 def all_panels() -> list[tuple[str, dict[str, Any]]]:
@@ -51,7 +60,10 @@ def test_the_issue_s_metrics_are_all_on_a_panel() -> None:
         'container="notebook", reason="OOMKilled"}',
         "kube_pod_container_status_restarts_total",
         "kube_pod_container_status_waiting_reason",
+        'kube_pod_status_phase{namespace="jupyterhub", phase="Pending"}',
+        "kube_pod_status_unschedulable",
         "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_FB_USED",
         "kube_pod_created",
     ):
         assert metric in exprs["courses.json"], metric
@@ -65,6 +77,55 @@ def test_the_issue_s_metrics_are_all_on_a_panel() -> None:
         'container="chp"',
     ):
         assert metric in exprs["hub.json"], metric
+
+
+def panel(board: str, title: str) -> dict[str, Any]:
+    matches = [p for p in panels_of(BOARDS[board]) if p["title"] == title]
+    assert len(matches) == 1, f"{board}: no single panel titled {title!r}"
+    return matches[0]
+
+
+@pytest.mark.parametrize(
+    "board,title,unit",
+    [
+        # DCGM reports frame buffer memory in MiB: Grafana's `mbytes` (`decmbytes` is 10^6 B)
+        ("courses.json", "GPU memory used per course", "mbytes"),
+        ("courses.json", "Memory working set against the course limit", "bytes"),
+        ("courses.json", "Memory: largest server as a share of the course limit", "percentunit"),
+        ("courses.json", "GPU utilisation per course", "percentunit"),  # DCGM's 0-100, / 100
+        ("courses.json", "Oldest server per course", "s"),
+        ("courses.json", "OOM kills per course", "short"),
+        ("courses.json", "Pods waiting for a node", "short"),
+        ("hub.json", "Hub and proxy memory", "bytes"),
+        ("hub.json", "Spawn duration (successful spawns)", "s"),
+        ("hub.json", "Hub requests by status code", "reqps"),
+    ],
+)
+def test_panel_units_match_what_the_metric_counts(board: str, title: str, unit: str) -> None:
+    assert panel(board, title)["fieldConfig"]["defaults"]["unit"] == unit
+
+
+@pytest.mark.parametrize(
+    "alert,title",
+    [
+        ("CourseServerOOMKilled", "OOM kills per course"),
+        ("CourseServersUnschedulable", "Pods waiting for a node"),
+    ],
+)
+def test_alert_is_its_panel_s_query(alert: str, title: str) -> None:
+    """Panel and alert come from one builder: the rule is the panel's query for every course
+    over the alert window, above 0."""
+    (target,) = panel("courses.json", title)["targets"]
+    rule = next(r for r in alert_rules(DEFAULTS) if r["alert"] == alert)
+    scope = {"course": ALL_COURSES, "__rate_interval": DEFAULTS.alert_window}
+    assert rule["expr"] == substitute(target["expr"], scope) + " > 0"
+
+
+def test_pods_waiting_for_a_node_panel_says_what_to_do() -> None:
+    description = panel("courses.json", "Pods waiting for a node")["description"]
+    shows, _, todo = description.partition(WHAT_TO_DO)
+    assert "Pending" in shows and "kube_pod_status_unschedulable" in shows and "GPU" in shows
+    assert "kubectl describe pod" in todo and "CourseServersUnschedulable" in todo
 
 
 def test_course_variable_lists_the_catalog() -> None:
@@ -106,7 +167,9 @@ def test_uids_and_titles_are_stable() -> None:
 
 def test_memory_limits_come_from_the_catalog() -> None:
     bigger = make_catalog({"ml": COURSES["ml"].replace('"4Gi"', '"16Gi"')})
-    exprs = " ".join(e for *_, e in expressions_of(json.loads(build(bigger)["courses.json"])))
+    exprs = " ".join(
+        e for *_, e in expressions_of(json.loads(build(bigger, DEFAULTS)["courses.json"]))
+    )
     assert f'label_replace(vector({16 * 2**30}), "course", "ml", "", "")' in exprs
     assert "intro-python" not in exprs
 
@@ -150,7 +213,7 @@ def catalogs(draw: st.DrawFn) -> Catalog:
 @settings(max_examples=40, deadline=None, database=None)
 @given(catalogs())
 def test_any_catalog_builds_deterministically(catalog: Catalog) -> None:
-    first, second = build(catalog), build(catalog)
+    first, second = build(catalog, DEFAULTS), build(catalog, DEFAULTS)
     assert first == second
     data = json.loads(first["courses.json"])
     course = next(v for v in data["templating"]["list"] if v["name"] == "course")
@@ -164,12 +227,12 @@ def test_any_catalog_builds_deterministically(catalog: Catalog) -> None:
             f'label_replace(vector({limit}), "course", "{slug}", "", "")' in e for e in exprs
         )
     # the alert rules do not depend on the catalog
-    assert first["alert-rules.yaml"] == build(make_catalog({}))["alert-rules.yaml"]
+    assert first["alert-rules.yaml"] == build(make_catalog({}), DEFAULTS)["alert-rules.yaml"]
 
 
 def test_an_empty_catalog_still_gives_valid_dashboards() -> None:
     """No courses yet: the limits are an empty vector (promtool checks these in test_dash_promql)."""
-    data = json.loads(build(make_catalog({}))["courses.json"])
+    data = json.loads(build(make_catalog({}), DEFAULTS)["courses.json"])
     assert len(panels_of(data)) == len(panels_of(BOARDS["courses.json"]))
     exprs = [e for *_, e in expressions_of(data)]
     assert any("(vector(0) unless on () vector(0))" in e for e in exprs)

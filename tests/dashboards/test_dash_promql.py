@@ -20,7 +20,7 @@ import yaml
 from catalog import Catalog
 from dashboards.alerts import rules_yaml
 from dashboards.build import dashboards
-from dashboards.common import expressions_of, substitute
+from dashboards.common import DEFAULTS, expressions_of, substitute
 from dashboards.testing import PrometheusServer, make_catalog, running_prometheus
 
 ALL = {"course": ".+", "__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
@@ -30,7 +30,7 @@ def panel_queries(catalog: Catalog | None = None) -> list[tuple[str, str, str, s
     """(dashboard file, panel title, refId, expr) for every target of every dashboard."""
     return [
         (name, title, ref, expr)
-        for name, data in dashboards(catalog or make_catalog()).items()
+        for name, data in dashboards(catalog or make_catalog(), DEFAULTS).items()
         for title, ref, expr in expressions_of(data)
     ]
 
@@ -53,7 +53,7 @@ def promtool() -> str:
 @pytest.fixture(scope="module")
 def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rules") / "alert-rules.yaml"
-    path.write_text(rules_yaml())
+    path.write_text(rules_yaml(DEFAULTS))
     return path
 
 
@@ -111,7 +111,7 @@ def test_generated_alert_rules_pass_promtool_check_rules(promtool: str, rules_fi
         [promtool, "check", "rules", str(rules_file)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 5 rules found" in check.stdout
+    assert "SUCCESS: 6 rules found" in check.stdout
 
 
 @pytest.mark.parametrize(
@@ -131,6 +131,7 @@ def test_prometheus_loaded_every_alert_rule(prometheus: PrometheusServer) -> Non
         "CourseServerOOMKilled",
         "SpawnFailureRatioHigh",
         "CourseImagePullBackOff",
+        "CourseServersUnschedulable",
         "HubDown",
         "CourseServerPastMaxAge",
     }
@@ -197,7 +198,9 @@ def test_old_servers_oom_kills_and_image_pulls_name_their_course(
     old = query_panel(prometheus, "Servers older than the culler's maximum age", ".+")
     assert by_course(old) == {"deep-learning": 1}
     oom = query_panel(prometheus, "OOM kills per course", ".+")
-    assert by_course(oom) == {"intro-python": 1}
+    assert by_course(oom) == {"intro-python": 1}  # not ml-advanced: killed 110 min ago
+    unschedulable = query_panel(prometheus, "Pods waiting for a node", ".+")
+    assert by_course(unschedulable) == {"deep-learning": 1}  # erin is Pending, but scheduled
     waiting = query_panel(prometheus, "Pods waiting on image pulls", ".+")
     assert [(s["metric"]["course"], s["metric"]["reason"]) for s in waiting] == [
         ("intro-python", "ImagePullBackOff")

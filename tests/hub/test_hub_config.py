@@ -58,13 +58,17 @@ def chart_config() -> Config:
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.JupyterHub.services = [
         {
-            "name": "idle-culler",
+            "name": "jupyterhub-idle-culler",
             "command": ["python3", "-m", "jupyterhub_idle_culler", "--timeout=3600"],
         },
         {"name": "other", "url": "http://other:8000"},
     ]
     c.JupyterHub.load_roles = [
-        {"name": "idle-culler", "scopes": ["read:users"], "services": ["idle-culler"]}
+        {
+            "name": "jupyterhub-idle-culler",
+            "scopes": ["read:users"],
+            "services": ["jupyterhub-idle-culler"],
+        }
     ]
     c.JupyterHub.template_paths = ["/usr/local/share/templates"]
     c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
@@ -80,11 +84,12 @@ def test_z2jh_extra_config() -> None:
     assert c.JupyterHub.authenticator_class == "hub.auth.CourseTmpAuthenticator"
     assert c.Authenticator.allow_all is True
     assert c.CourseSpawner.hub_settings is settings
-    assert c.JupyterHub.authenticate_prometheus is False
+    # Metrics need a token (production: Prometheus' service token; hub.local opens them).
+    assert "authenticate_prometheus" not in c.JupyterHub
     assert c.JupyterHub.template_paths == [TEMPLATES, "/usr/local/share/templates"]
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {"idle-culler", "other"}
-    command = services["idle-culler"]["command"]
+    assert set(services) == {"jupyterhub-idle-culler", "other"}
+    command = services["jupyterhub-idle-culler"]["command"]
     assert command[1:3] == ["-m", "jupyterhub_idle_culler"]
     # The chart's cull values, custom.culling on top.
     assert {"--timeout=1800", "--cull-every=600", "--max-age=7200", "--cull-users=true"} <= set(
@@ -92,8 +97,8 @@ def test_z2jh_extra_config() -> None:
     )
     assert settings.culling.kernel_idle_timeout == 900
     assert c.JupyterHub.db_url == "postgresql+psycopg2://jupyterhub@db.example:5432/jupyterhub"
-    (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
-    assert role["scopes"] == CULLER_SCOPES and role["services"] == ["idle-culler"]
+    (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == "jupyterhub-idle-culler")
+    assert role["scopes"] == CULLER_SCOPES and role["services"] == ["jupyterhub-idle-culler"]
     assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
 
 
@@ -104,7 +109,7 @@ def test_z2jh_config_loads_in_jupyterhub() -> None:
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseKubeSpawner
     assert app.authenticator_class is CourseTmpAuthenticator
-    assert app.authenticate_prometheus is False
+    assert app.authenticate_prometheus is True
 
 
 def test_z2jh_reads_the_chart_helper(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +133,7 @@ def test_culling_can_be_disabled() -> None:
     settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings(enabled=False))
     configure_hub(c, settings, "hub.spawner.CourseKubeSpawner")
     assert [s["name"] for s in c.JupyterHub.services] == ["other"]
-    assert not [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]
+    assert not [r for r in c.JupyterHub.load_roles if r["name"] == "jupyterhub-idle-culler"]
 
 
 @pytest.mark.parametrize(
@@ -174,7 +179,7 @@ def test_local_config(tmp_path: Path) -> None:
     assert c.DockerSpawner.env_keep == []
     assert c.CourseSpawner.hub_settings.image_map == IMAGE_MAP
     names = [s["name"] for s in c.JupyterHub.services]
-    assert names == ["idle-culler", "ol-local"]
+    assert names == ["jupyterhub-idle-culler", "ol-local"]
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseDockerSpawner
 
@@ -210,16 +215,16 @@ def test_local_images_prefer_the_image_map_then_the_project_registry() -> None:
     client = FakeClient(
         [
             FakeImage(
-                [IMAGE_MAP["data-analytics"], "127.0.0.1:5000/ol-course-notebooks:data-analytics"],
+                [IMAGE_MAP["data-analytics"], "localhost/ol-course-notebooks:data-analytics"],
                 "1",
             ),
-            FakeImage(["127.0.0.1:5999/ol-course-notebooks:intro-ml"], "3"),
-            FakeImage(["127.0.0.1:5000/ol-course-notebooks:intro-ml"], "2"),
+            FakeImage(["127.0.0.1:5000/ol-course-notebooks:intro-ml"], "3"),
+            FakeImage(["localhost/ol-course-notebooks:intro-ml"], "2"),
             FakeImage(["other/repo:deep-learning-gpu"], "4"),
         ]
     )
     images = local_images(CATALOG, {"data-analytics": IMAGE_MAP["data-analytics"]}, client)
     assert images == {
         "data-analytics": IMAGE_MAP["data-analytics"],
-        "intro-ml": "127.0.0.1:5000/ol-course-notebooks:intro-ml",
+        "intro-ml": "localhost/ol-course-notebooks:intro-ml",
     }

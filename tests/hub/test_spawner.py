@@ -15,9 +15,7 @@ from unittest.mock import Mock
 
 import kubernetes_validate
 import pytest
-from jupyterhub.objects import Hub, Server
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config as kube_config_module
+from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from catalog import Catalog, load_catalog
@@ -32,6 +30,7 @@ from hub.spawner import (
     gpu_node_affinity,
 )
 from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP, LOCAL, PRODUCTION, GiB
+from tests.hub.kube import MockUser, manifests, use_unreachable_kubeconfig
 
 KUBERNETES_VERSION = "1.31"
 GPU_KEY = "nvidia.com/gpu"
@@ -52,40 +51,10 @@ Z2JH_PREFERRED = {
     },
 }
 
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: none, user: {token: unused}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: jhub}}]
-current-context: none
-"""
-
-
-class MockUser(Mock):
-    """The parts of jupyterhub.user.User that KubeSpawner reads (as in kubespawner's tests)."""
-
-    name = "4b2e1c3a-learner"
-    id = 7
-    server = Server()
-
-    @property
-    def escaped_name(self) -> str:
-        return self.name
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @pytest.fixture(autouse=True)
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path_factory.getbasetemp() / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    # kubernetes_asyncio reads KUBECONFIG when imported.
-    monkeypatch.setattr(kube_config_module, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    use_unreachable_kubeconfig(tmp_path_factory, monkeypatch)
 
 
 def hub_settings(
@@ -109,24 +78,6 @@ def kube_config(settings: HubSettings, **kube: Any) -> Config:
     for name, value in kube.items():
         setattr(c.KubeSpawner, name, value)
     return c
-
-
-def manifests(config: Config, *option_sets: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pod manifests of successive spawns of one spawner object (as a user re-launching)."""
-
-    async def run() -> list[dict[str, Any]]:
-        spawner = CourseKubeSpawner(
-            hub=Hub(base_url="/hub/"), user=MockUser(), config=config, _mock=True
-        )
-        result = []
-        for options in option_sets:
-            spawner.user_options = options
-            spawner.prepare_launch()
-            manifest = await spawner.get_pod_manifest()
-            result.append(ApiClient().sanitize_for_serialization(manifest))
-        return result
-
-    return asyncio.run(run())
 
 
 def manifest(

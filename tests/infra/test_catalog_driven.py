@@ -75,7 +75,7 @@ def test_the_program_deploys_the_new_course_too(
     second = run_program(Deployment(stacks["dev"], catalog, image_map_for(catalog), HUB_IMAGE))
 
     def release_values(run: Any) -> dict[str, Any]:
-        return run.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+        return run.named("kubernetes:helm.sh/v3:Release", "jupyterhub").inputs["values"]
 
     assert "new-course" not in release_values(first)["prePuller"]["extraImages"]
     assert "new-course" in release_values(second)["prePuller"]["extraImages"]
@@ -104,6 +104,10 @@ def test_the_deploy_cli_reads_the_repositorys_catalog(
     assert deploy.main(["--stack", "stage", "--render", "two"]) == 0
     one = yaml.safe_load((root / "one" / "values.yaml").read_text())
     two = yaml.safe_load((root / "two" / "values.yaml").read_text())
-    assert set(one["prePuller"]["extraImages"]) == {"alpha"}
-    assert set(two["prePuller"]["extraImages"]) == {"alpha", "beta"}
+    assert set(one["prePuller"]["extraImages"]) == set(two["prePuller"]["extraImages"]) == {"alpha"}
+    # beta is a GPU course: infra's own pre-puller pulls it, on GPU nodes.
+    assert not (root / "one" / "manifests.yaml").read_text().count("kind: DaemonSet")
+    puller = next(yaml.safe_load_all((root / "two" / "manifests.yaml").read_text()))
+    images = [c["image"] for c in puller["spec"]["template"]["spec"]["initContainers"]]
+    assert [image.rsplit(":", 1)[1] for image in images] == ["beta-<content-hash>"]
     assert [c["slug"] for c in two["custom"]["catalog"]] == ["alpha", "beta"]

@@ -8,20 +8,24 @@ record them; they stand in for `pulumi.automation` as documented for pulumi 3.14
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from moto import mock_aws
 from pulumi import automation as auto
 
 from catalog import load_catalog
 from infra import deploy
-from infra.images import ImageRef
+from infra.images import COURSE_REPOSITORY, ImageRef
 from infra.program import Deployment
 from infra.stack_config import PROJECT, STACKS
 from infra.testing import (
@@ -101,14 +105,30 @@ def test_render_writes_what_the_stack_deploys_without_cli_or_cloud(
     assert deploy.main(["--stack", stack, "--render", "out"]) == 0
     out = repo / "out"
     names = {p.name for p in out.iterdir()}
-    assert {"values.yaml", "hub-config.yaml", "release.yaml"} <= names
+    assert {
+        "values.yaml",
+        "hub-config.yaml",
+        "release.yaml",
+        "monitoring-values.yaml",
+        "dcgm-exporter-values.yaml",
+        "manifests.yaml",
+        "dashboards",
+    } <= names
+    assert {p.name for p in (out / "dashboards").iterdir()} == {
+        "courses.json",
+        "hub.json",
+        "alert-rules.yaml",
+    }
+    kinds = [m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text())]
+    assert kinds == ["DaemonSet", "ServiceMonitor"]  # the catalog has a GPU course
     values_text = (out / "values.yaml").read_text()
     assert values_text.startswith("# Rendered by")
     values = yaml.safe_load(values_text)
     assert values["custom"]["imageMap"] == image_map_for(load_catalog(repo))
-    assert values["hub"]["db"]["url"] == "postgresql://jupyterhub@<rds-endpoint>:5432/jupyterhub"
+    assert values["hub"]["db"]["url"].startswith("postgresql://jupyterhub@<rds-endpoint>:5432/")
     release = yaml.safe_load((out / "release.yaml").read_text())
     assert release["chart"]["version"] == "4.4.0" and release["stack"] == stack
+    assert [r["release"] for r in release["monitoring"]] == ["monitoring", "dcgm-exporter"]
     hub_config = yaml.safe_load((out / "hub-config.yaml").read_text())
     assert hub_config["custom"] == values["custom"]
     if stack == "dev":  # the stack that manages the registry also shows its policies
@@ -119,8 +139,10 @@ def test_render_writes_what_the_stack_deploys_without_cli_or_cloud(
 def test_render_is_reproducible(repo: Path) -> None:
     deploy.main(["--stack", "prod", "--render", "a"])
     deploy.main(["--stack", "prod", "--render", "b"])
-    for path in (repo / "a").iterdir():
-        assert path.read_text() == (repo / "b" / path.name).read_text()
+    files = sorted(p.relative_to(repo / "a") for p in (repo / "a").rglob("*") if p.is_file())
+    assert len(files) > 5
+    for path in files:
+        assert (repo / "a" / path).read_text() == (repo / "b" / path).read_text()
 
 
 def test_render_before_images_are_built_uses_marked_placeholders(repo: Path) -> None:
@@ -143,7 +165,11 @@ def test_rendered_files_hold_no_secret(repo: Path) -> None:
             for line in text.splitlines():
                 # The only "password"s: the variable the hub reads and the Secret key it comes from.
                 if "password" in line.lower():
-                    assert line.strip() in ("PGPASSWORD:", "key: password"), line
+                    assert line.strip() in (
+                        "PGPASSWORD:",
+                        "key: password",
+                        "ol-course-platform/db-password-version: <secret version>",
+                    ), line
 
 
 @pytest.mark.parametrize("extra", [[], ["--preview"]])
@@ -217,8 +243,32 @@ class FakeStack:
         )
 
 
+PUBLISHED = [f"intro-ml-{'1' * 64}", f"intro-ml-{'2' * 64}", "intro-ml", f"tf-basics-{'3' * 64}"]
+
+
 @pytest.fixture
-def automation(monkeypatch: pytest.MonkeyPatch, repo: Path) -> dict[str, Any]:
+def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The course repository in moto's in-process ECR (its API as boto3 sees it; no network),
+    with images published under PUBLISHED's tags."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        client = boto3.client("ecr", region_name="us-east-1")
+        client.create_repository(repositoryName=COURSE_REPOSITORY)
+        for tag in PUBLISHED:
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
+            }
+            client.put_image(
+                repositoryName=COURSE_REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag
+            )
+        yield
+
+
+@pytest.fixture
+def automation(monkeypatch: pytest.MonkeyPatch, repo: Path, ecr: None) -> dict[str, Any]:
     recorded: dict[str, Any] = {"selected": [], "deployments": []}
     prod_tag = "intro-ml-" + "7" * 64
     prod = FakeStack(
@@ -286,6 +336,11 @@ def test_up_runs_the_inline_program_for_the_stack(
     assert automation["prod_tag"] in deployment.in_use.course_tags
     assert deployment.in_use.hub_tags == {"old"}
     assert deployment.hub_image == HUB_IMAGE
+    # dev opens previews: every content tag published for a course (not the moving tag).
+    assert {slug: sorted(tags) for slug, tags in deployment.preview_tags.items()} == {
+        "intro-ml": [f"intro-ml-{'1' * 64}", f"intro-ml-{'2' * 64}"],
+        "tf-basics": [f"tf-basics-{'3' * 64}"],
+    }
     out = capsys.readouterr().out
     assert "stack stage does not exist yet" in out
     assert 'url: "https://x"' in out and "dbPassword: [secret]" in out
@@ -298,6 +353,7 @@ def test_preview_changes_nothing_and_other_stacks_read_no_outputs(
     assert deploy.main(["--stack", "prod", "--preview"]) == 0
     assert automation["stack"].ran == ["preview"]
     assert automation["selected"] == []  # prod does not manage the registry
+    assert automation["deployments"][0].preview_tags == {}  # and opens no previews
     assert automation["deployments"][0].in_use.course_tags == frozenset()
 
 

@@ -8,16 +8,24 @@ from typing import Any
 import pytest
 
 from catalog import Catalog, catalog_to_list
-from infra.images import ImageError, ImageRef, course_images, hub_image, hub_image_from_docker_info
+from infra.images import (
+    ImageError,
+    ImageRef,
+    course_images,
+    hub_image,
+    hub_image_from_docker_info,
+    preview_tags,
+)
+from infra.prepull import prepull_key
 from infra.stack_config import STACKS, StackConfig
 from infra.testing import HUB_IMAGE, image_map_for
 from infra.values import (
     DB_SECRET_KEY,
     DB_SECRET_NAME,
     HUB_EXTRA_CONFIG,
+    RDS_CA_BUNDLE,
     helm_values,
     hub_configuration,
-    prepull_key,
 )
 
 DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
@@ -38,7 +46,10 @@ def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, n
     assert hub["config"]["JupyterHub"]["authenticator_class"] == "tmp"
     assert hub["config"]["Authenticator"] == {"allow_all": True}
     assert hub["db"]["type"] == "postgres"
-    assert hub["db"]["url"] == f"postgresql://jupyterhub@{DB_HOST}:5432/jupyterhub"
+    assert hub["db"]["url"] == (
+        f"postgresql://jupyterhub@{DB_HOST}:5432/jupyterhub"
+        f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
+    )
     assert "password" not in hub["db"]
     assert hub["extraEnv"]["PGPASSWORD"] == {
         "valueFrom": {"secretKeyRef": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY}}
@@ -60,13 +71,15 @@ def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, n
 
 
 @pytest.mark.parametrize("name", STACKS)
-def test_prepuller_has_every_course_image_with_its_immutable_tag(
+def test_chart_prepuller_has_every_cpu_course_image_with_its_immutable_tag(
     stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
 ) -> None:
+    """GPU courses' images are pulled on GPU nodes by infra's own DaemonSet (test_chart_render)."""
     values = values_for(stacks[name], sample_catalog)
     extra = values["prePuller"]["extraImages"]
     image_map = image_map_for(sample_catalog)
-    assert set(extra) == set(sample_catalog.slugs)
+    assert set(extra) == {c.slug for c in sample_catalog if not c.gpu}
+    assert values["prePuller"]["hook"] == {"enabled": False}
     for slug, entry in extra.items():
         assert f"{entry['name']}:{entry['tag']}" == image_map[slug]
         assert entry["tag"].startswith(slug + "-") and len(entry["tag"]) == len(slug) + 65
@@ -96,7 +109,9 @@ def test_single_user_defaults(
     singleuser = values_for(stack, sample_catalog)["singleuser"]
     assert singleuser["storage"] == {"type": "none"}
     assert singleuser["allowPrivilegeEscalation"] is False
-    assert singleuser["cloudMetadata"]["blockWithIptables"] is True
+    # The NetworkPolicy blocks the metadata server; iptables would need a root init container.
+    assert singleuser["cloudMetadata"] == {"blockWithIptables": False}
+    assert (singleuser["uid"], singleuser["fsGid"]) == (1000, 100)
     assert singleuser["networkPolicy"]["enabled"] is True
     assert singleuser["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
     # GPU tolerations are applied per GPU course by the hub, never to every learner pod.
@@ -115,9 +130,10 @@ def test_gpu_toleration_is_nowhere_a_learner_pod_gets_it_unconditionally(
     toleration = stack.gpu.taint.toleration()
     assert toleration not in values["singleuser"]["extraTolerations"]
     assert "scheduling" not in values  # userPods tolerations stay the chart's defaults
-    # Only the hub's launch plan (per GPU course) and the image pre-puller carry it.
+    # Only the hub's launch plan (per GPU course) carries it; the chart's pre-puller (CPU images)
+    # stays off GPU nodes.
     assert values["custom"]["launch"]["gpu"]["tolerations"] == [toleration]
-    assert values["prePuller"]["extraTolerations"] == [toleration]
+    assert values["prePuller"]["extraTolerations"] == []
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -140,6 +156,7 @@ def test_hub_configuration_is_the_hubs_part_of_the_values(
     assert config["custom"] == values["custom"]
     assert config["hub"]["extraConfig"] == values["hub"]["extraConfig"]
     assert set(config["hub"]) == {"image", "config", "extraConfig", "db", "extraEnv"}
+    assert "<" not in str(config["custom"])
 
 
 def test_values_are_deterministic(stacks: dict[str, StackConfig], sample_catalog: Catalog) -> None:
@@ -208,3 +225,61 @@ def test_hub_image_from_pants_docker_info() -> None:
     assert hub_image_from_docker_info(info) == f"{name}:{'ab' * 32}"
     with pytest.raises(ImageError):
         hub_image_from_docker_info({"registries": [{"tags": tags[:1] * 2}]})
+
+
+# --- preview tags -----------------------------------------------------------------------------
+
+H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
+
+
+@pytest.mark.parametrize(
+    ("published", "limit", "expected"),
+    [
+        pytest.param(
+            [(f"intro-ml-{H1}", "2026-01-01"), (f"intro-ml-{H2}", "2026-03-01")],
+            5,
+            {"intro-ml": [f"intro-ml-{H2}", f"intro-ml-{H1}"]},
+            id="newest-first",
+        ),
+        pytest.param(
+            [(f"intro-ml-{H1}", "2026-01-01"), (f"intro-ml-{H2}", "2026-03-01")],
+            1,
+            {"intro-ml": [f"intro-ml-{H2}"]},
+            id="at-most-limit",
+        ),
+        pytest.param(
+            [("intro-ml", "2026-05-01"), ("latest", "2026-05-01"), (f"intro-ml-{H1}x", "2026")],
+            5,
+            {},
+            id="moving-and-malformed-tags-ignored",
+        ),
+        pytest.param(
+            [(f"gone-course-{H1}", "2026-01-01"), (f"tf-basics-{H3}", "2026-02-01")],
+            5,
+            {"tf-basics": [f"tf-basics-{H3}"]},
+            id="other-courses-ignored",
+        ),
+        pytest.param([(f"intro-ml-{H1}", "2026-01-01")], 0, {}, id="limit-zero"),
+    ],
+)
+def test_preview_tags_are_the_newest_published_content_tags(
+    sample_catalog: Catalog,
+    published: list[tuple[str, str]],
+    limit: int,
+    expected: dict[str, list[str]],
+) -> None:
+    assert preview_tags(sample_catalog, published, limit) == expected
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_preview_tags_reach_the_hub_where_the_stack_allows_them(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    images = course_images(sample_catalog, image_map_for(sample_catalog))
+    tags = {"intro-ml": [f"intro-ml-{H1}"]}
+    values = helm_values(
+        stack, sample_catalog, images, hub_image(HUB_IMAGE), DB_HOST, preview_tags=tags
+    )
+    launch = values["custom"]["launch"]
+    assert launch["previewTags"] == (tags if stack.allow_preview_tags else {})

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from catalog import Catalog
+from infra import monitoring
 from infra.images import ImageRef, course_images, hub_image
+from infra.prepull import gpu_prepuller
 from infra.program import Deployment, InUse, eks_kubeconfig, in_use_from_outputs
 from infra.stack_config import STACKS, StackConfig
 from infra.testing import HUB_IMAGE, MOCK_PASSWORD, REGISTRY, image_map_for, run_program
@@ -51,9 +53,11 @@ def test_resources_each_stack_declares(
             "aws:rds/subnetGroup:SubnetGroup",
             "aws:secretsmanager/secret:Secret",
             "aws:secretsmanager/secretVersion:SecretVersion",
-            "kubernetes:core/v1:Namespace",
+            *["kubernetes:core/v1:Namespace"] * 2,  # the hub's and monitoring's
             "kubernetes:core/v1:Secret",
-            "kubernetes:helm.sh/v3:Release",
+            *["kubernetes:helm.sh/v3:Release"] * 3,  # the hub, Prometheus, the DCGM exporter
+            # The GPU images' pre-puller (the catalog has a GPU course), the hub's ServiceMonitor.
+            *["kubernetes:yaml/v2:ConfigGroup"] * 2,
             "pulumi:providers:aws",
             "pulumi:providers:kubernetes",
         ]
@@ -143,29 +147,32 @@ def test_hub_release_is_the_pinned_chart_with_generated_values(
 ) -> None:
     stack = stacks[name]
     run = run_program(deployment(stack, sample_catalog))
-    release = run.one("kubernetes:helm.sh/v3:Release")
+    release = run.named("kubernetes:helm.sh/v3:Release", "jupyterhub")
     inputs = release.inputs
     assert inputs["chart"] == "jupyterhub" and inputs["version"] == "4.4.0"
     assert inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
     assert inputs["namespace"] == stack.namespace and inputs["name"] == "jupyterhub"
     assert inputs["atomic"] is True
-    assert run.one("kubernetes:core/v1:Namespace").inputs["metadata"]["name"] == stack.namespace
+    namespace = run.named("kubernetes:core/v1:Namespace", "hub")
+    assert namespace.inputs["metadata"]["name"] == stack.namespace
 
     catalog_images = course_images(sample_catalog, image_map_for(sample_catalog))
     db_host = run.outputs["databaseEndpoint"]
     assert inputs["values"] == helm_values(
-        stack, sample_catalog, catalog_images, hub_image(HUB_IMAGE), db_host
+        stack,
+        sample_catalog,
+        catalog_images,
+        hub_image(HUB_IMAGE),
+        db_host,
+        db_password_version="hub-db-password-version-1",
     )
     # The values are not secret (reviewable diffs) and carry no password.
     assert not is_secret(inputs["values"])
     assert MOCK_PASSWORD not in json.dumps(inputs["values"])
     # Kubernetes resources go to the stack's cluster, through its own provider.
-    for typ in (
-        "kubernetes:helm.sh/v3:Release",
-        "kubernetes:core/v1:Secret",
-        "kubernetes:core/v1:Namespace",
-    ):
-        assert "pulumi:providers:kubernetes::eks" in (run.one(typ).provider or "")
+    for resource in run.resources:
+        if resource.typ.startswith("kubernetes:"):
+            assert "pulumi:providers:kubernetes::eks" in (resource.provider or ""), resource.name
     kubeconfig = json.loads(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://eks.invalid"
     assert set(kubeconfig["users"][0]["user"]) == {"exec"}  # no token, no key: the AWS CLI asks
@@ -223,3 +230,25 @@ def test_kubeconfig_gets_tokens_from_the_aws_cli() -> None:
     user = config["users"][0]["user"]["exec"]
     assert user["command"] == "aws" and user["args"][:2] == ["eks", "get-token"]
     assert config["current-context"] == "c"
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_monitoring_and_the_gpu_pre_puller_are_deployed_with_the_hub(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    for release, chart, values in (
+        ("monitoring", monitoring.PROMETHEUS_CHART, monitoring.prometheus_values(stack)),
+        ("dcgm-exporter", monitoring.DCGM_CHART, monitoring.dcgm_values(stack)),
+    ):
+        inputs = run.named("kubernetes:helm.sh/v3:Release", release).inputs
+        assert (inputs["chart"], inputs["version"]) == (chart["name"], chart["version"])
+        assert inputs["repositoryOpts"] == {"repo": chart["repository"]}
+        assert inputs["namespace"] == monitoring.NAMESPACE and inputs["values"] == values
+    groups = {r.name: r.inputs["objs"] for r in run.of_type("kubernetes:yaml/v2:ConfigGroup")}
+    images = course_images(sample_catalog, image_map_for(sample_catalog))
+    assert groups == {
+        "gpu-image-puller": [gpu_prepuller(stack, sample_catalog, images)],
+        "jupyterhub-hub": [monitoring.hub_service_monitor(stack)],
+    }

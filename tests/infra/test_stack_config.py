@@ -108,3 +108,37 @@ def test_unknown_stack_and_missing_file(tmp_path: Path) -> None:
         parse_stack_config("qa", {"config": {}})
     with pytest.raises(StackConfigError, match="is missing"):
         load_stack_config(tmp_path, "dev")
+
+
+def test_the_readme_table_says_what_each_stack_file_says(
+    infra_dir: Path, stacks: dict[str, StackConfig]
+) -> None:
+    """infra/README.md's "what differs between the stacks" table, row by row."""
+    lines = (infra_dir / "README.md").read_text().splitlines()
+    header = lines.index(
+        "| stack | domain | registry | database | culling: idle / max age | preview links "
+        "| start timeout |"
+    )
+    rows = {}
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    for name, stack in stacks.items():
+        db = stack.database
+        registry = (
+            "manages ECR, keeps "
+            + " and ".join(f"{s}'s" for s in stack.registry.protect_stacks)
+            + " tags"
+            if stack.registry.manage
+            else "looks it up"
+        )
+        assert rows[name] == [
+            stack.domain,
+            registry,
+            f"{db.instance_class}, {'multi-AZ' if db.multi_az else 'single-AZ'}",
+            f"{stack.cull.timeout} s / {stack.cull.max_age} s",
+            "yes" if stack.allow_preview_tags else "no",
+            f"{stack.start_timeout} s",
+        ], name

@@ -1,4 +1,6 @@
-"""`./pants publish` pushes course images to the configured registry, after an ECR-style login.
+"""`./pants publish` pushes course images to the configured registry, after an ECR-style login:
+their content tags only. The moving `:<slug>` tag stays on this machine (pants.toml's local-only
+registry, `skip_push`), and CI builds (whose registries replace pants.toml's) have none.
 
 Real parts: the Docker engine, Debian's `docker-registry` (the Distribution registry) on a loopback
 port, and Pants itself on a copy of the repo. ECR cannot run here: moto's server mode stands in for
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,11 +21,20 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
+import tomllib
 
 from catalog import load_catalog
 from tools import registry_login
-from tools.repo_copy import run_pants
+from tools.repo_copy import PantsFailed, run_pants
+
+# pants.toml's local-only registry, which names the moving tag, and CI's registries (which
+# replace pants.toml's, as .github/workflows/main.yml does).
+MOVING_TAG_REPOSITORY = "localhost/ol-course-notebooks"
+CI_REGISTRIES = repr(
+    {"ecr": {"address": "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "default": True}}
+)
 
 
 def free_port() -> int:
@@ -100,7 +112,12 @@ def test_token_decoding_and_address_parsing() -> None:
 
 
 def test_login_and_publish_one_course(
-    registry: str, fake_ecr: str, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: str,
+    fake_ecr: str,
+    repo: Path,
+    restore: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
@@ -111,20 +128,76 @@ def test_login_and_publish_one_course(
     assert registry in auths, "docker login did not record the registry"
 
     course = next(iter(load_catalog(repo)))
-    # Pants parses dict options as Python literals.
-    registries = repr({"courses": {"address": registry, "default": True}})
-    run_pants(
-        repo,
-        "publish",
-        f"courses/{course.slug}#image",
-        env={"PANTS_DOCKER_REGISTRIES": registries, "DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]},
-    )
+    # Pants parses dict options as Python literals; "+" keeps pants.toml's other registries (the
+    # local-only one), replacing only where `courses` points.
+    registries = "+" + repr({"courses": {"address": registry, "default": True}})
+    env = {"PANTS_DOCKER_REGISTRIES": registries, "DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]}
+    run_pants(repo, "publish", f"courses/{course.slug}#image", env=env)
     with urllib.request.urlopen(f"http://{registry}/v2/ol-course-notebooks/tags/list") as answer:
-        tags = set(json.load(answer)["tags"])
-    assert course.slug in tags
-    assert any(
-        tag.startswith(f"{course.slug}-") and len(tag) == len(course.slug) + 65 for tag in tags
-    )
+        tags = json.load(answer)["tags"]
+    # The content tag alone: ECR's repositories are immutable, a moving tag could not move.
+    assert len(tags) == 1 and re.fullmatch(
+        rf"{re.escape(course.slug)}-[0-9a-f]{{64}}", tags[0]
+    ), tags
     with urllib.request.urlopen(f"http://{registry}/v2/_catalog") as answer:
         repositories = json.load(answer)["repositories"]
     assert repositories == ["ol-course-notebooks"], "base images must not be pushed"
+
+    # The engine still has the moving tag, on the image it pushed.
+    client = docker.from_env()
+    pushed = client.images.get(f"{registry}/ol-course-notebooks:{tags[0]}")
+    assert client.images.get(f"{MOVING_TAG_REPOSITORY}:{course.slug}").id == pushed.id
+
+    # The image map names the content tag in the registry pushed to, never a local-only name
+    # (with a registry whose address sorts after `localhost`).
+    (repo / "one-course").mkdir()
+    (repo / "one-course" / "BUILD").write_text(
+        f'course_image_map(name="map", courses_directory="courses/{course.slug}")\n'
+    )
+    later = {"courses": {"address": "registry.test", "default": True}}
+    run_pants(repo, "package", "one-course:map", env={"PANTS_DOCKER_REGISTRIES": f"+{later!r}"})
+    image_map = json.loads((repo / "dist" / "courses" / "image-map.json").read_text())
+    # (Another hash: the base image's reference, a build arg, names its registry.)
+    assert list(image_map) == [course.slug]
+    assert re.fullmatch(
+        rf"registry\.test/ol-course-notebooks:{re.escape(course.slug)}-[0-9a-f]{{64}}",
+        image_map[course.slug],
+    ), image_map
+
+
+def _peek_image(repo: Path, slug: str, env: dict[str, str] | None = None) -> dict:
+    (target,) = json.loads(run_pants(repo, "peek", f"courses/{slug}#image", env=env))
+    return target
+
+
+def test_only_local_builds_have_the_moving_tag_and_never_push_it(repo: Path) -> None:
+    """Pants 2.17 cannot keep one tag of an image from being pushed, but skips a whole registry
+    (`skip_push`): the moving tag is a tag of pants.toml's local-only registry alone, whose tags
+    take the slug from the COURSE_SLUG build arg. CI's registries have no such registry: no
+    moving tag, and no COURSE_SLUG build arg changing CI's content tags."""
+    slug = next(iter(load_catalog(repo))).slug
+    local = _peek_image(repo, slug)
+    assert local["image_tags"] == [f"{slug}-{{pants.hash}}"]
+    assert local["registries"] == ["<all default registries>", "@local"]
+    assert local["extra_build_args"] == [f"COURSE_SLUG={slug}"]
+    config = tomllib.loads((repo / "pants.toml").read_text())["docker"]["registries"]
+    assert config["local"] == {
+        "address": MOVING_TAG_REPOSITORY.split("/")[0],
+        "skip_push": True,
+        "extra_image_tags": ["{build_args.COURSE_SLUG}"],
+    }
+    assert not config["courses"].get("extra_image_tags")
+
+    ci = _peek_image(repo, slug, env={"PANTS_DOCKER_REGISTRIES": CI_REGISTRIES})
+    assert ci["image_tags"] == [f"{slug}-{{pants.hash}}"]
+    assert ci["registries"] == ["<all default registries>"]
+    assert not ci["extra_build_args"]
+
+
+def test_a_local_registry_that_would_push_the_moving_tag_is_refused(repo: Path) -> None:
+    slug = next(iter(load_catalog(repo))).slug
+    pushed = {"local": {"address": "localhost", "extra_image_tags": ["{build_args.COURSE_SLUG}"]}}
+    with pytest.raises(PantsFailed) as failure:
+        _peek_image(repo, slug, env={"PANTS_DOCKER_REGISTRIES": f"+{pushed!r}"})
+    assert "[docker.registries.local]" in str(failure.value)
+    assert "skip_push = true" in str(failure.value)

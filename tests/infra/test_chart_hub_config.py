@@ -1,0 +1,166 @@
+"""The hub's configuration as the hub pod builds it: the z2jh 4.4.0 chart's own
+`jupyterhub_config.py` and `z2jh.py`, run on what helm rendered from each stack's values,
+followed by our `hub.extraConfig` (tests/infra/chart.py says how the pod is imitated).
+
+Then KubeSpawner, configured by exactly that, makes a learner pod (its real
+`get_pod_manifest()`, no cluster): what production would ask Kubernetes to run.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+from catalog import Catalog, load_catalog
+from hub.auth import CourseTmpAuthenticator
+from hub.settings import HubSettings, parse_custom
+from hub.spawner import CourseKubeSpawner
+from infra import monitoring
+from infra.images import course_images, hub_image
+from infra.stack_config import STACKS, StackConfig
+from infra.testing import HUB_IMAGE, find_repo_root, image_map_for
+from infra.values import RELEASE_NAME, helm_values, hub_settings
+from tests.hub.kube import manifests, use_unreachable_kubeconfig
+from tests.infra.chart import KUBERNETES_VERSION, Z2JH, chart, named, run_hub_config, template
+
+DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
+
+
+@pytest.fixture(autouse=True)
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_unreachable_kubeconfig(tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(find_repo_root())
+
+
+def previews(catalog: Catalog) -> dict[str, list[str]]:
+    """Two published tags of the first course: what a preview link may open."""
+    slug = sorted(catalog.slugs)[0]
+    return {slug: [f"{slug}-{'a' * 64}", f"{slug}-{'b' * 64}"]}
+
+
+def values_for(stack: StackConfig, catalog: Catalog) -> dict[str, Any]:
+    images = course_images(catalog, image_map_for(catalog))
+    return helm_values(
+        stack,
+        catalog,
+        images,
+        hub_image(HUB_IMAGE),
+        DB_HOST,
+        preview_tags=previews(catalog),
+    )
+
+
+HubConfig = tuple[StackConfig, Config, list[dict[str, Any]]]
+
+
+@pytest.fixture(params=STACKS)
+def hub_config(
+    request: pytest.FixtureRequest,
+    stacks: dict[str, StackConfig],
+    catalog: Catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> HubConfig:
+    """A stack, the hub's config as the pod builds it, and the objects helm rendered."""
+    stack = stacks[request.param]
+    values = values_for(stack, catalog)
+    objects = template(chart(Z2JH), RELEASE_NAME, stack.namespace, values, tmp_path)
+    return stack, run_hub_config(objects, stack.namespace, tmp_path, monkeypatch), objects
+
+
+def cullers(c: Config) -> list[dict[str, Any]]:
+    return [s for s in c.JupyterHub.services if "jupyterhub_idle_culler" in s.get("command", [])]
+
+
+def test_exactly_one_culler_with_the_stacks_settings(hub_config: HubConfig) -> None:
+    stack, c, _ = hub_config
+    (culler,) = cullers(c)
+    arguments = set(culler["command"])
+    assert {
+        f"--timeout={stack.cull.timeout}",
+        f"--cull-every={stack.cull.every}",
+        f"--max-age={stack.cull.max_age}",
+        "--cull-users=true",
+    } <= arguments
+    roles = [r for r in c.JupyterHub.load_roles if culler["name"] in r.get("services", [])]
+    assert len(roles) == 1 and "admin:users" in roles[0]["scopes"]
+
+
+def test_our_spawner_authenticator_and_settings(hub_config: HubConfig, catalog: Catalog) -> None:
+    stack, c, _ = hub_config
+    app = JupyterHub(config=c)
+    assert app.spawner_class is CourseKubeSpawner
+    assert app.authenticator_class is CourseTmpAuthenticator
+    settings: HubSettings = c.CourseSpawner.hub_settings
+    assert settings.catalog.slugs == catalog.slugs
+    assert dict(settings.image_map) == image_map_for(catalog)
+    assert settings.launch.allow_preview_tags is stack.allow_preview_tags
+    expected = {k: tuple(v) for k, v in previews(catalog).items()}
+    assert dict(settings.launch.preview_tags) == (expected if stack.allow_preview_tags else {})
+    assert settings.launch.gpu is not None
+    assert settings.launch.gpu.node_selector == {
+        stack.gpu.node_label_key: stack.gpu.node_label_value
+    }
+
+
+def test_metrics_need_the_prometheus_token(hub_config: HubConfig) -> None:
+    """The token the hub accepts is the one the ServiceMonitor reads from the chart's Secret."""
+    stack, c, objects = hub_config
+    app = JupyterHub(config=c)
+    assert app.authenticate_prometheus is True
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    token = services[monitoring.METRICS_SERVICE]["api_token"]
+    assert len(token) >= 32
+    (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == monitoring.METRICS_SERVICE)
+    assert role["scopes"] == ["read:metrics"]
+    assert role["services"] == [monitoring.METRICS_SERVICE]
+    # Where the ServiceMonitor reads the token is where the chart keeps this one.
+    endpoint = monitoring.hub_service_monitor(stack)["spec"]["endpoints"][0]
+    reference = endpoint["authorization"]["credentials"]
+    secret = named(objects, "Secret", reference["name"])
+    assert base64.b64decode(secret["data"][reference["key"]]).decode() == token
+
+
+def test_database_over_verified_tls(hub_config: HubConfig) -> None:
+    _, c, _ = hub_config
+    url = c.JupyterHub.db_url
+    assert url.startswith(f"postgresql+psycopg2://jupyterhub@{DB_HOST}:5432/jupyterhub?")
+    assert "sslmode=verify-full" in url and "sslrootcert=/" in url
+
+
+def test_learner_pods_never_run_as_root(hub_config: HubConfig, catalog: Catalog) -> None:
+    """Every course's pod, as KubeSpawner configured by the chart and our extraConfig makes it."""
+    _, c, _ = hub_config
+    pods = manifests(c, *({"course": slug} for slug in sorted(catalog.slugs)))
+    for slug, pod in zip(sorted(catalog.slugs), pods):
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, slug
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, slug
+        assert not spec.get("initContainers"), f"{slug}: init containers {spec['initContainers']}"
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["runAsUser"] == 1000 and security["runAsNonRoot"] is True, slug
+            assert security["allowPrivilegeEscalation"] is False, slug
+            assert security["capabilities"] == {"drop": ["ALL"]}, slug
+        assert pod["spec"]["containers"][0]["image"] == image_map_for(catalog)[slug]
+
+
+def test_infra_custom_is_what_the_hub_parses(
+    stacks: dict[str, StackConfig], catalog: Catalog
+) -> None:
+    """One contract: `custom` as infra writes it parses back into the same settings."""
+    images = course_images(catalog, image_map_for(catalog))
+    for stack in stacks.values():
+        custom = values_for(stack, catalog)["custom"]
+        assert parse_custom(custom) == hub_settings(stack, catalog, images, previews(catalog))

@@ -1,0 +1,240 @@
+"""The real zero-to-jupyterhub 4.4.0 chart, rendered by helm with every stack's values.
+
+`helm template` of the chart source (`../shared/reference/z2jh-4.4.0/chart/jupyterhub/`) with
+the values infra deploys, plus the GPU pre-puller infra adds beside the release; every object is
+validated against the Kubernetes 1.31 API schemas, then the objects themselves are checked:
+which DaemonSet pulls which course image on which nodes, NetworkPolicies, the ingress, the hub
+pod's annotations, the service token. No cluster can run here: the objects are what Helm would
+send to the API server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog import Catalog, load_catalog
+from infra.images import ImageRef, course_images, hub_image
+from infra.monitoring import HUB_PORT, NAMESPACE, PROMETHEUS_POD_LABELS
+from infra.prepull import gpu_prepuller
+from infra.stack_config import STACKS, PrePull, StackConfig
+from infra.testing import HUB_IMAGE, find_repo_root, image_map_for
+from infra.values import DB_PASSWORD_ANNOTATION, RELEASE_NAME, helm_values
+from tests.infra.chart import Z2JH, chart, containers, named, of_kind, pod_specs, template, validate
+
+DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    found = load_catalog(find_repo_root())
+    # Both kinds of course, or the placement checks below would check nothing.
+    assert any(c.gpu for c in found) and any(not c.gpu for c in found)
+    return found
+
+
+def render(
+    stack: StackConfig, catalog: Catalog, tmp_path: Path, **values_args: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    images = course_images(catalog, image_map_for(catalog))
+    values = helm_values(stack, catalog, images, hub_image(HUB_IMAGE), DB_HOST, **values_args)
+    objects = template(chart(Z2JH), RELEASE_NAME, stack.namespace, values, tmp_path)
+    puller = gpu_prepuller(stack, catalog, images)
+    return values, objects + ([puller] if puller else [])
+
+
+@pytest.fixture(params=STACKS)
+def rendered(
+    request: pytest.FixtureRequest,
+    stacks: dict[str, StackConfig],
+    catalog: Catalog,
+    tmp_path: Path,
+) -> tuple[StackConfig, list[dict[str, Any]]]:
+    stack = stacks[request.param]
+    return stack, render(stack, catalog, tmp_path)[1]
+
+
+def test_every_object_is_valid_kubernetes(rendered: tuple[StackConfig, list[Any]]) -> None:
+    _, objects = rendered
+    assert len(objects) > 20
+    validate(objects)
+
+
+def _requires_label(pod: dict[str, Any], key: str, value: str) -> bool:
+    """True if the pod can only run on nodes labelled key=value."""
+    if pod.get("nodeSelector", {}).get(key) == value:
+        return True
+    required = (
+        pod.get("affinity", {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution", {})
+    )
+    terms = required.get("nodeSelectorTerms", [])
+    return bool(terms) and all(
+        any(
+            e["key"] == key and e["operator"] == "In" and e["values"] == [value]
+            for e in term.get("matchExpressions", [])
+        )
+        for term in terms
+    )
+
+
+def _tolerates(pod: dict[str, Any], taint: dict[str, str]) -> bool:
+    for t in pod.get("tolerations", []):
+        if t.get("operator") == "Exists" and not t.get("key"):
+            return True
+        if t.get("key") == taint["key"] and t.get("effect") in (None, taint["effect"]):
+            if t.get("operator") == "Exists" or t.get("value") == taint.get("value"):
+                return True
+    return False
+
+
+def pullers(
+    stack: StackConfig, catalog: Catalog, objects: list[dict[str, Any]]
+) -> dict[str, list[tuple[str, bool, bool]]]:
+    """course -> (DaemonSet, may run on CPU nodes, may run on GPU nodes) of each that pulls it."""
+    images = {
+        str(ref): slug for slug, ref in course_images(catalog, image_map_for(catalog)).items()
+    }
+    gpu = stack.gpu
+    taint = {"key": gpu.taint.key, "value": gpu.taint.value or "", "effect": gpu.taint.effect}
+    found: dict[str, list[tuple[str, bool, bool]]] = {slug: [] for slug in catalog.slugs}
+    for obj, pod in pod_specs(objects):
+        if obj["kind"] != "DaemonSet":
+            continue
+        on_cpu = not _requires_label(pod, gpu.node_label_key, gpu.node_label_value)
+        on_gpu = _tolerates(pod, taint)
+        for container in containers(pod):
+            if container["image"] in images:
+                found[images[container["image"]]].append((obj["metadata"]["name"], on_cpu, on_gpu))
+    return found
+
+
+def test_gpu_images_are_pulled_on_gpu_nodes_only(
+    rendered: tuple[StackConfig, list[Any]], catalog: Catalog
+) -> None:
+    stack, objects = rendered
+    for slug, where in pullers(stack, catalog, objects).items():
+        assert where, f"{slug}: no DaemonSet pre-pulls its image"
+        for daemonset, on_cpu, on_gpu in where:
+            if catalog[slug].gpu:
+                assert not on_cpu, f"GPU course {slug} is pulled by {daemonset} on CPU nodes"
+                assert on_gpu, f"{daemonset} pulls GPU course {slug} but cannot run on GPU nodes"
+            else:
+                assert not on_gpu, f"CPU course {slug} is pulled by {daemonset} on GPU nodes"
+
+
+def test_cpu_images_on_gpu_nodes_when_the_stack_says_so(
+    stacks: dict[str, StackConfig], catalog: Catalog, tmp_path: Path
+) -> None:
+    stack = stacks["dev"]
+    both = StackConfig(**{**stack.__dict__, "pre_pull": PrePull(cpu_images_on_gpu_nodes=True)})
+    _, objects = render(both, catalog, tmp_path)
+    for slug, where in pullers(both, catalog, objects).items():
+        if not catalog[slug].gpu:
+            assert {on_gpu for _, _, on_gpu in where} == {True}, (slug, where)
+
+
+def test_no_pre_pull_hook_holds_upgrades(rendered: tuple[StackConfig, list[Any]]) -> None:
+    _, objects = rendered
+    hooks = [
+        f"{o['kind']} {o['metadata']['name']}"
+        for o in objects
+        if "helm.sh/hook" in (o["metadata"].get("annotations") or {})
+    ]
+    assert hooks == []
+    assert "continuous-image-puller" in {
+        o["metadata"]["name"] for o in of_kind(objects, "DaemonSet")
+    }
+
+
+def test_no_pod_runs_as_root(rendered: tuple[StackConfig, list[Any]]) -> None:
+    """The chart's and our workloads: the pod or each container says runAsNonRoot, nothing asks
+    for uid 0 or added capabilities (the chart's iptables init container did)."""
+    _, objects = rendered
+    for obj, pod in pod_specs(objects):
+        pod_non_root = pod.get("securityContext", {}).get("runAsNonRoot") is True
+        for container in containers(pod):
+            security = container.get("securityContext", {})
+            where = f"{obj['kind']} {obj['metadata']['name']}/{container['name']}"
+            assert security.get("runAsUser") != 0, where
+            assert pod_non_root or security.get("runAsNonRoot") is True, where
+            assert not security.get("capabilities", {}).get("add"), where
+
+
+def _admits(
+    policy: dict[str, Any], namespace_labels: dict[str, str], pod_labels: dict[str, str], port: int
+) -> bool:
+    def subset(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+    for rule in policy["spec"].get("ingress", []):
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        if ports and port not in ports:
+            continue
+        for peer in rule.get("from", []):
+            if "namespaceSelector" in peer and subset(peer["namespaceSelector"], namespace_labels):
+                if subset(peer.get("podSelector", {}), pod_labels):
+                    return True
+    return False
+
+
+def test_prometheus_may_scrape_the_hub_and_nobody_else_gets_in(
+    rendered: tuple[StackConfig, list[Any]],
+) -> None:
+    _, objects = rendered
+    policy = named(objects, "NetworkPolicy", "hub")
+    monitoring = {"kubernetes.io/metadata.name": NAMESPACE}
+    assert _admits(policy, monitoring, dict(PROMETHEUS_POD_LABELS), HUB_PORT)
+    assert not _admits(policy, monitoring, {"app.kubernetes.io/name": "grafana"}, HUB_PORT)
+    assert not _admits(
+        policy, {"kubernetes.io/metadata.name": "other"}, dict(PROMETHEUS_POD_LABELS), HUB_PORT
+    )
+
+
+def test_learners_cannot_reach_the_cloud_metadata_server(
+    rendered: tuple[StackConfig, list[Any]],
+) -> None:
+    _, objects = rendered
+    egress = named(objects, "NetworkPolicy", "singleuser")["spec"]["egress"]
+    blocks = [
+        peer["ipBlock"] for rule in egress for peer in rule.get("to", []) if "ipBlock" in peer
+    ]
+    assert blocks, "learner egress has no IP rules"
+    for block in blocks:
+        if block["cidr"] == "0.0.0.0/0":
+            assert "169.254.169.254/32" in block.get("except", []), block
+
+
+def test_ingress_checks_health_on_a_page_that_answers_200(
+    rendered: tuple[StackConfig, list[Any]],
+) -> None:
+    stack, objects = rendered
+    ingress = named(objects, "Ingress", "jupyterhub")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/hub/health"
+    assert ingress["spec"]["rules"][0]["host"] == stack.domain
+
+
+def test_a_new_database_password_restarts_the_hub(
+    stacks: dict[str, StackConfig], catalog: Catalog, tmp_path: Path
+) -> None:
+    def hub_pod(version: str) -> dict[str, Any]:
+        _, objects = render(stacks["prod"], catalog, tmp_path, db_password_version=version)
+        return named(objects, "Deployment", "hub")["spec"]["template"]
+
+    first, rotated = hub_pod("v-1"), hub_pod("v-2")
+    assert first["metadata"]["annotations"][DB_PASSWORD_ANNOTATION] == "v-1"
+    assert first != rotated  # a changed pod template is a rollout
+
+
+def test_placeholder_image_refs_stay_out_of_real_renders(
+    rendered: tuple[StackConfig, list[Any]],
+) -> None:
+    _, objects = rendered
+    for _, pod in pod_specs(objects):
+        for container in containers(pod):
+            assert "<" not in container["image"], container["image"]
+            ImageRef.parse(container["image"])
