@@ -53,6 +53,8 @@ ADMIN_SCOPES = [
     "list:users",
     "read:users",
     "read:servers",
+    # /hub/metrics needs a token, locally as in production.
+    "read:metrics",
 ]
 ADMIN_SERVICE = "ol-local"
 

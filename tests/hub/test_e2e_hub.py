@@ -201,8 +201,13 @@ def test_hub_restart_keeps_running_servers(hub: LocalHub) -> None:
             hub.delete_user(user)
 
 
-def test_metrics_endpoint_is_open(hub: LocalHub) -> None:
-    response = requests.get(f"{hub.url}/hub/metrics", timeout=10)
+def test_metrics_need_a_token(hub: LocalHub) -> None:
+    """As in production, /hub/metrics answers only a token whose role has read:metrics (the local
+    hub's own service has it; production's Prometheus has the chart's `prometheus` service)."""
+    url = f"{hub.url}/hub/metrics"
+    assert requests.get(url, timeout=10).status_code == 403
+    headers = {"Authorization": f"token {hub.api_token}"}
+    response = requests.get(url, headers=headers, timeout=10)
     assert response.status_code == 200
     assert "jupyterhub_running_servers" in response.text
     assert (
