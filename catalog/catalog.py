@@ -13,11 +13,12 @@ from pathlib import Path
 
 from catalog.course import (
     METADATA_FILE,
-    CatalogError,
     Course,
+    CourseReading,
     course_from_dict,
     course_to_dict,
     parse_course,
+    parse_course_leniently,
 )
 
 COURSES_DIR = "courses"
@@ -62,38 +63,60 @@ def course_files(directory: Path) -> list[str]:
     return sorted(files)
 
 
-def read_course(directory: Path) -> Course:
+def _metadata_text(directory: Path) -> str | None:
     metadata = directory / METADATA_FILE
-    if not metadata.is_file():
-        raise CatalogError(
-            f"{COURSES_DIR}/{directory.name}",
-            METADATA_FILE,
-            "is missing; every directory under courses/ is a course (see README: add a course)",
-        )
+    return metadata.read_text(encoding="utf-8") if metadata.is_file() else None
+
+
+def read_course(directory: Path, *, allow_missing_notebooks: bool = False) -> Course:
+    """Reads and validates one course directory; raises CatalogError at the first problem."""
     return parse_course(
-        directory.name, metadata.read_text(encoding="utf-8"), course_files(directory)
+        directory.name,
+        _metadata_text(directory),
+        course_files(directory),
+        allow_missing_notebooks=allow_missing_notebooks,
     )
 
 
-def find_repo_root(start: Path | None = None) -> Path:
-    """The monorepo root: the nearest folder at or above `start` that holds `courses/`.
+def read_course_leniently(directory: Path) -> CourseReading:
+    """Reads one course directory and lists every problem of it (never raises CatalogError)."""
+    return parse_course_leniently(
+        directory.name, _metadata_text(directory), course_files(directory)
+    )
 
-    Also true of a Pants sandbox that carries the course files.
+
+def find_course_directories(root: Path | None = None) -> list[Path]:
+    """Every course directory under `<root>/courses/`, sorted: each directory is a course
+    (one without course.toml is a course with that problem), less hidden ones."""
+    courses_dir = (root or find_repo_root()) / COURSES_DIR
+    return sorted(p for p in courses_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+REPO_ROOT_ENV = "MONOREPO_ROOT"
+REPO_ROOT_MARKER = "pants.toml"
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The monorepo root: the nearest folder at or above `start` with `pants.toml`.
+
+    Without `start`: `$MONOREPO_ROOT` when set (`./pants test` sets it to the build root, as its
+    sandboxes have no pants.toml), else the search starts at the working directory.
     """
+    if start is None and os.environ.get(REPO_ROOT_ENV):
+        return Path(os.environ[REPO_ROOT_ENV]).resolve()
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / COURSES_DIR).is_dir():
+        if (candidate / REPO_ROOT_MARKER).is_file():
             return candidate
-    raise FileNotFoundError(f"no {COURSES_DIR}/ folder at or above {here}")
+    raise FileNotFoundError(
+        f"no {REPO_ROOT_MARKER} at or above {here}: run this from the repository "
+        f"or set {REPO_ROOT_ENV}"
+    )
 
 
 def load_catalog(root: Path | None = None) -> Catalog:
     """Reads every course under `<root>/courses/`; `root` defaults to the monorepo root."""
-    courses_dir = (root or find_repo_root()) / COURSES_DIR
-    directories = sorted(
-        p for p in courses_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-    )
-    return Catalog(tuple(read_course(directory) for directory in directories))
+    return Catalog(tuple(read_course(directory) for directory in find_course_directories(root)))
 
 
 def catalog_to_list(catalog: Catalog) -> list[dict]:

@@ -4,6 +4,10 @@ This module is the only place that knows the metadata format. It is plain data i
 (the file's text and the list of files in the course directory), so the Pants plugin, which
 reads files through the Pants engine, and every other consumer share the same rules.
 
+Two readings, one set of rules: `parse_course` returns the Course or raises CatalogError at the
+first problem; `parse_course_leniently` never raises and lists every problem as data (`Problem`:
+file, key, message), for the static checks.
+
 It must import on Python 3.9 (Pants' own interpreter) as well as 3.11.
 """
 
@@ -13,9 +17,9 @@ import dataclasses
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # Python 3.11+
     import tomllib as _toml_reader
@@ -138,9 +142,72 @@ class Course:
         return f"images/base:{self.flavor}"
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a course directory, as plain data.
+
+    `file` is relative to the course directory (`course.toml`, `requirements.txt`), or "" for
+    the directory itself (its name); `key` is the field of that file that is wrong
+    (`resources.memory_limit`, `data[0].url`), or "" when the problem is the whole file.
+    """
+
+    file: str
+    key: str
+    message: str
+
+    def render(self, directory: str = "") -> str:
+        """`courses/x/course.toml: title: is required: ...` (with the course's directory)."""
+        where = posixpath.join(directory, self.file) if directory and self.file else self.file
+        where = where or directory
+        return ": ".join(part for part in (where, self.key, self.message) if part)
+
+
+@dataclass(frozen=True)
+class CourseReading:
+    """A lenient reading of one course directory: every problem, not only the first.
+
+    `course` is the Course when there is no problem, else None. `flavor` and `data` are what
+    could be read in any case (the flavor when course.toml names a valid one, the valid [[data]]
+    entries), for checks that go on despite the problems.
+    """
+
+    slug: str
+    course: Course | None
+    problems: tuple[Problem, ...]
+    flavor: str | None = None
+    data: tuple[DataFile, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
 DEFAULT_RESOURCES = Resources(
     memory_limit=2 * 2**30, memory_guarantee=1 * 2**30, cpu_limit=2.0, cpu_guarantee=0.5
 )
+_MISSING_METADATA = (
+    "is missing; every directory under courses/ is a course (see README: add a course)"
+)
+
+_T = TypeVar("_T")
+
+
+class _Problems:
+    """The errors found so far in one course: each check records its own and reading goes on."""
+
+    def __init__(self) -> None:
+        self.errors: list[CatalogError] = []
+
+    def add(self, source: str, field_name: str, message: str) -> None:
+        self.errors.append(CatalogError(source, field_name, message))
+
+    def call(self, function: Callable[..., _T], *args: Any) -> _T | None:
+        """What `function(*args)` returns, or None when it raises CatalogError (recorded)."""
+        try:
+            return function(*args)
+        except CatalogError as e:
+            self.errors.append(e)
+            return None
 
 
 def parse_memory(value: object, source: str, field_name: str) -> int:
@@ -177,51 +244,68 @@ def _cpu(value: object, source: str, field_name: str) -> float:
     return float(value)
 
 
-def _table(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+def _table(
+    data: Mapping[str, Any], key: str, source: str, problems: _Problems
+) -> Mapping[str, Any]:
     value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise CatalogError(source, key, "must be a table, like [" + key + "]")
-    return value
+    if isinstance(value, dict):
+        return value
+    problems.add(source, key, "must be a table, like [" + key + "]")
+    return {}
 
 
 def _reject_unknown(
-    data: Mapping[str, Any], allowed: Iterable[str], source: str, prefix: str
+    data: Mapping[str, Any], allowed: Iterable[str], source: str, prefix: str, problems: _Problems
 ) -> None:
     allowed = sorted(allowed)
     for key in data:
         if key not in allowed:
-            raise CatalogError(
+            problems.add(
                 source, prefix + key, f"unknown field; allowed fields are {', '.join(allowed)}"
             )
 
 
-def _parse_resources(data: Mapping[str, Any], source: str) -> Resources:
-    table = _table(data, "resources", source)
+def _parse_resources(data: Mapping[str, Any], source: str, problems: _Problems) -> Resources | None:
+    before = len(problems.errors)
+    table = _table(data, "resources", source, problems)
     _reject_unknown(
         table,
         ("memory_limit", "memory_guarantee", "cpu_limit", "cpu_guarantee"),
         source,
         "resources.",
+        problems,
     )
     d = DEFAULT_RESOURCES
-    limit = parse_memory(
-        table.get("memory_limit", d.memory_limit), source, "resources.memory_limit"
+    limit = problems.call(
+        parse_memory, table.get("memory_limit", d.memory_limit), source, "resources.memory_limit"
     )
-    guarantee = parse_memory(
-        table.get("memory_guarantee", min(d.memory_guarantee, limit)),
+    guarantee = problems.call(
+        parse_memory,
+        table.get("memory_guarantee", min(d.memory_guarantee, limit or d.memory_limit)),
         source,
         "resources.memory_guarantee",
     )
-    cpu_limit = _cpu(table.get("cpu_limit", d.cpu_limit), source, "resources.cpu_limit")
-    cpu_guarantee = _cpu(
-        table.get("cpu_guarantee", min(d.cpu_guarantee, cpu_limit)),
+    cpu_limit = problems.call(
+        _cpu, table.get("cpu_limit", d.cpu_limit), source, "resources.cpu_limit"
+    )
+    cpu_guarantee = problems.call(
+        _cpu,
+        table.get("cpu_guarantee", min(d.cpu_guarantee, cpu_limit or d.cpu_limit)),
         source,
         "resources.cpu_guarantee",
     )
-    if guarantee > limit:
-        raise CatalogError(source, "resources.memory_guarantee", "must not exceed memory_limit")
-    if cpu_guarantee > cpu_limit:
-        raise CatalogError(source, "resources.cpu_guarantee", "must not exceed cpu_limit")
+    if limit is not None and guarantee is not None and guarantee > limit:
+        problems.add(source, "resources.memory_guarantee", "must not exceed memory_limit")
+    if cpu_limit is not None and cpu_guarantee is not None and cpu_guarantee > cpu_limit:
+        problems.add(source, "resources.cpu_guarantee", "must not exceed cpu_limit")
+    if (
+        len(problems.errors) > before
+        or limit is None
+        or guarantee is None
+        or cpu_limit is None
+        or cpu_guarantee is None
+    ):
+        return None
     return Resources(limit, guarantee, cpu_limit, cpu_guarantee)
 
 
@@ -240,96 +324,135 @@ def normalize_notebook_path(path: str) -> str | None:
     return normalized
 
 
+def _listed_notebooks(data: Mapping[str, Any]) -> list[str]:
+    """The safe paths `notebooks` lists, normalized, whether or not the rest is valid."""
+    entries = data.get("notebooks")
+    if not isinstance(entries, list):
+        return []
+    paths = [normalize_notebook_path(e) if isinstance(e, str) else None for e in entries]
+    return [p for p in paths if p]
+
+
+def _not_there_hint(path: str, files: Iterable[str]) -> str:
+    """Where a listed notebook went, when the course has a file of that name elsewhere."""
+    name = posixpath.basename(path)
+    elsewhere = sorted(f for f in files if posixpath.basename(f) == name and f != path)
+    if elsewhere:
+        return f"; it is now at {' or '.join(elsewhere)}: update `notebooks`"
+    return "; restore it, or remove it from `notebooks`"
+
+
 def _parse_notebooks(
-    data: Mapping[str, Any], files: frozenset[str], source: str
+    data: Mapping[str, Any], files: frozenset[str], source: str, problems: _Problems
 ) -> tuple[str, ...]:
     notebooks = data.get("notebooks")
     if not isinstance(notebooks, list) or not notebooks:
-        raise CatalogError(
+        problems.add(
             source,
             "notebooks",
             "must list the course's notebooks, like ['lectures/01-intro.ipynb']",
         )
-    result = []
+        return ()
+    result: list[str] = []
+    seen: set[str] = set()
     for entry in notebooks:
         path = normalize_notebook_path(entry) if isinstance(entry, str) else None
         if path is None or not path.endswith(".ipynb"):
-            raise CatalogError(
-                source, "notebooks", f"{entry!r} is not a relative path to an .ipynb file"
+            problems.add(source, "notebooks", f"{entry!r} is not a relative path to an .ipynb file")
+        elif path in seen:
+            problems.add(source, "notebooks", f"{path} is listed twice")
+        elif path not in files:
+            problems.add(
+                source,
+                "notebooks",
+                f"{path} does not exist in the course directory{_not_there_hint(path, files)}",
             )
-        if path not in files:
-            raise CatalogError(
-                source, "notebooks", f"{path} does not exist in the course directory"
-            )
-        if path in result:
-            raise CatalogError(source, "notebooks", f"{path} is listed twice")
-        result.append(path)
+        else:
+            result.append(path)
+        if path is not None:
+            seen.add(path)
     return tuple(result)
 
 
-def _parse_data(data: Mapping[str, Any], source: str) -> tuple[DataFile, ...]:
+def _parse_data(data: Mapping[str, Any], source: str, problems: _Problems) -> tuple[DataFile, ...]:
+    """The valid [[data]] entries (every invalid one is recorded)."""
     entries = data.get("data", [])
     if not isinstance(entries, list):
-        raise CatalogError(source, "data", "must be a list of [[data]] tables")
+        problems.add(source, "data", "must be a list of [[data]] tables")
+        return ()
     result = []
     for index, entry in enumerate(entries):
         where = f"data[{index}]"
         if not isinstance(entry, dict):
-            raise CatalogError(source, where, "must be a table with path, url and sha256")
-        _reject_unknown(entry, ("path", "url", "sha256"), source, where + ".")
+            problems.add(source, where, "must be a table with path, url and sha256")
+            continue
+        before = len(problems.errors)
+        _reject_unknown(entry, ("path", "url", "sha256"), source, where + ".", problems)
         path = (
             normalize_notebook_path(entry.get("path", ""))
             if isinstance(entry.get("path"), str)
             else None
         )
         if path is None:
-            raise CatalogError(source, where + ".path", "must be a relative path inside the course")
+            problems.add(source, where + ".path", "must be a relative path inside the course")
         url = entry.get("url")
         if not isinstance(url, str) or not url.startswith("https://"):
-            raise CatalogError(source, where + ".url", "must be an https:// URL")
+            problems.add(source, where + ".url", "must be an https:// URL")
         sha = entry.get("sha256")
         if not isinstance(sha, str) or not _SHA256.match(sha):
-            raise CatalogError(
+            problems.add(
                 source, where + ".sha256", "must be the file's 64-character lowercase sha256"
             )
-        result.append(DataFile(path=path, url=url, sha256=sha))
+        if path is not None and isinstance(url, str) and isinstance(sha, str):
+            if len(problems.errors) == before:
+                result.append(DataFile(path=path, url=url, sha256=sha))
     return tuple(result)
 
 
-def _course_notebook(entry: object, notebooks: Iterable[str], source: str, key: str) -> str:
+def _course_notebook(
+    entry: object, notebooks: Iterable[str], source: str, key: str, problems: _Problems
+) -> str | None:
     path = normalize_notebook_path(entry) if isinstance(entry, str) else None
     if path is None or path not in notebooks:
-        raise CatalogError(
+        problems.add(
             source, f"smoke_test.{key}", f"{entry!r} is not a notebook of the course directory"
         )
+        return None
     return path
 
 
 def _parse_skip(
-    table: Mapping[str, Any], notebooks: Iterable[str], source: str
+    table: Mapping[str, Any], notebooks: Iterable[str], source: str, problems: _Problems
 ) -> tuple[tuple[str, str], ...]:
     skip = table.get("skip", {})
     if not isinstance(skip, Mapping):
-        raise CatalogError(
+        problems.add(
             source, "smoke_test.skip", 'must be a table like {"lab/x.ipynb" = "why it cannot run"}'
         )
+        return ()
     result = []
     for entry, reason in skip.items():
-        path = _course_notebook(entry, notebooks, source, "skip")
+        path = _course_notebook(entry, notebooks, source, "skip", problems)
         if not isinstance(reason, str) or not reason.strip():
-            raise CatalogError(
+            problems.add(
                 source, f"smoke_test.skip.{entry}", "needs a reason: why the notebook cannot run"
             )
-        result.append((path, reason.strip()))
+        elif path is not None:
+            result.append((path, reason.strip()))
     return tuple(sorted(result))
 
 
-def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[str]) -> SmokeTest:
-    table = _table(data, "smoke_test", source)
-    _reject_unknown(table, ("timeout_seconds", "network", "skip", "outputs"), source, "smoke_test.")
+def _parse_smoke_test(
+    data: Mapping[str, Any], source: str, notebooks: Iterable[str], problems: _Problems
+) -> SmokeTest | None:
+    before = len(problems.errors)
+    table = _table(data, "smoke_test", source, problems)
+    _reject_unknown(
+        table, ("timeout_seconds", "network", "skip", "outputs"), source, "smoke_test.", problems
+    )
     outputs = table.get("outputs", SmokeTest.outputs)
     if outputs not in ("warn", "strict"):
-        raise CatalogError(
+        problems.add(
             source,
             "smoke_test.outputs",
             'must be "warn" (outputs that differ from the saved ones are reported) or "strict" '
@@ -337,24 +460,23 @@ def _parse_smoke_test(data: Mapping[str, Any], source: str, notebooks: Iterable[
         )
     timeout = table.get("timeout_seconds", SmokeTest.timeout_seconds)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
-        raise CatalogError(
-            source, "smoke_test.timeout_seconds", "must be a whole number of seconds > 0"
-        )
+        problems.add(source, "smoke_test.timeout_seconds", "must be a whole number of seconds > 0")
     network = table.get("network", False)
     if isinstance(network, list):
-        network = tuple(_course_notebook(entry, notebooks, source, "network") for entry in network)
+        paths = [
+            _course_notebook(entry, notebooks, source, "network", problems) for entry in network
+        ]
+        network = tuple(path for path in paths if path is not None)
     elif not isinstance(network, bool):
-        raise CatalogError(
+        problems.add(
             source,
             "smoke_test.network",
             "must be true, false or the notebooks that need it, like ['data/download.ipynb']",
         )
-    return SmokeTest(
-        timeout_seconds=timeout,
-        network=network,
-        skip=_parse_skip(table, notebooks, source),
-        outputs=outputs,
-    )
+    skip = _parse_skip(table, notebooks, source, problems)
+    if len(problems.errors) > before:
+        return None
+    return SmokeTest(timeout_seconds=timeout, network=network, skip=skip, outputs=outputs)
 
 
 _TOP_LEVEL_FIELDS = (
@@ -369,68 +491,130 @@ _TOP_LEVEL_FIELDS = (
 )
 
 
-def parse_course(slug: str, text: str, files: Iterable[str]) -> Course:
-    """Reads one course from its metadata text and the paths of the files in its directory.
+def _require_requirements(directory: str, files: frozenset[str], problems: _Problems) -> None:
+    if "requirements.txt" not in files:
+        problems.add(
+            directory, "requirements.txt", "is missing; an empty file means no extra packages"
+        )
 
-    `files` are relative to the course directory (`lectures/01.ipynb`, `requirements.txt`).
-    Raises CatalogError naming the file, the field and what is allowed.
-    """
-    source = f"courses/{slug}/{METADATA_FILE}"
+
+def _read(
+    slug: str, text: str | None, files: Iterable[str], allow_missing_notebooks: bool
+) -> tuple[CourseReading, list[CatalogError]]:
+    """Every rule, in order, each recording its problems: the reading and the errors."""
+    directory = f"courses/{slug}"
+    source = f"{directory}/{METADATA_FILE}"
+    problems = _Problems()
+    file_set = frozenset(files)
+    if text is None:
+        problems.add(directory, METADATA_FILE, _MISSING_METADATA)
     if not SLUG_PATTERN.match(slug):
-        raise CatalogError(
-            f"courses/{slug}",
+        problems.add(
+            directory,
             "",
             "a course directory name is its image tag: lowercase letters, digits and '-', "
             "at most 63 characters, starting and ending with a letter or digit",
         )
-    try:
-        data = _parse_toml(text)
-    except _TomlError as e:
-        raise CatalogError(source, "", f"is not valid TOML: {e}") from None
-    _reject_unknown(data, _TOP_LEVEL_FIELDS, source, "")
-    file_set = frozenset(files)
+    data: dict[str, Any] | None = None
+    if text is not None:
+        try:
+            data = _parse_toml(text)
+        except _TomlError as e:
+            problems.add(source, "", f"is not valid TOML: {e}")
+    if data is None:  # nothing more to read in course.toml
+        _require_requirements(directory, file_set, problems)
+        return _reading(slug, None, problems.errors, None, ()), problems.errors
 
-    title = data.get("title")
+    _reject_unknown(data, _TOP_LEVEL_FIELDS, source, "", problems)
+    title: Any = data.get("title")
     if not isinstance(title, str) or not title.strip():
-        raise CatalogError(source, "title", "is required: the course's name as learners see it")
+        problems.add(source, "title", "is required: the course's name as learners see it")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise CatalogError(source, "description", "must be a string")
-    flavor = data.get("flavor")
+        problems.add(source, "description", "must be a string")
+    flavor: Any = data.get("flavor")
     if flavor not in FLAVORS:
-        raise CatalogError(
+        problems.add(
             source,
             "flavor",
             f"{flavor!r} is not a base image flavor; use one of {', '.join(FLAVORS)}",
         )
     gpu = data.get("gpu", False)
     if not isinstance(gpu, bool):
-        raise CatalogError(source, "gpu", "must be true or false")
-    if "requirements.txt" not in file_set:
-        raise CatalogError(
-            f"courses/{slug}",
-            "requirements.txt",
-            "is missing; an empty file means no extra packages",
-        )
-    notebooks = _parse_notebooks(data, file_set, source)
+        problems.add(source, "gpu", "must be true or false")
+    _require_requirements(directory, file_set, problems)
+    if allow_missing_notebooks:
+        file_set = file_set.union(_listed_notebooks(data))
+    notebooks = _parse_notebooks(data, file_set, source, problems)
     every_notebook = sorted(
         path
         for path in file_set
         if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
     )
-    return Course(
-        slug=slug,
-        title=title.strip(),
-        description=description.strip(),
-        flavor=flavor,
-        gpu=gpu,
-        resources=_parse_resources(data, source),
-        notebooks=notebooks,
-        has_dockerfile="Dockerfile" in file_set,
-        data=_parse_data(data, source),
-        smoke_test=_parse_smoke_test(data, source, every_notebook),
-        other_notebooks=tuple(p for p in every_notebook if p not in notebooks),
-    )
+    resources = _parse_resources(data, source, problems)
+    fetched = _parse_data(data, source, problems)
+    smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
+    course = None
+    if not problems.errors and resources is not None and smoke_test is not None:
+        course = Course(
+            slug=slug,
+            title=title.strip(),
+            description=description.strip(),
+            flavor=flavor,
+            gpu=gpu,
+            resources=resources,
+            notebooks=notebooks,
+            has_dockerfile="Dockerfile" in file_set,
+            data=fetched,
+            smoke_test=smoke_test,
+            other_notebooks=tuple(p for p in every_notebook if p not in notebooks),
+        )
+    valid_flavor = flavor if flavor in FLAVORS else None
+    return _reading(slug, course, problems.errors, valid_flavor, fetched), problems.errors
+
+
+def _reading(
+    slug: str,
+    course: Course | None,
+    errors: Sequence[CatalogError],
+    flavor: str | None,
+    data: tuple[DataFile, ...],
+) -> CourseReading:
+    directory = f"courses/{slug}"
+
+    def problem(error: CatalogError) -> Problem:
+        if error.source == directory:  # a file of the directory (the field), or its name ("")
+            return Problem(error.field_name, "", error.message)
+        return Problem(error.source[len(directory) + 1 :], error.field_name, error.message)
+
+    return CourseReading(slug, course, tuple(problem(e) for e in errors), flavor, data)
+
+
+def parse_course_leniently(slug: str, text: str | None, files: Iterable[str]) -> CourseReading:
+    """Reads one course as `parse_course` does, but never raises: every problem, as data.
+
+    `text` is None when the directory has no course.toml. Plain data in and out, like
+    parse_course; `read_course_leniently` reads a directory.
+    """
+    return _read(slug, text, files, allow_missing_notebooks=False)[0]
+
+
+def parse_course(
+    slug: str, text: str | None, files: Iterable[str], *, allow_missing_notebooks: bool = False
+) -> Course:
+    """Reads one course from its metadata text and the paths of the files in its directory.
+
+    `files` are relative to the course directory (`lectures/01.ipynb`, `requirements.txt`);
+    `text` is None when there is no course.toml. Raises CatalogError naming the file, the field
+    and what is allowed: the first problem that `parse_course_leniently` lists. With
+    `allow_missing_notebooks`, a notebook `notebooks` lists need not be in `files` (the smoke
+    test then reports it missing from the image, where learners would miss it).
+    """
+    reading, errors = _read(slug, text, files, allow_missing_notebooks)
+    if errors:
+        raise errors[0]
+    assert reading.course is not None
+    return reading.course
 
 
 def course_to_dict(course: Course) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -145,16 +145,6 @@ def catalog_constant(catalog: Catalog, value: Callable[[Course], float]) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def substitute(expr: str, values: Mapping[str, str]) -> str:
-    """Replaces Grafana variables (`$name`, `${name}`) that are in `values`; others stay."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return values.get(name, match.group(0))
-
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
 # --- Panels and layout --------------------------------------------------------------------
@@ -313,17 +303,3 @@ def to_json_data(board: Dashboard) -> dict[str, Any]:
     """The dashboard as plain JSON data (what Grafana's API takes as `dashboard`)."""
     data: dict[str, Any] = json.loads(json.dumps(board.to_json_data(), cls=DashboardEncoder))
     return data
-
-
-def panels_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The non-row panels of a dashboard's JSON, in order."""
-    return [panel for panel in data.get("panels", []) if panel.get("type") != "row"]
-
-
-def expressions_of(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """`(panel title, refId, expr)` for every target of every panel of a dashboard's JSON."""
-    return [
-        (panel["title"], target["refId"], target["expr"])
-        for panel in panels_of(data)
-        for target in panel.get("targets", [])
-    ]

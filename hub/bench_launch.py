@@ -25,13 +25,50 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from catalog import load_catalog
+from catalog import find_repo_root, load_catalog
+from catalog.image_facts import ImageMapError
 from hub.launch import LaunchSettings, plan_launch
-from hub.local import LocalHub, build_images, docker_client, load_image_map, local_images, repo_root
+from hub.local_config import configure_loopback, hub_settings, read_params
+from hub.local_images import build_images, docker_client, load_image_map, local_images
+from hub.local_processes import LocalHub
 from hub.settings import CullSettings, HubSettings
+from hub.spawner import docker_host_config
 
 LIMIT = 0.05
+STOCK_COURSE = "stock_course"
+
+
+def configure_stock(c: Any, params_file: str) -> None:
+    """jupyterhub_config.py of the baseline: stock TmpAuthenticator and DockerSpawner, configured
+    with the container our launcher would start for the course (image, limits, guarantees), on
+    loopback like ours."""
+    params = read_params(params_file)
+    settings = hub_settings(params)
+    plan = plan_launch(
+        {"course": params[STOCK_COURSE]}, settings.catalog, settings.image_map, settings.launch
+    )
+    c.JupyterHub.authenticator_class = "tmpauthenticator.TmpAuthenticator"
+    c.Authenticator.allow_all = True
+    c.JupyterHub.spawner_class = "hub.spawner.LoopbackDockerSpawner"
+    c.DockerSpawner.image = plan.image
+    c.DockerSpawner.mem_limit = plan.memory_limit
+    c.DockerSpawner.cpu_limit = plan.cpu_limit
+    c.DockerSpawner.extra_host_config = docker_host_config(plan)
+    c.JupyterHub.authenticate_prometheus = False
+    configure_loopback(c, params)
+
+
+def stock_hub(settings: HubSettings, state_dir: Path, course: str, **kwargs: Any) -> LocalHub:
+    """The baseline hub, launching `course`'s container with stock JupyterHub parts."""
+    return LocalHub(
+        settings,
+        state_dir,
+        configuration="hub.bench_launch:configure_stock",
+        params={STOCK_COURSE: course},
+        **kwargs,
+    )
 
 
 @dataclass
@@ -110,20 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=20, help="launches at once")
     parser.add_argument("--rounds", type=int, default=2, help="concurrent rounds per hub")
     parser.add_argument("--course", help="course to launch (default: the smallest)")
-    parser.add_argument("--no-build", action="store_true", help="use the images Docker has")
+    parser.add_argument(
+        "--no-build", action="store_true", help="use the image map and images already built"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when p50 overhead > 5%%")
     args = parser.parse_args(argv)
 
-    root = repo_root()
+    root = find_repo_root()
     if not args.no_build:
         build_images(root)
     catalog = load_catalog(root)
-    images = local_images(catalog, load_image_map(root), docker_client())
-    if not images:
-        print(
-            "No course image in Docker: ./pants package courses:: courses:image-map",
-            file=sys.stderr,
-        )
+    try:
+        images = local_images(catalog, load_image_map(root), docker_client())
+    except ImageMapError as e:
+        print(e, file=sys.stderr)
         return 1
     slug = args.course or min(images, key=lambda s: catalog[s].resources.memory_limit)
     course = catalog[slug]
@@ -134,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="ol-bench-") as state:
         ours = LocalHub(settings, Path(state) / "ours", log_level="WARN")
-        stock = LocalHub(
-            settings,
-            Path(state) / "stock",
-            stock_course=slug,
-            log_level="WARN",
-        )
+        stock = stock_hub(settings, Path(state) / "stock", slug, log_level="WARN")
         hubs = {"ours": ours, "stock": stock}
         results: dict[tuple[str, str], Samples] = {
             (mode, name): Samples() for mode in ("sequential", "concurrent") for name in hubs

@@ -2,9 +2,10 @@
 
 `configure_hub(c, settings, spawner_class=...)` sets what both deployments have in common:
 throwaway users (TmpAuthenticator with launch links), the course spawner and its settings, the
-idle culler as a hub service (replacing the chart's). The callers
-add what differs: Docker and SQLite locally (`hub.local`), Kubernetes and PostgreSQL in
-production (`hub.z2jh`, with the database set by the chart's `hub.db`).
+error pages that say why a link was refused, the idle culler as a hub service (replacing the
+chart's) and how often the hub records activity. The callers add what differs: Docker and
+SQLite locally (`hub.local_config`), Kubernetes and PostgreSQL in production (`hub.z2jh`, with
+the database set by the chart's `hub.db`).
 """
 
 from __future__ import annotations

@@ -31,11 +31,10 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from catalog import Catalog, Course, normalize_notebook_path
+from catalog.image_facts import TAG_PATTERN
 
 #: Query arguments a launch link may carry; anything else is ignored (e.g. `utm_source`).
 ARGUMENTS = ("course", "notebook", "needs_gpu", "tag")
-#: A Docker/OCI tag, as the registries accept them.
-TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f", ""})
 #: Longest argument value echoed back in a message.

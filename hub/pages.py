@@ -1,6 +1,7 @@
 """What a learner sees when a launch link cannot be opened (pure: HTML from data).
 
-JupyterHub shows the page inside its own error template (`error.html`) under the heading
+JupyterHub shows the page inside its own error template (`error.html`; for a 404 our
+`templates/404.html`, which extends it and keeps the body) under the heading
 `<status> : <status text>`; this module writes the body: the reason in words, then every course
 that can be launched, each with a link that starts it and a link per notebook.
 """

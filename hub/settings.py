@@ -1,6 +1,7 @@
 """The hub's deployment settings and the parsing of the Helm values' `custom` section.
 
-Pure data in and out, so infra can import it to validate what it renders:
+Pure data in and out, so infra can import it: infra writes the section with `settings_to_custom`
+(`infra/values.py`), and the hub reads it back with `parse_custom` (`hub/z2jh.py`):
 
     from hub.settings import parse_custom
     parse_custom(values["custom"])          # raises SettingsError naming the bad key
@@ -35,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog import Catalog, CatalogError, catalog_from_list, catalog_to_list
-from hub.launch import TAG_PATTERN, GpuSettings, LaunchSettings
+from catalog.image_facts import TAG_PATTERN
+from hub.launch import GpuSettings, LaunchSettings
 
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 _TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})

@@ -6,7 +6,8 @@ spawner's traits), and each subclass only translates a `LaunchPlan` into its pla
 How a launch link travels through JupyterHub (6.1):
 
 1. `/tmplogin?course=X&notebook=Y` -> `/hub/tmplogin?...` (the proxy's default route) -> a new
-   throwaway user -> `/hub/spawn?course=X&notebook=Y` (JupyterHub keeps the query on redirects).
+   throwaway user -> `/hub/spawn?opt-course=X&opt-notebook=Y` (`hub.auth`'s login handler sends
+   the link's arguments on, with JupyterHub's `opt-` prefix).
 2. `SpawnHandler` passes the query to `options_from_query`. We plan there: a bad link raises
    `LaunchRefused` (a `SpawnException`). JupyterHub catches it and, if the spawner has no options
    form, would spawn with *default* options instead; so `options_form` is a callable that
@@ -210,6 +211,7 @@ class CourseSpawner(Spawner):
         self.launch_plan = None
         return result
 
+    # JupyterHub refuses a Spawner subclass that does not define start, stop and poll itself.
     async def poll(self) -> Any:
         return await super().poll()
 
@@ -297,6 +299,7 @@ class LoopbackDockerSpawner(DockerSpawner):
             self.port = random_port()
         return await super().start()
 
+    # JupyterHub refuses a Spawner subclass that does not define start, stop and poll itself.
     async def stop(self, now: bool = False) -> Any:
         return await super().stop(now=now)
 

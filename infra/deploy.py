@@ -6,8 +6,9 @@
   `pulumi preview` with `--preview`). That needs the Pulumi CLI, AWS credentials and a Pulumi
   backend (PULUMI_BACKEND_URL; PULUMI_SECRETS_PROVIDER or PULUMI_CONFIG_PASSPHRASE).
 
-Images come from `dist/courses/image-map.json` (`./pants package courses::`) and the hub image
-from `dist/hub/image.docker-info.json` (`./pants package hub:image`), or from the flags.
+Images come from the image map (`./pants package courses::`) and the hub image from Pants'
+docker-info of `hub:image` (`./pants package hub:image`), or from the flags; where those files
+are is `catalog.image_facts`'s to say.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 
 import yaml
 
-from catalog import Catalog, CatalogError, load_catalog
+from catalog import Catalog, CatalogError, find_repo_root, load_catalog
+from catalog.image_facts import HUB_IMAGE_INFO as HUB_DOCKER_INFO
+from catalog.image_facts import IMAGE_MAP, ImageMapError, read_image_map
 from dashboards.build import build as dashboards_build
 from infra import monitoring
 from infra.images import (
@@ -44,8 +47,6 @@ from infra.registry import PolicyError, lifecycle_policy
 from infra.stack_config import PROJECT, STACKS, StackConfig, StackConfigError, load_stack_config
 from infra.values import DB_HOST_PLACEHOLDER, helm_values, hub_configuration, release_settings
 
-IMAGE_MAP = Path("dist/courses/image-map.json")
-HUB_DOCKER_INFO = Path("dist/hub/image.docker-info.json")
 INSTALL_PULUMI = (
     "The Pulumi CLI is not installed: install it as https://www.pulumi.com/docs/install/ "
     "describes (one binary on PATH), then run this again, or use --render DIR, which needs no CLI."
@@ -65,14 +66,11 @@ class DeployError(Exception):
 
 
 def repo_root() -> Path:
-    """$MONOREPO_ROOT, else the nearest folder at or above the working directory with pants.toml."""
-    if os.environ.get("MONOREPO_ROOT"):
-        return Path(os.environ["MONOREPO_ROOT"]).resolve()
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pants.toml").is_file():
-            return candidate
-    raise DeployError(f"no pants.toml at or above {here}: run this from the repository")
+    """The repository (`catalog.find_repo_root`), or a DeployError that says where to run this."""
+    try:
+        return find_repo_root()
+    except FileNotFoundError as e:
+        raise DeployError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -96,12 +94,11 @@ def load_inputs(args: argparse.Namespace, root: Path, *, allow_unbuilt: bool) ->
 
     map_path = Path(args.image_map) if args.image_map else root / IMAGE_MAP
     image_map = None
-    if map_path.is_file():
-        image_map = _read_json(map_path, "image map")
-        if not isinstance(image_map, dict):
-            raise DeployError(f"{map_path} is not a JSON object of course -> image")
-    elif args.image_map or not allow_unbuilt:
-        raise DeployError(f"no image map at {map_path}: build it with `./pants package courses::`")
+    if map_path.is_file() or args.image_map or not allow_unbuilt:
+        try:
+            image_map = read_image_map(map_path)
+        except ImageMapError as e:
+            raise DeployError(str(e)) from None
 
     hub_ref = args.hub_image
     if hub_ref is None:
@@ -204,7 +201,8 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
     """`pulumi up` or `pulumi preview` of the stack, in-process program, Automation API."""
     from pulumi import automation as auto
 
-    from infra.program import Deployment, InUse, in_use_from_outputs, make_program
+    from infra.in_use import plan_in_use, stacks_to_read
+    from infra.program import Deployment, make_program
 
     stack = inputs.stack
     assert inputs.image_map is not None and inputs.hub_image is not None
@@ -215,20 +213,20 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
             secrets_provider=os.environ.get("PULUMI_SECRETS_PROVIDER") or None,
         )
 
-    in_use = InUse()
-    if stack.registry.manage:
-        # Keep what the other stacks run now: read their outputs (skip stacks not created yet).
-        for other in stack.registry.protect_stacks:
-            try:
-                selected = auto.select_stack(
-                    other, project_name=PROJECT, program=lambda: None, opts=options()
-                )
-            except auto.StackNotFoundError:
-                print(f"stack {other} does not exist yet: no images of it to keep")
-                continue
-            outputs = {key: out.value for key, out in selected.outputs().items()}
-            found = in_use_from_outputs(outputs)
-            in_use = InUse(in_use.course_tags | found.course_tags, in_use.hub_tags | found.hub_tags)
+    def outputs_of(other: str) -> dict[str, Any] | None:
+        """Another stack's outputs; None when it was never created."""
+        try:
+            selected = auto.select_stack(
+                other, project_name=PROJECT, program=lambda: None, opts=options()
+            )
+        except auto.StackNotFoundError:
+            return None
+        return {key: out.value for key, out in selected.outputs().items()}
+
+    # The tags the other stacks run now, which the registry's policies keep (infra/in_use.py).
+    kept = plan_in_use(stack, {other: outputs_of(other) for other in stacks_to_read(stack)})
+    for message in kept.messages:
+        print(message)
 
     previews: dict[str, list[str]] = {}
     if stack.allow_preview_tags:
@@ -239,7 +237,7 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
         catalog=inputs.catalog,
         image_map=inputs.image_map,
         hub_image=inputs.hub_image,
-        in_use=in_use,
+        in_use=kept.in_use,
         preview_tags=previews,
     )
     pulumi_stack = auto.create_or_select_stack(

@@ -1,22 +1,25 @@
 """Image references: the image map and the hub image, parsed and checked. No I/O.
 
-The image map (`dist/courses/image-map.json`, written by `./pants package courses::`) maps each
+The image map (`catalog.image_facts`: where it is, what it holds, how tags are made) maps each
 course to its immutable content tag `<registry>/ol-course-notebooks:<slug>-<64 hex>`. The hub
 and infra use only those tags, never the moving `:<slug>` tag.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from catalog import Catalog
+from catalog.image_facts import (
+    BUILD_COMMAND,
+    COURSE_REPOSITORY,
+    HUB_REPOSITORY,
+    PANTS_HASH,
+    TAG_PATTERN,
+    content_tag_name,
+)
 
-COURSE_REPOSITORY = "ol-course-notebooks"
-HUB_REPOSITORY = "ol-course-hub"
-_CONTENT_TAG = re.compile(r"^(?P<slug>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)-(?P<hash>[0-9a-f]{64})$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MUTABLE_TAGS = {"latest", "main", "master"}
 
 
@@ -36,7 +39,7 @@ class ImageRef:
         if not isinstance(ref, str) or "@" in ref:
             raise ImageError(f"{ref!r} is not an image reference of the form name:tag")
         name, sep, tag = ref.rpartition(":")
-        if not sep or not name or "/" in tag or not _TAG.match(tag):
+        if not sep or not name or "/" in tag or not TAG_PATTERN.match(tag):
             raise ImageError(f"{ref!r} has no tag; expected name:tag")
         return cls(name=name, tag=tag)
 
@@ -61,7 +64,7 @@ def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, I
     Every course needs exactly one entry, tagged with its immutable content tag in the course
     image repository; an entry for a course that no longer exists means the file is stale.
     """
-    rebuild = "rebuild it with `./pants package courses::`"
+    rebuild = f"rebuild it with `{BUILD_COMMAND}`"
     missing = [slug for slug in catalog.slugs if slug not in image_map]
     if missing:
         raise ImageError(f"the image map has no image for {', '.join(missing)}: {rebuild}")
@@ -73,8 +76,7 @@ def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, I
     result = {}
     for slug in catalog.slugs:
         ref = ImageRef.parse(image_map[slug])
-        match = _CONTENT_TAG.match(ref.tag)
-        if not match or match.group("slug") != slug:
+        if content_tag_name(ref.tag) != slug:
             raise ImageError(
                 f"{slug}: {ref} is not the course's immutable content tag ({slug}-<64 hex>); "
                 "the hub never uses the moving tag"
@@ -95,9 +97,9 @@ def preview_tags(
     """
     newest: dict[str, list[tuple[str, str]]] = {slug: [] for slug in catalog.slugs}
     for tag, pushed in published:
-        match = _CONTENT_TAG.match(tag)
-        if match and match.group("slug") in newest:
-            newest[match.group("slug")].append((pushed, tag))
+        slug = content_tag_name(tag)
+        if slug is not None and slug in newest:
+            newest[slug].append((pushed, tag))
     return {
         slug: [tag for _, tag in sorted(found, reverse=True)[:limit]]
         for slug, found in sorted(newest.items())
@@ -128,7 +130,7 @@ def hub_image_from_docker_info(info: Mapping[str, object]) -> str:
         for tag in registry.get("tags", []) if isinstance(registry, Mapping) else []:
             if isinstance(tag, Mapping) and isinstance(tag.get("name"), str):
                 names.append((str(tag.get("template", "")), tag["name"]))
-    hashed = [name for template, name in names if "{pants.hash}" in template]
+    hashed = [name for template, name in names if PANTS_HASH in template]
     if hashed:
         return hashed[0]
     if len(names) == 1:

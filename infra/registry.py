@@ -4,8 +4,8 @@ ECR has no "keep what is deployed" rule, but it has this evaluation rule: an ima
 tag selection of a rule can never be expired by a rule of lower priority (higher number). So the
 policy starts with one rule per tag in use (an exact `tagPatternList`, which is an AND of its
 patterns, hence one rule per tag), each keeping up to one image, which is all a content tag ever
-names. Then untagged images expire after a few days, and finally every other image (old content
-tags, and images only the moving `:<slug>` tag still points at) after `expire_after_days`.
+names. Then untagged images expire after a few days, and finally every other image (content tags
+that no stack uses any more; only content tags are pushed) after `expire_after_days`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """A stack's settings: `infra/Pulumi.<stack>.yaml` read and validated into a dataclass.
 
 The stack files are Pulumi's own format (`config:` with `<project>:<key>` entries), so the Pulumi
-CLI reads the same files; this module is the one place that knows which keys exist. It does no
-I/O besides `load_stack_config`, which reads one file.
+CLI reads the same files. Besides Pulumi, this module is the only reader: it alone knows which
+keys exist, and the rest of the code (`infra/deploy.py`, `tools/links.py`) gets a stack's
+settings as a `StackConfig` from `load_stack_config`. It does no I/O besides
+`load_stack_config`, which reads one file.
 
 No key here is a secret: the hub database password is generated at deploy time (see
 `infra/program.py`), never configured.

@@ -27,6 +27,15 @@ from pathlib import Path
 import docker
 
 from catalog import load_catalog
+from catalog.image_facts import (
+    BASE_REPOSITORY,
+    COURSE_REPOSITORY,
+    content_tag_name,
+    image_map_path,
+    is_content_tag,
+    read_image_map,
+    split_reference,
+)
 from tools.lock import LOCK_FILE, course_lock
 from tools.repo_copy import commit_all, copy_repo, run_pants
 
@@ -148,7 +157,7 @@ def timed_build(repo: Path, client: docker.DockerClient, *pants_args: str) -> Bu
             sorted(
                 tag
                 for tag in after
-                if "/ol-course-notebooks:" in tag and is_content_tag(tag) and tag not in before
+                if f"/{COURSE_REPOSITORY}:" in tag and is_content_tag(tag) and tag not in before
             )
         ),
         new_image_ids=tuple(sorted(set(after.values()) - set(before.values()))),
@@ -176,23 +185,18 @@ def timed_build(repo: Path, client: docker.DockerClient, *pants_args: str) -> Bu
     return build
 
 
-def is_content_tag(reference: str) -> bool:
-    tag = reference.rsplit(":", 1)[-1]
-    return len(tag) > 65 and tag[-65] == "-" and all(c in "0123456789abcdef" for c in tag[-64:])
-
-
 def base_image_sizes(client: docker.DockerClient) -> list[tuple[str, int]]:
     """(target name, bytes) of every base image the benchmark built."""
     return sorted(
-        (tag.rsplit(":", 1)[-1].rsplit("-", 1)[0], image.attrs["Size"])
-        for image in client.images.list(name=f"{REGISTRY}/ol-course-base")
+        (str(content_tag_name(split_reference(tag)[1])), image.attrs["Size"])
+        for image in client.images.list(name=f"{REGISTRY}/{BASE_REPOSITORY}")
         for tag in image.tags
         if is_content_tag(tag)
     )
 
 
 def layer_sharing(client: docker.DockerClient, image_map: dict[str, str], flavors: dict[str, str]):
-    bases = client.images.list(name=f"{REGISTRY}/ol-course-base")
+    bases = client.images.list(name=f"{REGISTRY}/{BASE_REPOSITORY}")
     rows = []
     for slug, reference in sorted(image_map.items()):
         image = client.images.get(reference)
@@ -200,7 +204,7 @@ def layer_sharing(client: docker.DockerClient, image_map: dict[str, str], flavor
         base = next(
             b
             for b in bases
-            if any(t.split(":")[-1].startswith(flavors[slug] + "-") for t in b.tags)
+            if any(is_content_tag(t, flavors[slug]) for t in b.tags)
             and layers[: len(b.attrs["RootFS"]["Layers"])] == b.attrs["RootFS"]["Layers"]
         )
         shared = base.attrs["Size"]
@@ -251,7 +255,7 @@ def main() -> int:
             )
             scenarios.append(Scenario(f"one-course change ({course.slug})", build, 1, 1))
 
-            image_map = json.loads((repo / "dist/courses/image-map.json").read_text())
+            image_map = read_image_map(image_map_path(repo))
             sharing = layer_sharing(client, image_map, {c.slug: c.flavor for c in catalog})
         finally:
             print("bench-images: removing the images it built")

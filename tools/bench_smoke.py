@@ -1,6 +1,6 @@
 """Benchmark: smoke-test time per course in its image versus nbclient directly on the host.
 
-    ./pants package courses::   (the images and dist/courses/image-map.json)
+    ./pants package courses::   (the images and the image map)
     ./pants run tools:bench-smoke -- [COURSE ...] [--repeat 3] [--max-ratio 1.5]
 
 The host side runs the same runner (tools/course_check/in_container.py) with nbclient, in a
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -31,11 +30,10 @@ from pathlib import Path
 import docker
 
 from catalog import Course, find_repo_root, load_catalog
+from catalog.image_facts import ImageMapError, image_map_path, image_of, read_image_map
 from tools.course_check.smoke import run_notebook, runner_source
 from tools.lock import LOCK_FILE, parse_lock
 from tools.lock_base_images import FLAVOR_LAYERS
-
-IMAGE_MAP = Path("dist/courses/image-map.json")
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ def table(rows: Sequence[Row], max_ratio: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("courses", nargs="*", help="course slugs (default: every course)")
-    parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
+    parser.add_argument("--image-map", type=Path, help="default: the checkout's, as built")
     parser.add_argument("--repeat", type=int, default=3, help="runs per notebook; the best counts")
     parser.add_argument("--max-ratio", type=float, default=1.5)
     parser.add_argument(
@@ -146,9 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = find_repo_root()
     catalog = load_catalog(root)
-    if not args.image_map.is_file():
-        parser.error(f"{args.image_map} is missing: run `./pants package courses::` first")
-    image_map = json.loads(args.image_map.read_text())
+    map_file = args.image_map or image_map_path(root)
+    try:
+        image_map = read_image_map(map_file)
+        images = {
+            course.slug: image_of(image_map, course.slug, str(map_file))
+            for course in catalog
+            if not args.courses or course.slug in args.courses
+        }
+    except ImageMapError as e:
+        parser.error(str(e))
     client = docker.from_env()
     print(
         f"bench-smoke: load average at the start {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
@@ -174,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     timeout = course.smoke_test.timeout_seconds
                     host.append(run_on_host(venv, copy, notebook, timeout))
                     container.append(
-                        run_in_container(client, image_map[course.slug], course, notebook)
+                        run_in_container(client, images[course.slug], course, notebook)
                     )
                 print(
                     f"bench-smoke: {course.slug} {notebook}: host {min(host):.1f} s, "

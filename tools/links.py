@@ -4,10 +4,10 @@
                                [--image-map FILE] [--no-image-check]
 
 A link is `<base>/tmplogin?course=<slug>&notebook=<path>`, the path percent-encoded (UTF-8; `/`
-kept). The base is `https://<domain>` from infra/Pulumi.<stack>.yaml (`ol-course-platform:domain`)
-for a stack, or the local hub, http://127.0.0.1:8000. Each notebook is looked up in the course's
-image from the image map (`./pants package courses::`); a notebook missing there makes the command
-exit 1, because its link would open nothing.
+kept). The base is the stack's URL (`https://<domain>`; infra/stack_config.py reads the stack
+file), or the local hub's, http://127.0.0.1:8000. Each notebook is looked up in the course's image
+from the image map (`./pants package courses::`); a course missing from the image map or a notebook
+missing from its image makes the command exit 1, because its link would open nothing.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import yaml
-
 from catalog import Course, find_repo_root, load_catalog
+from catalog.image_facts import ImageMapError, image_map_path, image_of, read_image_map
+from infra.stack_config import StackConfigError, load_stack_config
 
 LOCAL_BASE_URL = "http://127.0.0.1:8000"
-DOMAIN_KEY = "domain"
-IMAGE_MAP = Path("dist/courses/image-map.json")
 COURSE_HOME = "/home/jovyan"
 
 
@@ -35,23 +33,13 @@ class LinkError(ValueError):
 
 
 def base_url(stack: str | None, infra_dir: Path) -> str:
-    """The hub's public URL for a Pulumi stack, or the local hub's without one."""
+    """The hub's public URL for a Pulumi stack (its validated settings), or the local hub's."""
     if not stack or stack == "local":
         return LOCAL_BASE_URL
-    path = infra_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        stacks = sorted(
-            p.name[len("Pulumi.") : -len(".yaml")] for p in infra_dir.glob("Pulumi.*.yaml")
-        )
-        raise LinkError(
-            f"no stack {stack!r}: {path} is missing (stacks: {', '.join(stacks) or 'none'})"
-        )
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    domains = [v for k, v in config.items() if k.split(":")[-1] == DOMAIN_KEY]
-    if len(domains) != 1 or not isinstance(domains[0], str) or not domains[0].strip():
-        raise LinkError(f"{path} has no `<project>:{DOMAIN_KEY}` setting")
-    domain = domains[0].strip().rstrip("/")
-    return domain if domain.startswith(("http://", "https://")) else f"https://{domain}"
+    try:
+        return load_stack_config(infra_dir, stack).url
+    except StackConfigError as e:
+        raise LinkError(str(e)) from None
 
 
 def launch_link(base: str, slug: str, notebook: str | None = None) -> str:
@@ -96,9 +84,10 @@ def check_links(
     checked, problems = [], []
     for slug in dict.fromkeys(link.course for link in links):
         mine = [link for link in links if link.course == slug]
-        image = image_map.get(slug)
-        if not image:
-            problems.append(f"{slug}: no image in the image map: run `./pants package courses::`")
+        try:
+            image = image_of(image_map, slug)
+        except ImageMapError as e:
+            problems.append(f"{slug}: {e}")
             checked += mine
             continue
         found = notebooks_in_image(client, image, [link.notebook for link in mine])
@@ -123,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("courses", nargs="*", help="course slugs (default: every course)")
     parser.add_argument("--stack", help="Pulumi stack whose domain is the base URL (dev, prod...)")
     parser.add_argument("--base-url", help="the hub's URL (overrides --stack)")
-    parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
+    parser.add_argument("--image-map", type=Path, help="default: the checkout's, as built")
     parser.add_argument(
         "--no-image-check", action="store_true", help="do not look for notebooks in the images"
     )
@@ -141,15 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     links = [link for course in courses for link in course_links(course, base)]
     problems: list[str] = []
     if not args.no_image_check:
-        if not args.image_map.is_file():
-            parser.error(
-                f"{args.image_map} is missing: run `./pants package courses::` (or --no-image-check)"
-            )
+        try:
+            image_map = read_image_map(args.image_map or image_map_path(root))
+        except ImageMapError as e:
+            parser.error(f"{e} (or --no-image-check)")
         import docker
 
-        links, problems = check_links(
-            links, json.loads(args.image_map.read_text()), docker.from_env()
-        )
+        links, problems = check_links(links, image_map, docker.from_env())
     print(render(links, {c.slug: c.title for c in courses}, base))
     missing = [link for link in links if link.in_image is False]
     for link in missing:

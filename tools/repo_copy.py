@@ -58,7 +58,9 @@ def run_pants(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         cwd=repo,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        # Not the outer checkout's MONOREPO_ROOT (set for tests by pants.toml): the copy's tools
+        # must find the copy as their repository root.
+        env={**{k: v for k, v in os.environ.items() if k != "MONOREPO_ROOT"}, **(env or {})},
         timeout=1800,
     )
     if result.returncode != 0:

@@ -2,29 +2,37 @@
 
 The `course()` generator adds two test targets per course (see `course_test_targets`):
 
-- `courses/<slug>#check` (`course_check`): the static checks (tools/check_courses.py). It needs
-  no image: it depends on the course's files only.
-- `courses/<slug>#smoke-test` (`course_smoke_test`): every notebook run in the course image
-  (tools/smoke_courses.py). It depends on `courses/<slug>#image`, so
+- `courses/<slug>#check` (`course_check`): the static checks, run by the `tools:course-check`
+  pex_binary. It needs no image: it depends on the course's files only.
+- `courses/<slug>#smoke-test` (`course_smoke_test`): every notebook run in the course image, by
+  the `tools:smoke-test` pex_binary. It depends on `courses/<slug>#image`, so
   `./pants test --changed-since=REF --changed-dependents=transitive ::` smoke-tests exactly the
   courses whose image inputs changed (their files, their base image, the template).
 
-Both rules build the tool from its `pex_binary` in tools/ as a venv PEX and run it as a process
-with the course directory as input; the process's exit code is the test result and its JSON and
-JUnit files are the test's extra output (`dist/test/<target>/`) and reports (`--test-report`).
-The smoke test first builds the course image and hands the tool its immutable content tag; its
-process is cached like any test, keyed on that tag, so an unchanged image is not run twice.
+One runner serves both (`run_course_tool`): it builds the tool from its `pex_binary` target (with
+that target's own entry point) as a venv PEX and runs it with the course directory as input; the
+process's exit code is the test result and its JSON and JUnit files are the test's extra output
+(`dist/test/<target>/`) and reports (`--test-report`). What differs between the two is data, a
+`ToolRun` (tool_runs.py): the arguments, the timeout, what is logged. The smoke test first builds
+the course image and hands the tool its published content-tagged reference (the one the image
+map names); its process is cached like any test, keyed on that tag, so an unchanged image is not
+run twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pants.backend.docker.package_types import BuiltDockerImage
+from pants.backend.docker.subsystems.docker_options import DockerOptions
 from pants.backend.docker.target_types import DockerImageSourceField
-from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.target_types import (
+    PexEntryPointField,
+    ResolvedPexEntryPoint,
+    ResolvePexEntryPointRequest,
+)
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
@@ -36,7 +44,7 @@ from pants.core.goals.test import (
     TestSubsystem,
     TestTimeoutField,
 )
-from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
+from pants.engine.addresses import Address, UnparsedAddressInputs
 from pants.engine.fs import Digest, DigestSubset, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -46,6 +54,7 @@ from pants.engine.target import (
     DependenciesRequest,
     FieldSetsPerTarget,
     FieldSetsPerTargetRequest,
+    InvalidTargetException,
     SingleSourceField,
     Target,
     Targets,
@@ -56,21 +65,16 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from catalog import METADATA_FILE, Course
-
-OUTPUT_DIR = "course-quality-results"
-
-
-def _output_arguments(address: Address) -> list[str]:
-    """Where the tool writes its results, and where Pants puts them for the reader."""
-    return ["--output-dir", OUTPUT_DIR, "--shown-output-dir", f"dist/test/{address.path_safe_spec}"]
-
-
-#: The tools that run the tests: a change to one re-runs it for every course (--changed-since).
-CHECK_TOOL = "tools:course-check"
-SMOKE_TEST_TOOL = "tools:smoke-test"
-#: Seconds the smoke test may take beyond its notebooks' own timeouts (containers, the kernel).
-SMOKE_OVERHEAD_SECONDS = 120
-PER_NOTEBOOK_OVERHEAD_SECONDS = 30
+from course_targets.course_image import CourseImageError, course_slug, published_reference
+from course_targets.tool_runs import (
+    CHECK_TOOL,
+    OUTPUT_DIR,
+    SMOKE_TEST_TOOL,
+    ToolRun,
+    check_run,
+    smoke_test_run,
+    smoke_test_timeout,
+)
 
 
 class CourseMetadataSourceField(SingleSourceField):
@@ -116,11 +120,6 @@ class CourseSmokeTestTarget(Target):
     )
 
 
-def smoke_test_timeout(course: Course) -> int:
-    per_notebook = course.smoke_test.timeout_seconds + PER_NOTEBOOK_OVERHEAD_SECONDS
-    return len(course.smoke_tested_notebooks) * per_notebook + SMOKE_OVERHEAD_SECONDS
-
-
 def course_test_targets(
     template: dict,
     address: Address,
@@ -154,36 +153,34 @@ def course_test_targets(
 # --- subsystems: the tools that run, and `--skip` -------------------------------------------
 
 
-class CourseCheckSubsystem(Subsystem):
+class CourseToolSubsystem(Subsystem):
+    """The options both test types have: `--skip`, and the tool's `pex_binary` target."""
+
+    default_tool: ClassVar[str]
+
+    skip = SkipOption("test")
+    tool = StrOption(
+        default=lambda cls: cls.default_tool,
+        help="The pex_binary target of the tool (it runs with that target's `entry_point`).",
+        advanced=True,
+    )
+
+    def tool_request(self) -> CourseToolRequest:
+        return CourseToolRequest(self.tool, f"the [{self.options_scope}].tool option")
+
+
+class CourseCheckSubsystem(CourseToolSubsystem):
     options_scope = "course-checker"
     name = "course-checker"
     help = "Static checks of courses (`courses/<slug>#check` targets)."
-
-    skip = SkipOption("test")
-    tool = StrOption(
-        default=CHECK_TOOL,
-        help="The pex_binary target of the static checker.",
-        advanced=True,
-    )
-    entry_point = StrOption(
-        default="tools.check_courses:main", help="Its entry point.", advanced=True
-    )
+    default_tool = CHECK_TOOL
 
 
-class CourseSmokeTestSubsystem(Subsystem):
+class CourseSmokeTestSubsystem(CourseToolSubsystem):
     options_scope = "course-smoke-tester"
     name = "course-smoke-tester"
     help = "Smoke tests of course images (`courses/<slug>#smoke-test` targets)."
-
-    skip = SkipOption("test")
-    tool = StrOption(
-        default=SMOKE_TEST_TOOL,
-        help="The pex_binary target of the smoke-test runner.",
-        advanced=True,
-    )
-    entry_point = StrOption(
-        default="tools.smoke_courses:main", help="Its entry point.", advanced=True
-    )
+    default_tool = SMOKE_TEST_TOOL
 
 
 @dataclass(frozen=True)
@@ -226,8 +223,8 @@ class CourseSmokeTestRequest(TestRequest):
 
 @dataclass(frozen=True)
 class CourseToolRequest:
+    #: The address of a `pex_binary` target.
     target: str
-    entry_point: str
     description_of_origin: str
 
 
@@ -238,113 +235,132 @@ class CourseTool:
 
 @rule(desc="Build a course quality tool", level=LogLevel.DEBUG)
 async def build_course_tool(request: CourseToolRequest) -> CourseTool:
-    addresses = await Get(
-        Addresses,
+    targets = await Get(
+        Targets,
         UnparsedAddressInputs(
             [request.target],
             owning_address=None,
             description_of_origin=request.description_of_origin,
         ),
     )
+    binaries = [tgt for tgt in targets if tgt.has_field(PexEntryPointField)]
+    if len(binaries) != 1:
+        raise InvalidTargetException(
+            f"{request.description_of_origin} must name one pex_binary target: {request.target}"
+        )
+    (binary,) = binaries
+    entry_point = await Get(
+        ResolvedPexEntryPoint, ResolvePexEntryPointRequest(binary[PexEntryPointField])
+    )
+    if entry_point.val is None:
+        raise InvalidTargetException(
+            f"{binary.address} (in {request.description_of_origin}) has no `entry_point`"
+        )
     pex_request = await Get(
         PexRequest,
         PexFromTargetsRequest(
-            addresses,
-            output_filename=f"{request.target.replace(':', '-').replace('/', '-')}.pex",
+            [binary.address],
+            output_filename=f"{binary.address.path_safe_spec}.pex",
             internal_only=True,
-            main=EntryPoint.parse(request.entry_point),
+            main=entry_point.val,
         ),
     )
     return CourseTool(await Get(VenvPex, PexRequest, pex_request))
 
 
-async def _results(result: FallibleProcessResult) -> tuple[Snapshot, Snapshot]:
-    outputs = await Get(Digest, RemovePrefix(result.output_digest, OUTPUT_DIR))
-    everything, xml = await MultiGet(
-        Get(Snapshot, Digest, outputs),
-        Get(Snapshot, DigestSubset(outputs, PathGlobs(["*.xml"]))),
-    )
-    return everything, xml
+# --- the one runner of both test types -----------------------------------------------------
 
 
-def _cache_scope(test_subsystem: TestSubsystem) -> ProcessCacheScope:
-    return ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
+@dataclass(frozen=True)
+class CourseToolTest:
+    """A quality tool's run on one course, as the test of `address`."""
+
+    address: Address
+    tool: CourseToolRequest
+    run: ToolRun
 
 
-@rule(desc="Check a course", level=LogLevel.DEBUG)
-async def run_course_check(
-    batch: CourseCheckRequest.Batch[CourseCheckFieldSet, Any],
-    subsystem: CourseCheckSubsystem,
-    test_subsystem: TestSubsystem,
-    test_extra_env: TestExtraEnv,
+@rule(desc="Run a course quality tool", level=LogLevel.DEBUG)
+async def run_course_tool(
+    request: CourseToolTest, test_subsystem: TestSubsystem, test_extra_env: TestExtraEnv
 ) -> TestResult:
-    field_set = batch.single_element
-    tool, files = await MultiGet(
-        Get(
-            CourseTool,
-            CourseToolRequest(
-                subsystem.tool, subsystem.entry_point, "the [course-checker].tool option"
-            ),
-        ),
-        Get(Snapshot, PathGlobs, _course_globs(field_set.address)),
+    run = request.run
+    tool, inputs = await MultiGet(
+        Get(CourseTool, CourseToolRequest, request.tool),
+        Get(Snapshot, PathGlobs(run.inputs)),
     )
     process = await Get(
         Process,
         VenvPexProcess(
             tool.pex,
-            argv=[field_set.address.spec_path, *_output_arguments(field_set.address)],
-            description=f"Check {field_set.address.spec_path}",
-            input_digest=files.digest,
+            argv=run.argv,
+            description=run.description,
+            input_digest=inputs.digest,
             extra_env=test_extra_env.env,
             output_directories=[OUTPUT_DIR],
             level=LogLevel.DEBUG,
-            cache_scope=_cache_scope(test_subsystem),
+            timeout_seconds=run.timeout_seconds,
+            cache_scope=(
+                ProcessCacheScope.PER_SESSION
+                if test_subsystem.force
+                else ProcessCacheScope.SUCCESSFUL
+            ),
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)
-    extra, xml = await _results(result)
+    outputs = await Get(Digest, RemovePrefix(result.output_digest, OUTPUT_DIR))
+    extra, xml = await MultiGet(
+        Get(Snapshot, Digest, outputs),
+        Get(Snapshot, DigestSubset(outputs, PathGlobs(["*.xml"]))),
+    )
     return TestResult.from_fallible_process_result(
         result,
-        address=field_set.address,
+        address=request.address,
         output_setting=test_subsystem.output,
         xml_results=xml,
         extra_output=extra,
+        log_extra_output=run.log_extra_output,
     )
 
 
-def _course_globs(address: Address) -> PathGlobs:
-    directory = address.spec_path
-    return PathGlobs([f"{directory}/**", f"!{directory}/**/.ipynb_checkpoints/**"])
+def _shown_output_dir(address: Address) -> str:
+    """Where Pants puts a test's extra output for the reader."""
+    return f"dist/test/{address.path_safe_spec}"
 
 
-def _content_tag(address: Address, image: BuiltDockerImage) -> str:
-    """The immutable `<slug>-<hash>` tag when there is one (it is what the image map names)."""
-    slug = address.spec_path.rsplit("/", 1)[-1]
-    content = sorted(t for t in image.tags if t.rsplit(":", 1)[-1].startswith(f"{slug}-"))
-    return content[0] if content else (image.image_id or image.tags[0])
+# The rules' `batch` annotations name Pants' generated `Batch` classes, which mypy cannot see
+# (`pants.*` is untyped here): hence their `type: ignore`.
+
+
+@rule(desc="Check a course", level=LogLevel.DEBUG)
+async def run_course_check(
+    batch: CourseCheckRequest.Batch[CourseCheckFieldSet, Any],  # type: ignore[name-defined]
+    subsystem: CourseCheckSubsystem,
+) -> TestResult:
+    address = batch.single_element.address
+    run = check_run(address.spec_path, _shown_output_dir(address))
+    return await Get(TestResult, CourseToolTest(address, subsystem.tool_request(), run))
 
 
 @rule(desc="Smoke-test a course image", level=LogLevel.DEBUG)
 async def run_course_smoke_test(
-    batch: CourseSmokeTestRequest.Batch[CourseSmokeTestFieldSet, Any],
+    batch: CourseSmokeTestRequest.Batch[CourseSmokeTestFieldSet, Any],  # type: ignore[name-defined]
     subsystem: CourseSmokeTestSubsystem,
     test_subsystem: TestSubsystem,
-    test_extra_env: TestExtraEnv,
+    docker: DockerOptions,
 ) -> TestResult:
     field_set = batch.single_element
+    address = field_set.address
     dependencies = await Get(Targets, DependenciesRequest(field_set.dependencies))
     images = [tgt for tgt in dependencies if tgt.has_field(DockerImageSourceField)]
     package_field_sets = await Get(
         FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, images)
     )
-    tool, files, *packages = await MultiGet(
-        Get(
-            CourseTool,
-            CourseToolRequest(
-                subsystem.tool, subsystem.entry_point, "the [course-smoke-tester].tool option"
-            ),
-        ),
-        Get(Snapshot, PathGlobs, _course_globs(field_set.address)),
+    tool = subsystem.tool_request()
+    # The tool builds while the image does; the runner's own request for it is then answered
+    # from the engine's memo.
+    _, *packages = await MultiGet(
+        Get(CourseTool, CourseToolRequest, tool),
         *(
             Get(BuiltPackage, EnvironmentAwarePackageRequest(fs))
             for fs in package_field_sets.field_sets
@@ -353,41 +369,24 @@ async def run_course_smoke_test(
     built = [
         artifact
         for package in packages
-        for artifact in package.artifacts  # type: ignore[attr-defined]
+        for artifact in package.artifacts
         if isinstance(artifact, BuiltDockerImage)
     ]
     if len(built) != 1:
-        raise ValueError(f"{field_set.address} must depend on exactly one docker_image: {images}")
-    image = _content_tag(field_set.address, built[0])
-    process = await Get(
-        Process,
-        VenvPexProcess(
-            tool.pex,
-            argv=[
-                field_set.address.spec_path,
-                "--image",
-                image,
-                *_output_arguments(field_set.address),
-            ],
-            description=f"Smoke-test {image}",
-            input_digest=files.digest,
-            extra_env=test_extra_env.env,
-            output_directories=[OUTPUT_DIR],
-            level=LogLevel.DEBUG,
-            timeout_seconds=field_set.timeout.calculate_from_global_options(test_subsystem),
-            cache_scope=_cache_scope(test_subsystem),
-        ),
+        raise InvalidTargetException(f"{address} must depend on exactly one docker_image: {images}")
+    try:
+        image = published_reference(
+            course_slug(address.spec_path), built[0].tags, docker.registries().registries.values()
+        )
+    except CourseImageError as e:
+        raise InvalidTargetException(f"{address}: {e}") from None
+    run = smoke_test_run(
+        address.spec_path,
+        _shown_output_dir(address),
+        image,
+        field_set.timeout.calculate_from_global_options(test_subsystem),
     )
-    result = await Get(FallibleProcessResult, Process, process)
-    extra, xml = await _results(result)
-    return TestResult.from_fallible_process_result(
-        result,
-        address=field_set.address,
-        output_setting=test_subsystem.output,
-        xml_results=xml,
-        extra_output=extra,
-        log_extra_output=True,
-    )
+    return await Get(TestResult, CourseToolTest(address, tool, run))
 
 
 def target_types():

@@ -17,10 +17,8 @@ the hand-off from building to the hub and infra.
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pants.backend.docker.package_types import BuiltDockerImage
@@ -77,20 +75,22 @@ from pants.engine.target import (
 from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
-from catalog import METADATA_FILE, CatalogError, Course, parse_course
+from catalog import METADATA_FILE, CatalogError, parse_course
+from catalog.image_facts import COURSE_REPOSITORY, IMAGE_MAP, IMAGE_MAP_OUTPUT, format_image_map
 from course_targets import quality
+from course_targets.course_image import (
+    COURSE_TEMPLATE,
+    CourseImageError,
+    RegistryOptions,
+    course_file_globs,
+    course_instructions,
+    course_slug,
+    image_naming,
+    own_dockerfile_problem,
+    published_reference,
+)
 
-COURSE_TEMPLATE = "images/course/Dockerfile"
 COURSE_TEMPLATE_TARGET = "images/course:template"
-IMAGE_REPOSITORY = "ol-course-notebooks"
-# The local-only registry that carries the moving `:<slug>` tag: `[docker.registries.local]`,
-# with `skip_push = true` and `extra_image_tags = ["{build_args.COURSE_SLUG}"]` (pants.toml).
-LOCAL_REGISTRY = "local"
-SLUG_BUILD_ARG = "COURSE_SLUG"
-IMAGE_MAP_FILE = "courses/image-map.json"
-# What the shared template's first line is replaced with: the base image as a Pants address, so
-# that Pants infers the dependency on it and passes the built image's reference as a build arg.
-BASE_IMAGE_ARG = "ARG BASE_IMAGE="
 EXCLUDED_FROM_CONTENT = {"BUILD"}
 
 
@@ -110,62 +110,23 @@ class GenerateCourseTargetsRequest(GenerateTargetsRequest):
     generate_from = CourseTarget
 
 
-DATA_MARKER = "# @course-data"
-EXECUTABLES_MARKER = "# @course-executables"
-
-
-def course_instructions(
-    template: str, course: Course, executables: Sequence[str] = ()
-) -> list[str]:
-    """The shared Dockerfile template filled in for one course: its base image, the files git
-    has as executable (paths in the course directory), and its data."""
-    lines = template.splitlines()
-    for prefix in (BASE_IMAGE_ARG, EXECUTABLES_MARKER, DATA_MARKER):
-        if sum(line.startswith(prefix) for line in lines) != 1:
-            raise InvalidTargetException(
-                f"{COURSE_TEMPLATE} must have exactly one line starting with `{prefix}`"
-            )
-    result = []
-    for line in lines:
-        if line.startswith(BASE_IMAGE_ARG):
-            result.append(f"{BASE_IMAGE_ARG}{course.base_image}")
-        elif line.startswith(EXECUTABLES_MARKER):
-            if executables:
-                result.append("RUN chmod 0755 " + " ".join(map(shlex.quote, sorted(executables))))
-        elif line.startswith(DATA_MARKER):
-            result.extend(
-                f"RUN fetch-course-data {shlex.quote(d.sha256)} {shlex.quote(d.url)} {shlex.quote(d.path)}"
-                for d in course.data
-            )
-        else:
-            result.append(line)
-    return result
-
-
 def image_tag_fields(slug: str, registries: DockerRegistries) -> dict:
-    """The tags of a course image, and where they go.
-
-    `image_tags` is only the content tag `<slug>-<hash>`: immutable (it changes whenever any
-    input changes), what the image map names, and all that `./pants publish` pushes (ECR's
-    repositories refuse to move a tag). The moving `<slug>` tag, "the current image of this
-    course" for people, is a tag of the local-only registry alone: its `extra_image_tags` name
-    it from the COURSE_SLUG build arg (Pants 2.17 interpolates no other per-target value into a
-    registry's tags), and `skip_push` keeps it off every registry. Without that registry (CI
-    replaces the registries with ECR's), there is no moving tag and no COURSE_SLUG build arg.
-    """
-    fields: dict = {DockerImageTagsField.alias: [f"{slug}-{{pants.hash}}"]}
-    local = registries.registries.get(f"@{LOCAL_REGISTRY}")
-    if local is None:
-        return fields
-    if not local.skip_push or local.default:
-        raise InvalidTargetException(
-            f"[docker.registries.{LOCAL_REGISTRY}] names the moving `:<slug>` tag of course "
-            "images, which must never be pushed: it needs `skip_push = true` and must not be "
-            "a default registry"
-        )
-    fields[DockerImageRegistriesField.alias] = [ALL_DEFAULT_REGISTRIES, f"@{LOCAL_REGISTRY}"]
-    fields[DockerImageBuildArgsField.alias] = [f"{SLUG_BUILD_ARG}={slug}"]
+    """The `docker_image` fields that name a course image (see `image_naming`)."""
+    naming = image_naming(slug, registries.registries)
+    fields: dict = {DockerImageTagsField.alias: list(naming.tags)}
+    if naming.extra_registries:
+        fields[DockerImageRegistriesField.alias] = [
+            ALL_DEFAULT_REGISTRIES,
+            *naming.extra_registries,
+        ]
+    if naming.build_args:
+        fields[DockerImageBuildArgsField.alias] = list(naming.build_args)
     return fields
+
+
+def _invalid(address: Address, error: Exception) -> InvalidTargetException:
+    """A course that cannot become targets, by its slug and its address."""
+    return InvalidTargetException(f"Course `{course_slug(address.spec_path)}` ({address}): {error}")
 
 
 @rule(desc="Generate course targets from course.toml", level=LogLevel.DEBUG)
@@ -174,9 +135,9 @@ async def generate_course_targets(
 ) -> GeneratedTargets:
     address = request.template_address
     directory = address.spec_path
-    slug = directory.rsplit("/", 1)[-1]
+    slug = course_slug(directory)
     snapshot, template, metadata = await MultiGet(
-        Get(Snapshot, PathGlobs([f"{directory}/**", f"!{directory}/**/.ipynb_checkpoints/**"])),
+        Get(Snapshot, PathGlobs(course_file_globs(directory))),
         Get(DigestContents, PathGlobs([COURSE_TEMPLATE])),
         Get(DigestContents, PathGlobs([f"{directory}/{METADATA_FILE}"])),
     )
@@ -186,7 +147,11 @@ async def generate_course_targets(
     try:
         course = parse_course(slug, metadata[0].content.decode(), files)
     except CatalogError as e:
-        raise InvalidTargetException(f"Course `{slug}` ({address}): {e}") from None
+        raise _invalid(address, e) from None
+    try:
+        naming = image_tag_fields(slug, docker.registries())
+    except CourseImageError as e:
+        raise _invalid(address, e) from None
 
     content = [
         FileTarget(
@@ -200,8 +165,8 @@ async def generate_course_targets(
     image_fields: dict = {
         **request.template,
         DockerImageContextRootField.alias: "./",
-        DockerImageRepositoryField.alias: IMAGE_REPOSITORY,
-        **image_tag_fields(slug, docker.registries()),
+        DockerImageRepositoryField.alias: COURSE_REPOSITORY,
+        **naming,
         DockerImageDependenciesField.alias: [
             *(tgt.address.spec for tgt in content),
             COURSE_TEMPLATE_TARGET,
@@ -209,12 +174,9 @@ async def generate_course_targets(
     }
     if course.has_dockerfile:
         own = await Get(DigestContents, PathGlobs([f"{directory}/Dockerfile"]))
-        expected = f"{BASE_IMAGE_ARG}{course.base_image}"
-        if expected not in own[0].content.decode().splitlines():
-            raise InvalidTargetException(
-                f"Course `{slug}`: {directory}/Dockerfile must build FROM its flavor's base image: "
-                f"add the line `{expected}` and use `FROM ${{BASE_IMAGE}}`"
-            )
+        problem = own_dockerfile_problem(course, own[0].content.decode())
+        if problem:
+            raise InvalidTargetException(f"Course `{slug}`: {directory}/Dockerfile {problem}")
         image_fields[DockerImageSourceField.alias] = "Dockerfile"
     else:
         if not template:
@@ -229,10 +191,12 @@ async def generate_course_targets(
             for entry in entries
             if isinstance(entry, FileEntry) and entry.is_executable
         ]
+        try:
+            instructions = course_instructions(template[0].content.decode(), course, executables)
+        except CourseImageError as e:
+            raise _invalid(address, e) from None
         image_fields[DockerImageSourceField.alias] = None
-        image_fields[DockerImageInstructionsField.alias] = course_instructions(
-            template[0].content.decode(), course, executables
-        )
+        image_fields[DockerImageInstructionsField.alias] = instructions
     image = DockerImageTarget(image_fields, address.create_generated("image"), union_membership)
     # `#check` and `#smoke-test`: the course quality gate (quality.py).
     tests = quality.course_test_targets(
@@ -247,6 +211,7 @@ async def generate_course_targets(
 class CoursesDirectoryField(StringField):
     alias = "courses_directory"
     default = "courses"
+    value: str
     help = "The directory whose course targets (recursively) go into the map."
 
 
@@ -254,7 +219,7 @@ class CourseImageMapTarget(Target):
     alias = "course_image_map"
     help = (
         "Builds every course image under `courses_directory` and writes `course slug -> image "
-        f"reference` (the immutable content tag) as JSON to dist/{IMAGE_MAP_FILE}: what the hub "
+        f"reference` (the immutable content tag) as JSON to {IMAGE_MAP}: what the hub "
         "and infra deploy, so that they never guess tags."
     )
     core_fields = (*COMMON_TARGET_FIELDS, CoursesDirectoryField)
@@ -267,20 +232,15 @@ class CourseImageMapFieldSet(PackageFieldSet):
 
 
 def image_map_entry(
-    address: Address, image: BuiltDockerImage, local_only: Collection[str] = ()
+    address: Address, image: BuiltDockerImage, registries: Iterable[RegistryOptions]
 ) -> tuple[str, str]:
-    """`slug -> <registry>/ol-course-notebooks:<slug>-<hash>`, in a registry that is pushed to
-    (not one of the `local_only` addresses, whose names never leave the machine)."""
-    slug = address.spec_path.rsplit("/", 1)[-1]
-    content_tags = [
-        tag
-        for tag in image.tags
-        if tag.rsplit(":", 1)[-1].startswith(f"{slug}-")
-        and not any(tag.startswith(f"{registry}/") for registry in local_only)
-    ]
-    if not content_tags:
-        raise InvalidTargetException(f"{address} has no content tag `{slug}-<hash>`: {image.tags}")
-    return slug, sorted(content_tags)[0]
+    """`slug -> <registry>/ol-course-notebooks:<slug>-<hash>`: the image's published reference
+    (`published_reference`, which the smoke test runs too)."""
+    slug = course_slug(address.spec_path)
+    try:
+        return slug, published_reference(slug, image.tags, registries)
+    except CourseImageError as e:
+        raise InvalidTargetException(f"{address}: {e}") from None
 
 
 @rule(desc="Write the course image map", level=LogLevel.INFO)
@@ -300,23 +260,16 @@ async def package_course_image_map(
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets.field_sets
     )
-    local_only = {r.address for r in docker.registries().registries.values() if r.skip_push}
+    registries = docker.registries().registries.values()
     entries = dict(
-        image_map_entry(tgt.address, artifact, local_only)
+        image_map_entry(tgt.address, artifact, registries)
         for tgt, package in zip(images, packages)
         for artifact in package.artifacts
         if isinstance(artifact, BuiltDockerImage)
     )
-    path = IMAGE_MAP_FILE
+    path = IMAGE_MAP_OUTPUT
     digest = await Get(
-        Digest,
-        CreateDigest(
-            [
-                FileContent(
-                    path, (json.dumps(dict(sorted(entries.items())), indent=2) + "\n").encode()
-                )
-            ]
-        ),
+        Digest, CreateDigest([FileContent(path, format_image_map(entries).encode())])
     )
     return BuiltPackage(digest, (BuiltPackageArtifact(path),))
 

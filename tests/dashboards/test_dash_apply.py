@@ -21,8 +21,8 @@ import pytest
 
 from dashboards import apply
 from dashboards.build import build, write
-from dashboards.common import DEFAULTS, panels_of
-from dashboards.testing import free_port, make_catalog, make_repo
+from dashboards.common import DEFAULTS
+from tests.dashboards.support import free_port, make_catalog, make_repo, panels_of
 
 TOKEN = "glsa_test_token"
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from dashboards import alerts, build, layout
-from dashboards.common import DEFAULTS, Settings, expressions_of, panels_of
-from dashboards.testing import COURSES, make_catalog, make_repo
+from dashboards.common import DEFAULTS, Settings
+from tests.dashboards.support import COURSES, expressions_of, make_catalog, make_repo, panels_of
 
 REPO = Path(__file__).resolve().parents[2]
 PICTURES = REPO / "docs" / "dashboards"

@@ -13,70 +13,79 @@ from catalog import Catalog
 from catalog.course import SLUG_PATTERN
 from dashboards.alerts import alert_rules
 from dashboards.build import build, dashboards
-from dashboards.common import (
-    ALL_COURSES,
-    DEFAULTS,
-    WHAT_TO_DO,
-    Settings,
-    expressions_of,
-    panels_of,
-    substitute,
-)
-from dashboards.testing import COURSES, make_catalog
+from dashboards.common import ALL_COURSES, DEFAULTS, WHAT_TO_DO, Settings
+from tests.dashboards.support import COURSES, expressions_of, make_catalog, panels_of, substitute
 
 BOARDS = dashboards(make_catalog(), DEFAULTS)
 
 
-def all_panels() -> list[tuple[str, dict[str, Any]]]:
-    return [(name, panel) for name, data in BOARDS.items() for panel in panels_of(data)]
+#: Every panel of every dashboard, one case each (`<file> / <title>`).
+PANELS = [
+    pytest.param(panel, id=f"{name} / {panel['title']}")
+    for name, data in BOARDS.items()
+    for panel in panels_of(data)
+]
 
 
-def test_every_panel_says_what_it_shows_and_what_to_do() -> None:
-    assert len(all_panels()) >= 18
-    for name, panel in all_panels():
-        description = panel.get("description") or ""
-        shows, _, todo = description.partition(WHAT_TO_DO)
-        assert (
-            len(shows.strip()) >= 30
-        ), f"{name} / {panel['title']}: says too little about what it shows"
-        assert len(todo.strip()) >= 30, f"{name} / {panel['title']}: says nothing about what to do"
+def test_the_dashboards_have_their_panels() -> None:
+    assert len(PANELS) >= 18
 
 
-def test_every_panel_queries_the_chosen_prometheus() -> None:
-    for name, panel in all_panels():
-        assert panel["targets"], f"{name} / {panel['title']} has no query"
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-        assert all(t["datasource"] == panel["datasource"] for t in panel["targets"])
-        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
+@pytest.mark.parametrize("panel", PANELS)
+def test_every_panel_says_what_it_shows_and_what_to_do(panel: dict[str, Any]) -> None:
+    shows, _, todo = (panel.get("description") or "").partition(WHAT_TO_DO)
+    assert len(shows.strip()) >= 30, "says too little about what it shows"
+    assert len(todo.strip()) >= 30, "says nothing about what to do"
 
 
-def test_the_issue_s_metrics_are_all_on_a_panel() -> None:
-    exprs = {name: " ".join(e for *_, e in expressions_of(data)) for name, data in BOARDS.items()}
-    for metric in (
-        "kube_pod_container_info",
-        "container_memory_working_set_bytes",
-        "container_cpu_usage_seconds_total",
-        'kube_pod_container_status_last_terminated_reason{namespace="jupyterhub", '
-        'container="notebook", reason="OOMKilled"}',
-        "kube_pod_container_status_restarts_total",
-        "kube_pod_container_status_waiting_reason",
-        'kube_pod_status_phase{namespace="jupyterhub", phase="Pending"}',
-        "kube_pod_status_unschedulable",
-        "DCGM_FI_DEV_GPU_UTIL",
-        "DCGM_FI_DEV_FB_USED",
-        "kube_pod_created",
-    ):
-        assert metric in exprs["courses.json"], metric
-    for metric in (
-        "jupyterhub_active_users",
-        "jupyterhub_running_servers",
-        "jupyterhub_server_spawn_duration_seconds_bucket",
-        "jupyterhub_server_spawn_duration_seconds_count",
-        "jupyterhub_request_duration_seconds_bucket",
-        'container="hub"',
-        'container="chp"',
-    ):
-        assert metric in exprs["hub.json"], metric
+@pytest.mark.parametrize("panel", PANELS)
+def test_every_panel_queries_the_chosen_prometheus(panel: dict[str, Any]) -> None:
+    assert panel["targets"], "no query"
+    assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert all(t["datasource"] == panel["datasource"] for t in panel["targets"])
+    assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
+
+
+# (dashboard, a metric or selector of the issue) -> on one of its panels
+ISSUE_METRICS = [
+    *(
+        ("courses.json", metric)
+        for metric in (
+            "kube_pod_container_info",
+            "container_memory_working_set_bytes",
+            "container_cpu_usage_seconds_total",
+            'kube_pod_container_status_last_terminated_reason{namespace="jupyterhub", '
+            'container="notebook", reason="OOMKilled"}',
+            "kube_pod_container_status_restarts_total",
+            "kube_pod_container_status_waiting_reason",
+            'kube_pod_status_phase{namespace="jupyterhub", phase="Pending"}',
+            "kube_pod_status_unschedulable",
+            "DCGM_FI_DEV_GPU_UTIL",
+            "DCGM_FI_DEV_FB_USED",
+            "kube_pod_created",
+        )
+    ),
+    *(
+        ("hub.json", metric)
+        for metric in (
+            "jupyterhub_active_users",
+            "jupyterhub_running_servers",
+            "jupyterhub_server_spawn_duration_seconds_bucket",
+            "jupyterhub_server_spawn_duration_seconds_count",
+            "jupyterhub_request_duration_seconds_bucket",
+            'container="hub"',
+            'container="chp"',
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "board, metric",
+    [pytest.param(board, metric, id=f"{board} / {metric}") for board, metric in ISSUE_METRICS],
+)
+def test_the_issue_s_metrics_are_all_on_a_panel(board: str, metric: str) -> None:
+    assert metric in " ".join(e for *_, e in expressions_of(BOARDS[board]))
 
 
 def panel(board: str, title: str) -> dict[str, Any]:
@@ -136,25 +145,36 @@ def test_course_variable_lists_the_catalog() -> None:
     assert variables["datasource"]["type"] == "datasource"
 
 
-def test_every_courses_query_follows_the_course_variable() -> None:
-    for title, ref, expr in expressions_of(BOARDS["courses.json"]):
-        assert 'label_course=~"$course"' in expr, f"{title} {ref} ignores $course"
-    for title, ref, expr in expressions_of(BOARDS["hub.json"]):
-        assert "$course" not in expr, f"{title} {ref}: the hub dashboard has no $course"
+def _queries(board: str) -> list[Any]:
+    return [
+        pytest.param(expr, id=f"{title} / {ref}")
+        for title, ref, expr in expressions_of(BOARDS[board])
+    ]
 
 
-def test_layout_fills_a_24_column_grid_without_overlaps() -> None:
-    for name, data in BOARDS.items():
-        cells: dict[tuple[int, int], str] = {}
-        ids = [panel["id"] for panel in data["panels"]]
-        assert ids == list(range(1, len(ids) + 1)), name
-        for panel in data["panels"]:
-            grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, (name, panel["title"])
-            for x in range(grid["x"], grid["x"] + grid["w"]):
-                for y in range(grid["y"], grid["y"] + grid["h"]):
-                    assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
-                    cells[(x, y)] = panel["title"]
+@pytest.mark.parametrize("expr", _queries("courses.json"))
+def test_every_courses_query_follows_the_course_variable(expr: str) -> None:
+    assert 'label_course=~"$course"' in expr
+
+
+@pytest.mark.parametrize("expr", _queries("hub.json"))
+def test_no_hub_query_has_the_course_variable(expr: str) -> None:
+    assert "$course" not in expr
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_layout_fills_a_24_column_grid_without_overlaps(name: str) -> None:
+    data = BOARDS[name]
+    cells: dict[tuple[int, int], str] = {}
+    ids = [panel["id"] for panel in data["panels"]]
+    assert ids == list(range(1, len(ids) + 1))
+    for panel in data["panels"]:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
 
 
 def test_uids_and_titles_are_stable() -> None:

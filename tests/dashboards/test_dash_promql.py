@@ -20,8 +20,14 @@ import yaml
 from catalog import Catalog
 from dashboards.alerts import rules_yaml
 from dashboards.build import dashboards
-from dashboards.common import DEFAULTS, expressions_of, substitute
-from dashboards.testing import PrometheusServer, make_catalog, running_prometheus
+from dashboards.common import DEFAULTS
+from tests.dashboards.support import (
+    PrometheusServer,
+    expressions_of,
+    make_catalog,
+    running_prometheus,
+    substitute,
+)
 
 ALL = {"course": ".+", "__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
 

@@ -1,10 +1,10 @@
 """What the hub's end-to-end tests need: Docker with the course images, the proxy, Chromium,
 and a throwaway PostgreSQL server. Each helper skips with the reason when something is missing.
 
-Course images are found as the local hub finds them (`hub.local.local_images`): the image map
-(`HUB_IMAGE_MAP`, `courses/image-map.json` in a Pants sandbox, `dist/courses/image-map.json` in
-a checkout) or the `ol-course-notebooks:<slug>` tag the course build writes. When an image map
-exists, a course without its image is a failure, not a skip (the build should have made it).
+Course images are found as the local hub finds them (`hub.local_images`): from the image map
+(`HUB_IMAGE_MAP`, the one the Pants test carries in its sandbox, or the checkout's). Without an
+image map the tests skip; a course missing from it, or an image it names that Docker lacks, is
+an error (the build should have made it).
 """
 
 from __future__ import annotations
@@ -23,15 +23,10 @@ from typing import Any
 
 import pytest
 
-from catalog import Catalog, load_catalog
-from hub.local import (
-    docker_client,
-    free_port,
-    image_map_file,
-    load_image_map,
-    local_images,
-    repo_root,
-)
+from catalog import Catalog, find_repo_root, load_catalog
+from catalog.image_facts import BUILD_COMMAND, read_image_map
+from hub.local_images import docker_client, image_map_file, local_images
+from hub.local_processes import free_port
 
 CHROMIUM = os.environ.get("HUB_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,18 +45,17 @@ CHROMIUM_ARGS = [
 class Courses:
     catalog: Catalog
     images: dict[str, str]
-    image_map_found: bool
 
 
 def repository_catalog() -> Catalog | None:
     try:
-        return load_catalog(repo_root())
+        return load_catalog(find_repo_root())
     except (FileNotFoundError, OSError):
         return None
 
 
 def course_images() -> Courses:
-    """The catalog and the images Docker has; skips when Docker or every image is missing."""
+    """The catalog and every course's image; skips when Docker or the image map is missing."""
     catalog = repository_catalog()
     if catalog is None:
         pytest.skip("no courses/ directory (the hub e2e tests need courses:content)")
@@ -70,14 +64,13 @@ def course_images() -> Courses:
         client.ping()
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"Docker is not available: {e}")
-    root = repo_root()
-    images = local_images(catalog, load_image_map(root), client)
-    if not images:
+    path = image_map_file(find_repo_root())
+    if not path.is_file():
         pytest.skip(
-            "no course image in Docker: ./pants package courses:: courses:image-map "
+            f"no image map at {path}: `{BUILD_COMMAND}` "
             "(or a runtime_package_dependencies on courses:image-map)"
         )
-    return Courses(catalog, images, image_map_file(root) is not None)
+    return Courses(catalog, local_images(catalog, read_image_map(path), client))
 
 
 def require_proxy() -> None:

@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from hub.launch import LaunchSettings
-from hub.local import LocalHub, user_from_url
+from hub.local_client import user_from_url
+from hub.local_processes import LocalHub
 from hub.settings import CullSettings, HubSettings
 from tests.hub.e2e_support import (
     chromium_browser,

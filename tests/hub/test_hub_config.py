@@ -19,13 +19,18 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 from catalog import catalog_to_list
+from catalog.image_facts import ImageMapError
 from hub.auth import CourseTmpAuthenticator, spawn_arguments
+from hub.bench_launch import configure_stock
 from hub.config import CULLER_SCOPES, TEMPLATES, configure_hub
-from hub.local import configure_local, launch_links, local_images, user_from_url
+from hub.local import launch_links
+from hub.local_client import user_from_url
+from hub.local_config import configure_local
+from hub.local_images import local_images
 from hub.settings import CullSettings, HubSettings, settings_to_custom
 from hub.spawner import CourseDockerSpawner, CourseKubeSpawner
 from hub.z2jh import configure
-from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION, REGISTRY
 
 VALUES = {
     "custom": {
@@ -153,9 +158,10 @@ def test_login_keeps_launch_arguments(query: str, expected: list[tuple[str, str]
     assert spawn_arguments(query) == expected
 
 
-def test_local_config(tmp_path: Path) -> None:
+def local_params(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """What LocalHub writes for its hub process (params.json)."""
     settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings())
-    params = {
+    return {
         "custom": settings_to_custom(settings),
         "instance": "abc",
         "port": 8000,
@@ -165,7 +171,12 @@ def test_local_config(tmp_path: Path) -> None:
         "api_token": "a" * 32,
         "db_url": f"sqlite:///{tmp_path}/db.sqlite",
         "state_dir": str(tmp_path),
+        **extra,
     }
+
+
+def test_local_config(tmp_path: Path) -> None:
+    params = local_params(tmp_path)
     (tmp_path / "params.json").write_text(json.dumps(params))
     c = Config()
     configure_local(c, str(tmp_path / "params.json"))
@@ -182,6 +193,19 @@ def test_local_config(tmp_path: Path) -> None:
     assert names == ["jupyterhub-idle-culler", "ol-local"]
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseDockerSpawner
+
+
+def test_the_benchmark_baseline_is_stock_jupyterhub_with_our_container(tmp_path: Path) -> None:
+    params = local_params(tmp_path, stock_course="intro-ml")
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    c = Config()
+    configure_stock(c, str(tmp_path / "params.json"))
+    assert c.JupyterHub.authenticator_class == "tmpauthenticator.TmpAuthenticator"
+    assert c.JupyterHub.spawner_class == "hub.spawner.LoopbackDockerSpawner"
+    assert c.DockerSpawner.image == IMAGE_MAP["intro-ml"]
+    assert c.DockerSpawner.mem_limit == CATALOG["intro-ml"].resources.memory_limit
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert [s["name"] for s in c.JupyterHub.services] == ["ol-local"]
 
 
 def test_user_from_url() -> None:
@@ -201,9 +225,8 @@ def test_launch_links_cover_every_built_notebook() -> None:
 
 
 class FakeImage:
-    def __init__(self, tags: list[str], created: str) -> None:
+    def __init__(self, tags: list[str]) -> None:
         self.tags = tags
-        self.attrs = {"Created": created}
 
 
 class FakeClient:
@@ -211,20 +234,45 @@ class FakeClient:
         self.images = types.SimpleNamespace(list=lambda: images)
 
 
-def test_local_images_prefer_the_image_map_then_the_project_registry() -> None:
-    client = FakeClient(
-        [
-            FakeImage(
-                [IMAGE_MAP["data-analytics"], "localhost/ol-course-notebooks:data-analytics"],
-                "1",
-            ),
-            FakeImage(["127.0.0.1:5000/ol-course-notebooks:intro-ml"], "3"),
-            FakeImage(["localhost/ol-course-notebooks:intro-ml"], "2"),
-            FakeImage(["other/repo:deep-learning-gpu"], "4"),
-        ]
-    )
-    images = local_images(CATALOG, {"data-analytics": IMAGE_MAP["data-analytics"]}, client)
-    assert images == {
-        "data-analytics": IMAGE_MAP["data-analytics"],
-        "intro-ml": "localhost/ol-course-notebooks:intro-ml",
-    }
+BUILT = {**IMAGE_MAP, "unbuilt": f"{REGISTRY}:unbuilt-{'0' * 64}"}
+MOVING = [f"localhost/ol-course-notebooks:{slug}" for slug in BUILT]
+REBUILD = "build them with `./pants package courses::`"
+
+
+@pytest.mark.parametrize(
+    "image_map, docker, expected",
+    [
+        pytest.param(BUILT, [*BUILT.values(), *MOVING], BUILT, id="every-course-built"),
+        pytest.param(
+            {slug: BUILT[slug] for slug in ("data-analytics", "intro-ml")},
+            [*BUILT.values(), *MOVING],
+            "the image map has no image for deep-learning-gpu, unbuilt: " + REBUILD,
+            id="no-moving-tag-for-courses-missing-from-the-map",
+        ),
+        pytest.param(
+            BUILT,
+            [BUILT["intro-ml"], *MOVING],
+            f"Docker has no image {BUILT['data-analytics']} (data-analytics), "
+            f"{BUILT['deep-learning-gpu']} (deep-learning-gpu), {BUILT['unbuilt']} (unbuilt): "
+            + REBUILD,
+            id="no-moving-tag-for-images-docker-lacks",
+        ),
+        pytest.param(
+            {"intro-ml": BUILT["intro-ml"]},
+            [],
+            "the image map has no image for data-analytics, deep-learning-gpu, unbuilt; "
+            f"Docker has no image {BUILT['intro-ml']} (intro-ml): " + REBUILD,
+            id="both-problems-in-one-message",
+        ),
+    ],
+)
+def test_local_images_come_from_the_image_map_only(
+    image_map: dict[str, str], docker: list[str], expected: dict[str, str] | str
+) -> None:
+    client = FakeClient([FakeImage([reference]) for reference in docker])
+    if isinstance(expected, str):
+        with pytest.raises(ImageMapError) as raised:
+            local_images(CATALOG, image_map, client)
+        assert str(raised.value) == expected
+    else:
+        assert local_images(CATALOG, image_map, client) == expected

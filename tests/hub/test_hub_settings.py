@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from catalog import catalog_to_list
-from hub.launch import GpuSettings
-from hub.settings import CullSettings, SettingsError, parse_custom, settings_to_custom
+from hub.launch import GpuSettings, LaunchSettings
+from hub.settings import (
+    CullSettings,
+    HubSettings,
+    SettingsError,
+    parse_custom,
+    settings_to_custom,
+)
 from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP
 
 # The contract from the brief, with every course of the test catalog built.
@@ -33,13 +39,14 @@ CUSTOM: dict[str, Any] = {
 
 
 def test_the_contract_parses() -> None:
-    settings = parse_custom(CUSTOM)
-    assert settings.catalog == CATALOG
-    assert settings.image_map == IMAGES
-    assert settings.launch.allow_preview_tags is False
-    assert settings.launch.preview_tags == {"data-analytics": ("pr-42",)}
-    assert settings.launch.gpu == GPU
-    assert settings.culling == CullSettings()
+    assert parse_custom(CUSTOM) == HubSettings(
+        catalog=CATALOG,
+        image_map=IMAGES,
+        launch=LaunchSettings(
+            allow_preview_tags=False, preview_tags={"data-analytics": ("pr-42",)}, gpu=GPU
+        ),
+        culling=CullSettings(),
+    )
 
 
 def test_round_trip() -> None:
@@ -108,25 +115,106 @@ def test_missing_images_allowed_for_local_use() -> None:
     assert "intro-ml" not in parse_custom(custom, require_all_images=False).image_map
 
 
-def test_culler_and_kernel_arguments() -> None:
-    culling = CullSettings(idle_timeout=600, max_age=3600, every=60, users=True, concurrency=5)
-    assert culling.culler_arguments() == [
-        "--timeout=600",
-        "--cull-every=60",
-        "--concurrency=5",
-        "--max-age=3600",
-        "--cull-users=true",
-    ]
-    assert "--max-age" not in " ".join(CullSettings(max_age=0).culler_arguments())
-    assert "--cull-users" not in " ".join(CullSettings(users=False).culler_arguments())
-    kernel = CullSettings(kernel_idle_timeout=300, kernel_cull_interval=30, cull_connected=True)
-    assert kernel.single_user_arguments()[:3] == [
-        "--MappingKernelManager.cull_idle_timeout=300",
-        "--MappingKernelManager.cull_interval=30",
-        "--MappingKernelManager.cull_connected=True",
-    ]
-    assert CullSettings(kernel_idle_timeout=0).single_user_arguments() == []
-    assert CullSettings(enabled=False).single_user_arguments() == []
+# CullSettings -> (the culler's arguments, the single-user server's arguments)
+CULLING = [
+    pytest.param(
+        CullSettings(idle_timeout=600, max_age=3600, every=60, users=True, concurrency=5),
+        [
+            "--timeout=600",
+            "--cull-every=60",
+            "--concurrency=5",
+            "--max-age=3600",
+            "--cull-users=true",
+        ],
+        [
+            "--MappingKernelManager.cull_idle_timeout=1200",
+            "--MappingKernelManager.cull_interval=120",
+            "--MappingKernelManager.cull_connected=True",
+            "--TerminalManager.cull_inactive_timeout=1200",
+            "--TerminalManager.cull_interval=120",
+        ],
+        id="servers-and-users",
+    ),
+    pytest.param(
+        CullSettings(max_age=0),
+        ["--timeout=3600", "--cull-every=300", "--concurrency=10", "--cull-users=true"],
+        [
+            "--MappingKernelManager.cull_idle_timeout=1200",
+            "--MappingKernelManager.cull_interval=120",
+            "--MappingKernelManager.cull_connected=True",
+            "--TerminalManager.cull_inactive_timeout=1200",
+            "--TerminalManager.cull_interval=120",
+        ],
+        id="no-age-limit",
+    ),
+    pytest.param(
+        CullSettings(users=False),
+        ["--timeout=3600", "--cull-every=300", "--concurrency=10", "--max-age=28800"],
+        [
+            "--MappingKernelManager.cull_idle_timeout=1200",
+            "--MappingKernelManager.cull_interval=120",
+            "--MappingKernelManager.cull_connected=True",
+            "--TerminalManager.cull_inactive_timeout=1200",
+            "--TerminalManager.cull_interval=120",
+        ],
+        id="users-kept",
+    ),
+    pytest.param(
+        CullSettings(
+            kernel_idle_timeout=300,
+            kernel_cull_interval=30,
+            cull_connected=False,
+            terminal_idle_timeout=600,
+        ),
+        [
+            "--timeout=3600",
+            "--cull-every=300",
+            "--concurrency=10",
+            "--max-age=28800",
+            "--cull-users=true",
+        ],
+        [
+            "--MappingKernelManager.cull_idle_timeout=300",
+            "--MappingKernelManager.cull_interval=30",
+            "--MappingKernelManager.cull_connected=False",
+            "--TerminalManager.cull_inactive_timeout=600",
+            "--TerminalManager.cull_interval=30",
+        ],
+        id="kernels-and-terminals",
+    ),
+    pytest.param(
+        CullSettings(kernel_idle_timeout=0),
+        [
+            "--timeout=3600",
+            "--cull-every=300",
+            "--concurrency=10",
+            "--max-age=28800",
+            "--cull-users=true",
+        ],
+        [],
+        id="no-kernel-culling",
+    ),
+    pytest.param(
+        CullSettings(enabled=False),
+        [
+            "--timeout=3600",
+            "--cull-every=300",
+            "--concurrency=10",
+            "--max-age=28800",
+            "--cull-users=true",
+        ],
+        [],
+        id="culling-off",
+    ),
+]
+
+
+@pytest.mark.parametrize("culling, culler, single_user", CULLING)
+def test_culler_and_kernel_arguments(
+    culling: CullSettings, culler: list[str], single_user: list[str]
+) -> None:
+    assert culling.culler_arguments() == culler
+    assert culling.single_user_arguments() == single_user
 
 
 def test_gpu_defaults() -> None:

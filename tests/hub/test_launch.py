@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -35,111 +36,104 @@ def plan(query_string: str, launch: LaunchSettings = PRODUCTION) -> LaunchPlan:
 
 # --- Input/expected pairs ---------------------------------------------------------------------
 
-# (query string, settings, expected plan fields)
+#: Whole plans for the test catalog's courses without notebook, tag or GPU; cases change fields.
+PLAN_DA = LaunchPlan(
+    course=DA,
+    notebook=None,
+    image=IMAGE_MAP[DA],
+    memory_limit=1 * GiB,
+    memory_guarantee=GiB // 2,
+    cpu_limit=2.0,
+    cpu_guarantee=0.5,
+    url="/lab",
+)
+PLAN_ML = replace(
+    PLAN_DA,
+    course="intro-ml",
+    image=IMAGE_MAP["intro-ml"],
+    memory_limit=3 * GiB,
+    memory_guarantee=3 * GiB // 2,
+)
+PLAN_DL_CPU = replace(
+    PLAN_DA, course=DL, image=IMAGE_MAP[DL], memory_limit=4 * GiB, memory_guarantee=2 * GiB
+)
+PLAN_DL_GPU = replace(
+    PLAN_DL_CPU,
+    gpu_count=1,
+    gpu_resource_name="nvidia.com/gpu",
+    node_selector={"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"},
+    tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+)
+PLAN_DA_NB = replace(PLAN_DA, notebook=NB, url=f"/lab/tree/{NB}")
+
+# (query string, settings, the whole plan)
 GOOD = [
     pytest.param(
-        f"course={DA}&notebook={NB}",
-        PRODUCTION,
-        dict(
-            course=DA,
-            notebook=NB,
-            image=IMAGE_MAP[DA],
-            url=f"/lab/tree/{NB}",
-            memory_limit=1 * GiB,
-            memory_guarantee=GiB // 2,
-            cpu_limit=2.0,
-            cpu_guarantee=0.5,
-            gpu_count=0,
-            tolerations=(),
-            node_selector={},
-        ),
-        id="cpu-course-with-notebook",
+        f"course={DA}&notebook={NB}", PRODUCTION, PLAN_DA_NB, id="cpu-course-with-notebook"
     ),
-    pytest.param(
-        f"course={DA}",
-        PRODUCTION,
-        dict(notebook=None, url="/lab", image=IMAGE_MAP[DA]),
-        id="no-notebook",
-    ),
-    pytest.param(
-        f"course={DA}&notebook=", PRODUCTION, dict(notebook=None, url="/lab"), id="empty-notebook"
-    ),
+    pytest.param(f"course={DA}", PRODUCTION, PLAN_DA, id="no-notebook"),
+    pytest.param(f"course={DA}&notebook=", PRODUCTION, PLAN_DA, id="empty-notebook"),
     pytest.param(
         f"course={DA}&notebook=lectures%2F01-dataframes%2Fdataframes.ipynb",
         PRODUCTION,
-        dict(notebook=NB, url=f"/lab/tree/{NB}"),
+        PLAN_DA_NB,
         id="encoded-slashes-decoded",
     ),
     pytest.param(
         f"course={DA}&notebook=./lectures//01-dataframes/./dataframes.ipynb",
         PRODUCTION,
-        dict(notebook=NB),
+        PLAN_DA_NB,
         id="normalized",
     ),
     pytest.param(
         "course=intro-ml&notebook=notebooks/My%20Notebook.ipynb",
         PRODUCTION,
-        dict(notebook="notebooks/My Notebook.ipynb", url="/lab/tree/notebooks/My%20Notebook.ipynb"),
+        replace(
+            PLAN_ML,
+            notebook="notebooks/My Notebook.ipynb",
+            url="/lab/tree/notebooks/My%20Notebook.ipynb",
+        ),
         id="space-quoted-in-url",
     ),
     pytest.param(
         "course=intro-ml&notebook=notebooks/100%25%20sure.ipynb",
         PRODUCTION,
-        dict(notebook="notebooks/100% sure.ipynb", url="/lab/tree/notebooks/100%25%20sure.ipynb"),
+        replace(
+            PLAN_ML,
+            notebook="notebooks/100% sure.ipynb",
+            url="/lab/tree/notebooks/100%25%20sure.ipynb",
+        ),
         id="percent-in-name",
     ),
-    pytest.param(
-        f"course={DL}",
-        PRODUCTION,
-        dict(
-            gpu_count=1,
-            gpu_resource_name="nvidia.com/gpu",
-            node_selector={"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"},
-            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
-            memory_limit=4 * GiB,
-        ),
-        id="gpu-course-gets-gpu",
-    ),
-    pytest.param(f"course={DL}&needs_gpu=true", PRODUCTION, dict(gpu_count=1), id="gpu-true"),
-    pytest.param(f"course={DL}&needs_gpu=YES", PRODUCTION, dict(gpu_count=1), id="gpu-yes"),
-    pytest.param(f"course={DL}&needs_gpu=1", PRODUCTION, dict(gpu_count=1), id="gpu-1"),
-    pytest.param(
-        f"course={DL}&needs_gpu=false",
-        PRODUCTION,
-        dict(gpu_count=0, tolerations=(), node_selector={}, gpu_resource_name=None),
-        id="gpu-false",
-    ),
-    pytest.param(f"course={DL}&needs_gpu=0", PRODUCTION, dict(gpu_count=0), id="gpu-0"),
-    pytest.param(f"course={DL}&needs_gpu=no", PRODUCTION, dict(gpu_count=0), id="gpu-no"),
-    pytest.param(
-        f"course={DL}&needs_gpu=%20False%20", PRODUCTION, dict(gpu_count=0), id="gpu-False"
-    ),
-    pytest.param(
-        f"course={DA}&needs_gpu=true", PRODUCTION, dict(gpu_count=0), id="cpu-course-ignores-gpu"
-    ),
-    pytest.param(
-        f"course={DL}", LOCAL, dict(gpu_count=0, tolerations=()), id="no-gpus-in-deployment"
-    ),
+    pytest.param(f"course={DL}", PRODUCTION, PLAN_DL_GPU, id="gpu-course-gets-gpu"),
+    pytest.param(f"course={DL}&needs_gpu=true", PRODUCTION, PLAN_DL_GPU, id="gpu-true"),
+    pytest.param(f"course={DL}&needs_gpu=YES", PRODUCTION, PLAN_DL_GPU, id="gpu-yes"),
+    pytest.param(f"course={DL}&needs_gpu=1", PRODUCTION, PLAN_DL_GPU, id="gpu-1"),
+    pytest.param(f"course={DL}&needs_gpu=false", PRODUCTION, PLAN_DL_CPU, id="gpu-false"),
+    pytest.param(f"course={DL}&needs_gpu=0", PRODUCTION, PLAN_DL_CPU, id="gpu-0"),
+    pytest.param(f"course={DL}&needs_gpu=no", PRODUCTION, PLAN_DL_CPU, id="gpu-no"),
+    pytest.param(f"course={DL}&needs_gpu=%20False%20", PRODUCTION, PLAN_DL_CPU, id="gpu-False"),
+    pytest.param(f"course={DA}&needs_gpu=true", PRODUCTION, PLAN_DA, id="cpu-course-ignores-gpu"),
+    pytest.param(f"course={DL}", LOCAL, PLAN_DL_CPU, id="no-gpus-in-deployment"),
     pytest.param(
         f"course={DA}&tag=pr-42",
         PREVIEW,
-        dict(image=f"{REGISTRY}:pr-42", tag="pr-42"),
+        replace(PLAN_DA, image=f"{REGISTRY}:pr-42", tag="pr-42"),
         id="published-preview-tag",
     ),
+    pytest.param(f"course={DA}&tag=", PRODUCTION, PLAN_DA, id="empty-tag"),
     pytest.param(
-        f"course={DA}&tag=", PRODUCTION, dict(image=IMAGE_MAP[DA], tag=None), id="empty-tag"
+        f"opt-course={DA}&opt-notebook={NB}",
+        PRODUCTION,
+        PLAN_DA_NB,
+        id="opt-prefix",
     ),
+    pytest.param(f"opt-course={DA}&course=unknown", PRODUCTION, PLAN_DA, id="opt-prefix-wins"),
+    pytest.param(f"course={DA}&course={DA}", PRODUCTION, PLAN_DA, id="same-course-twice"),
     pytest.param(
-        f"opt-course={DA}&opt-notebook={NB}", PRODUCTION, dict(notebook=NB), id="opt-prefix"
+        f"course={DA}&utm_source=mail&next=/evil", PRODUCTION, PLAN_DA, id="others-ignored"
     ),
-    pytest.param(
-        f"opt-course={DA}&course=unknown", PRODUCTION, dict(course=DA), id="opt-prefix-wins"
-    ),
-    pytest.param(f"course={DA}&course={DA}", PRODUCTION, dict(course=DA), id="same-course-twice"),
-    pytest.param(
-        f"course={DA}&utm_source=mail&next=/evil", PRODUCTION, dict(course=DA), id="others-ignored"
-    ),
-    pytest.param(f"course=%20{DA}%20", PRODUCTION, dict(course=DA), id="spaces-around-course"),
+    pytest.param(f"course=%20{DA}%20", PRODUCTION, PLAN_DA, id="spaces-around-course"),
 ]
 
 # (query string, settings, status, reason)
@@ -239,10 +233,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("query_string, launch, expected", GOOD)
-def test_good_links(query_string: str, launch: LaunchSettings, expected: dict[str, Any]) -> None:
-    result = plan(query_string, launch)
-    for name, value in expected.items():
-        assert getattr(result, name) == value, name
+def test_good_links(query_string: str, launch: LaunchSettings, expected: LaunchPlan) -> None:
+    assert plan(query_string, launch) == expected
 
 
 @pytest.mark.parametrize("query_string, launch, status, reason", BAD)
@@ -269,21 +261,35 @@ def test_notebook_error_lists_the_course_notebooks() -> None:
     assert all(notebook in caught.value.message for notebook in CATALOG[DA].notebooks)
 
 
-def test_values_as_jupyterhub_passes_them() -> None:
-    """JupyterHub hands `options_from_query` lists of strings; the REST API hands anything."""
-    assert (
-        plan_launch({"course": [DA], "notebook": [NB]}, CATALOG, IMAGE_MAP, PRODUCTION).notebook
-        == NB
-    )
-    assert plan_launch({"course": DA}, CATALOG, IMAGE_MAP, PRODUCTION).course == DA
-    for junk in (
-        {"course": 5},
-        {"course": {"a": 1}},
-        {"course": [None]},
-        {"course": [DA], "tag": 1},
-    ):
-        with pytest.raises(LaunchError):
-            plan_launch(junk, CATALOG, IMAGE_MAP, PREVIEW)
+# JupyterHub hands `options_from_query` lists of strings; the REST API hands any JSON.
+# (options as they arrive, settings) -> the whole plan
+OPTIONS = [
+    pytest.param({"course": [DA], "notebook": [NB]}, PRODUCTION, PLAN_DA_NB, id="lists-of-strings"),
+    pytest.param({"course": DA}, PRODUCTION, PLAN_DA, id="a-plain-string"),
+]
+# (options as they arrive, settings) -> the refusal's reason
+BAD_OPTIONS = [
+    pytest.param({"course": 5}, PREVIEW, "bad-course", id="a-number"),
+    pytest.param({"course": {"a": 1}}, PREVIEW, "bad-course", id="a-mapping"),
+    pytest.param({"course": [None]}, PREVIEW, "bad-course", id="a-list-of-null"),
+    pytest.param({"course": [DA], "tag": 1}, PREVIEW, "bad-tag", id="a-number-tag"),
+]
+
+
+@pytest.mark.parametrize("options, launch, expected", OPTIONS)
+def test_values_as_jupyterhub_passes_them(
+    options: dict[str, Any], launch: LaunchSettings, expected: LaunchPlan
+) -> None:
+    assert plan_launch(options, CATALOG, IMAGE_MAP, launch) == expected
+
+
+@pytest.mark.parametrize("options, launch, reason", BAD_OPTIONS)
+def test_values_that_are_not_text_are_refused(
+    options: dict[str, Any], launch: LaunchSettings, reason: str
+) -> None:
+    with pytest.raises(LaunchError) as caught:
+        plan_launch(options, CATALOG, IMAGE_MAP, launch)
+    assert (caught.value.status, caught.value.reason) == (400, reason)
 
 
 def test_every_plan_starts_clean() -> None:
@@ -300,14 +306,35 @@ def test_every_plan_starts_clean() -> None:
     )
 
 
-def test_user_options_reproduce_the_plan() -> None:
-    for query_string, launch in (
-        (f"course={DL}&needs_gpu=no", PRODUCTION),
-        (f"course={DA}&notebook={NB}&tag=pr-42", PREVIEW),
-        ("course=intro-ml&notebook=notebooks/100%25%20sure.ipynb", PRODUCTION),
-    ):
-        first = plan(query_string, launch)
-        assert plan_launch(first.user_options(), CATALOG, IMAGE_MAP, launch) == first
+@pytest.mark.parametrize(
+    "query_string, launch, user_options",
+    [
+        pytest.param(
+            f"course={DL}&needs_gpu=no",
+            PRODUCTION,
+            {"course": DL, "needs_gpu": "false"},
+            id="gpu-course-without-gpu",
+        ),
+        pytest.param(
+            f"course={DA}&notebook={NB}&tag=pr-42",
+            PREVIEW,
+            {"course": DA, "needs_gpu": "false", "notebook": NB, "tag": "pr-42"},
+            id="notebook-and-tag",
+        ),
+        pytest.param(
+            "course=intro-ml&notebook=notebooks/100%25%20sure.ipynb",
+            PRODUCTION,
+            {"course": "intro-ml", "needs_gpu": "false", "notebook": "notebooks/100% sure.ipynb"},
+            id="percent-in-name",
+        ),
+    ],
+)
+def test_user_options_reproduce_the_plan(
+    query_string: str, launch: LaunchSettings, user_options: dict[str, str]
+) -> None:
+    first = plan(query_string, launch)
+    assert first.user_options() == user_options
+    assert plan_launch(user_options, CATALOG, IMAGE_MAP, launch) == first
 
 
 @pytest.mark.parametrize(

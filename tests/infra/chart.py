@@ -31,7 +31,7 @@ import yaml
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from infra.testing import find_repo_root
+from catalog import find_repo_root
 from tools.helm import helm_binary
 
 KUBERNETES_VERSION = "1.31"

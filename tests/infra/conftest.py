@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from catalog import Catalog, load_catalog
+from catalog import Catalog, find_repo_root, load_catalog
 from infra.stack_config import STACKS, StackConfig, load_stack_config
-from infra.testing import SAMPLE_COURSES, find_repo_root, write_course
+from tests.infra.support import SAMPLE_COURSES, write_course
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,7 +14,7 @@ from infra import deploy
 from infra.deploy import Inputs, render
 from infra.program import Deployment
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, image_map_for, run_program, write_course
+from tests.infra.support import HUB_IMAGE, image_map_for, run_program, write_course
 
 
 def _infra_fingerprint(infra_dir: Path) -> str:

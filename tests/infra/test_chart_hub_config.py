@@ -17,17 +17,17 @@ import pytest
 from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
-from catalog import Catalog, load_catalog
+from catalog import Catalog, find_repo_root, load_catalog
 from hub.auth import CourseTmpAuthenticator
 from hub.settings import HubSettings, parse_custom
 from hub.spawner import CourseKubeSpawner
 from infra import monitoring
 from infra.images import course_images, hub_image
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, find_repo_root, image_map_for
 from infra.values import RELEASE_NAME, helm_values, hub_settings
 from tests.hub.kube import manifests, use_unreachable_kubeconfig
 from tests.infra.chart import KUBERNETES_VERSION, Z2JH, chart, named, run_hub_config, template
+from tests.infra.support import HUB_IMAGE, image_map_for
 
 DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
 

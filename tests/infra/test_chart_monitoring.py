@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
-from catalog import load_catalog
+from catalog import find_repo_root, load_catalog
 from dashboards.alerts import rules_document
 from infra import monitoring
 from infra.images import course_images, hub_image
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, find_repo_root, image_map_for
 from infra.values import RELEASE_NAME, helm_values
 from tests.infra.chart import (
     DCGM_EXPORTER,
@@ -43,6 +42,7 @@ from tests.infra.chart import (
     template,
     validate,
 )
+from tests.infra.support import HUB_IMAGE, image_map_for
 
 SUBCHARTS_OFF = {
     "kubeStateMetrics": {"enabled": False},

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from catalog import Catalog, load_catalog
+from catalog import Catalog, find_repo_root, load_catalog
 from infra.images import ImageRef, course_images, hub_image
 from infra.monitoring import HUB_PORT, NAMESPACE, PROMETHEUS_POD_LABELS
 from infra.prepull import gpu_prepuller
 from infra.stack_config import STACKS, PrePull, StackConfig
-from infra.testing import HUB_IMAGE, find_repo_root, image_map_for
 from infra.values import DB_PASSWORD_ANNOTATION, RELEASE_NAME, helm_values
 from tests.infra.chart import Z2JH, chart, containers, named, of_kind, pod_specs, template, validate
+from tests.infra.support import HUB_IMAGE, image_map_for
 
 DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
 

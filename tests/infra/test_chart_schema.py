@@ -20,7 +20,7 @@ import yaml
 from catalog import Catalog
 from infra.deploy import Inputs, render
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, image_map_for, merge_like_helm
+from tests.infra.support import HUB_IMAGE, image_map_for, merge_like_helm
 
 
 def _errors(schema: dict[str, Any], values: dict[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ from infra import deploy
 from infra.images import COURSE_REPOSITORY, ImageRef
 from infra.program import Deployment
 from infra.stack_config import PROJECT, STACKS
-from infra.testing import (
+from tests.infra.support import (
     HUB_IMAGE,
     MOCK_PASSWORD,
     SAMPLE_COURSES,

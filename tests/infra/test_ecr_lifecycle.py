@@ -92,24 +92,29 @@ def test_policy_structure_is_what_ecr_accepts() -> None:
     assert json.loads(policy_json(policy)) == policy
 
 
-def test_tags_in_use_never_expire_however_old() -> None:
-    in_use = {content_tag("intro", 1), content_tag("gpu", 7)}
-    policy = lifecycle_policy(in_use, expire_untagged_days=1, expire_after_days=30)
-    images = [
-        image({content_tag("intro", 1)}, 900),
-        image({content_tag("gpu", 7), "gpu"}, 400),  # also has the moving tag
-        image({content_tag("intro", 2)}, 31),  # old content tag, not in use
-        image({content_tag("intro", 3), "intro"}, 2),  # newest, not deployed yet
-        image(set(), 5),  # untagged
-        image(set(), 0),  # untagged, pushed today
-    ]
-    gone = expired(policy, images)
-    by_tags = {image.tags: image.digest in gone for image in images}
-    assert by_tags[frozenset({content_tag("intro", 1)})] is False
-    assert by_tags[frozenset({content_tag("gpu", 7), "gpu"})] is False
-    assert by_tags[frozenset({content_tag("intro", 2)})] is True
-    assert by_tags[frozenset({content_tag("intro", 3), "intro"})] is False
-    assert [image.digest in gone for image in images if not image.tags] == [True, False]
+# One registry, the policy for two tags in use (expire untagged after 1 day, the rest after 30):
+# (case, an image's tags, its age in days) -> expired?
+IN_USE = {content_tag("intro", 1), content_tag("gpu", 7)}
+FATES: list[tuple[str, set[str], int, bool]] = [
+    ("in-use-however-old", {content_tag("intro", 1)}, 900, False),
+    ("in-use-with-another-tag", {content_tag("gpu", 7), "gpu"}, 400, False),
+    ("old-content-tag-not-in-use", {content_tag("intro", 2)}, 31, True),
+    ("newest-not-deployed-yet", {content_tag("intro", 3), "intro"}, 2, False),
+    ("untagged", set(), 5, True),
+    ("untagged-pushed-today", set(), 0, False),
+]
+REGISTRY = [image(tags, age_days) for _, tags, age_days, _ in FATES]
+
+
+@pytest.mark.parametrize(
+    "tags, age_days, is_expired",
+    [pytest.param(tags, age, fate, id=case) for case, tags, age, fate in FATES],
+)
+def test_tags_in_use_never_expire_however_old(
+    tags: set[str], age_days: int, is_expired: bool
+) -> None:
+    policy = lifecycle_policy(IN_USE, expire_untagged_days=1, expire_after_days=30)
+    assert (image(tags, age_days).digest in expired(policy, REGISTRY)) is is_expired
 
 
 def test_many_courses_across_stacks_all_kept() -> None:
@@ -129,6 +134,7 @@ def test_too_many_tags_for_ecr_says_what_to_do() -> None:
     assert MAX_POLICY_CHARS == 30_720
 
 
-def test_wildcards_are_not_tags() -> None:
-    with pytest.raises(PolicyError):
-        lifecycle_policy({"intro-*"}, expire_untagged_days=1, expire_after_days=30)
+@pytest.mark.parametrize("tag", ["intro-*", "*", ""], ids=["wildcard", "only-a-wildcard", "empty"])
+def test_wildcards_are_not_tags(tag: str) -> None:
+    with pytest.raises(PolicyError, match="is not an exact image tag"):
+        lifecycle_policy({tag}, expire_untagged_days=1, expire_after_days=30)

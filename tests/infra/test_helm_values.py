@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ from infra.images import (
 )
 from infra.prepull import prepull_key
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, image_map_for
 from infra.values import (
     DB_SECRET_KEY,
     DB_SECRET_NAME,
@@ -27,6 +27,7 @@ from infra.values import (
     helm_values,
     hub_configuration,
 )
+from tests.infra.support import HUB_IMAGE, image_map_for
 
 DB_HOST = "hub-db.c0ffee.us-east-1.rds.amazonaws.com"
 
@@ -173,25 +174,56 @@ def test_long_slugs_get_a_short_prepuller_key() -> None:
 # --- image references -----------------------------------------------------------------------
 
 
-def test_image_map_must_cover_the_catalog_exactly(sample_catalog: Catalog) -> None:
-    image_map = image_map_for(sample_catalog)
-    missing = dict(image_map)
-    del missing["intro-ml"]
-    with pytest.raises(ImageError, match="no image for intro-ml.*./pants package courses::"):
-        course_images(sample_catalog, missing)
-    with pytest.raises(ImageError, match="do not exist \\(gone\\)"):
-        course_images(sample_catalog, {**image_map, "gone": image_map["intro-ml"]})
+def _without_intro_ml(image_map: dict[str, str]) -> dict[str, str]:
+    return {slug: ref for slug, ref in image_map.items() if slug != "intro-ml"}
 
 
-def test_moving_and_foreign_tags_are_refused(sample_catalog: Catalog) -> None:
-    image_map = image_map_for(sample_catalog)
-    name = image_map["intro-ml"].rsplit(":", 1)[0]
-    for bad in (f"{name}:intro-ml", f"{name}:latest", f"{name}:tf-basics-{'a' * 64}"):
-        with pytest.raises(ImageError, match="immutable content tag"):
-            course_images(sample_catalog, {**image_map, "intro-ml": bad})
-    other_repo = image_map["intro-ml"].replace("ol-course-notebooks", "other")
-    with pytest.raises(ImageError, match="repository"):
-        course_images(sample_catalog, {**image_map, "intro-ml": other_repo})
+def _intro_ml_tagged(tag: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    def change(image_map: dict[str, str]) -> dict[str, str]:
+        name = image_map["intro-ml"].rsplit(":", 1)[0]
+        return {**image_map, "intro-ml": f"{name}:{tag}"}
+
+    return change
+
+
+# (a change to the sample catalog's image map) -> the error
+BAD_IMAGE_MAPS = [
+    pytest.param(
+        _without_intro_ml,
+        "no image for intro-ml.*./pants package courses::",
+        id="a-course-without-image",
+    ),
+    pytest.param(
+        lambda image_map: {**image_map, "gone": image_map["intro-ml"]},
+        "do not exist \\(gone\\)",
+        id="an-image-without-course",
+    ),
+    pytest.param(_intro_ml_tagged("intro-ml"), "immutable content tag", id="the-moving-tag"),
+    pytest.param(_intro_ml_tagged("latest"), "immutable content tag", id="latest"),
+    pytest.param(
+        _intro_ml_tagged(f"tf-basics-{'a' * 64}"),
+        "immutable content tag",
+        id="another-course-s-content-tag",
+    ),
+    pytest.param(
+        lambda image_map: {
+            **image_map,
+            "intro-ml": image_map["intro-ml"].replace("ol-course-notebooks", "other"),
+        },
+        "repository",
+        id="another-repository",
+    ),
+]
+
+
+@pytest.mark.parametrize("change, error", BAD_IMAGE_MAPS)
+def test_image_map_must_name_each_course_s_content_tag(
+    sample_catalog: Catalog,
+    change: Callable[[dict[str, str]], dict[str, str]],
+    error: str,
+) -> None:
+    with pytest.raises(ImageError, match=error):
+        course_images(sample_catalog, change(image_map_for(sample_catalog)))
 
 
 def test_image_refs_parse_with_registry_ports() -> None:

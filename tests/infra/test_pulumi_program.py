@@ -17,11 +17,12 @@ import pytest
 from catalog import Catalog
 from infra import monitoring
 from infra.images import ImageRef, course_images, hub_image
+from infra.in_use import InUse, in_use_from_outputs
 from infra.prepull import gpu_prepuller
-from infra.program import Deployment, InUse, eks_kubeconfig, in_use_from_outputs
+from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
-from infra.testing import HUB_IMAGE, MOCK_PASSWORD, REGISTRY, image_map_for, run_program
 from infra.values import CHART_REPOSITORY, helm_values
+from tests.infra.support import HUB_IMAGE, MOCK_PASSWORD, REGISTRY, image_map_for, run_program
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
 
@@ -178,7 +179,7 @@ def test_hub_release_is_the_pinned_chart_with_generated_values(
     assert set(kubeconfig["users"][0]["user"]) == {"exec"}  # no token, no key: the AWS CLI asks
 
 
-def test_outputs_name_what_other_stacks_and_ci_need(
+def test_outputs_name_the_deployed_images_the_registry_stack_keeps(
     stacks: dict[str, StackConfig], sample_catalog: Catalog
 ) -> None:
     run = run_program(deployment(stacks["prod"], sample_catalog))

@@ -54,10 +54,10 @@ def test_prod_is_the_careful_one(stacks: dict[str, StackConfig]) -> None:
     assert stacks["dev"].allow_preview_tags
 
 
-def test_stack_files_hold_no_secret(infra_dir: Path) -> None:
-    for stack in STACKS:
-        text = (infra_dir / f"Pulumi.{stack}.yaml").read_text().lower()
-        assert "secure:" not in text and "password" not in text
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_hold_no_secret(infra_dir: Path, stack: str) -> None:
+    text = (infra_dir / f"Pulumi.{stack}.yaml").read_text().lower()
+    assert "secure:" not in text and "password" not in text
 
 
 @pytest.mark.parametrize(
@@ -94,13 +94,30 @@ def test_bad_settings_are_refused_with_the_file_and_key(
     assert message in str(error.value)
 
 
-def test_taint_without_value_tolerates_with_exists(stacks: dict[str, StackConfig]) -> None:
-    assert stacks["dev"].gpu.taint.toleration() == {
-        "key": "nvidia.com/gpu",
-        "operator": "Exists",
-        "effect": "NoSchedule",
-    }
-    assert stacks["prod"].gpu.taint.toleration()["operator"] == "Equal"
+@pytest.mark.parametrize(
+    "stack, toleration",
+    [
+        pytest.param(
+            "dev",
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            id="dev-taint-without-value-tolerated-with-exists",
+        ),
+        pytest.param(
+            "stage",
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            id="stage-taint-without-value-tolerated-with-exists",
+        ),
+        pytest.param(
+            "prod",
+            {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+            id="prod-taint-with-value-tolerated-with-equal",
+        ),
+    ],
+)
+def test_gpu_taint_toleration(
+    stacks: dict[str, StackConfig], stack: str, toleration: dict[str, str]
+) -> None:
+    assert stacks[stack].gpu.taint.toleration() == toleration
 
 
 def test_unknown_stack_and_missing_file(tmp_path: Path) -> None:

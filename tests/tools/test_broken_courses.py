@@ -17,8 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tools import smoke_courses
-from tools.course_check import smoke
+from tools.course_check import smoke, smoke_cli
 from tools.course_check.expected import EXPECTED_FILE, load_expected
 from tools.course_check.model import SmokeResult, Status
 from tools.course_check.report import smoke_summary
@@ -153,7 +152,7 @@ def test_every_failing_cell_is_reported_and_accepting_records_them(
     image = build(client, directory, base_images["pytorch"], "accept")
     try:
         unrecorded = smoke_test_course(client, read_course_for_smoke_test(directory), image)
-        status = smoke_courses.main(
+        status = smoke_cli.main(
             [str(directory), "--image", image, "--accept-failures",
              "--output-dir", str(tmp_path / "out")]
         )  # fmt: skip

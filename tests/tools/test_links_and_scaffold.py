@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from catalog import CatalogError, load_catalog
 from hub.launch import launchable_courses, query_arguments
 from tools import links, new_course
 from tools.course_check.static import check_course
+from tools.links import LinkError
 
 INFRA = Path("infra")
 
@@ -39,16 +41,69 @@ def test_the_hub_reads_back_exactly_the_notebook_the_link_names(notebook: str) -
     assert query_arguments(url.query) == {"course": ["course-1"], "notebook": [notebook]}
 
 
-def test_base_url_per_stack(tmp_path: Path) -> None:
-    assert links.base_url(None, tmp_path) == links.LOCAL_BASE_URL
-    assert links.base_url("local", tmp_path) == links.LOCAL_BASE_URL
-    (tmp_path / "Pulumi.qa.yaml").write_text("config:\n  proj:domain: qa.example.org\n")
-    assert links.base_url("qa", tmp_path) == "https://qa.example.org"
-    with pytest.raises(links.LinkError, match="stacks: qa"):
-        links.base_url("nope", tmp_path)
-    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  aws:region: x\n")
-    with pytest.raises(links.LinkError, match="domain"):
-        links.base_url("bad", tmp_path)
+NO_FILE, NO_KEY = "<no file>", "<no key>"
+
+
+def stack_files(directory: Path, dev_domain: str) -> Path:
+    """The real stack files, with dev's domain replaced (or its key or its file left out)."""
+    directory.mkdir()
+    for path in INFRA.glob("Pulumi.*.yaml"):
+        document = yaml.safe_load(path.read_text())
+        if path.name == "Pulumi.dev.yaml":
+            if dev_domain == NO_FILE:
+                continue
+            document["config"].pop("ol-course-platform:domain")
+            if dev_domain != NO_KEY:
+                document["config"]["ol-course-platform:domain"] = dev_domain
+        (directory / path.name).write_text(yaml.safe_dump(document))
+    return directory
+
+
+@pytest.mark.parametrize(
+    "stack, dev_domain, expected",
+    [
+        pytest.param(None, "x.example.org", links.LOCAL_BASE_URL, id="no-stack-is-the-local-hub"),
+        pytest.param("local", "x.example.org", links.LOCAL_BASE_URL, id="local"),
+        pytest.param("dev", "qa.example.org", "https://qa.example.org", id="the-stack's-domain"),
+        pytest.param(
+            "dev",
+            "https://qa.example.org",
+            LinkError(
+                "infra/Pulumi.dev.yaml: ol-course-platform:domain: 'https://qa.example.org' "
+                "is not valid here"
+            ),
+            id="a-domain-is-no-url",
+        ),
+        pytest.param(
+            "dev",
+            NO_KEY,
+            LinkError("infra/Pulumi.dev.yaml: ol-course-platform:domain: is required"),
+            id="no-domain",
+        ),
+        pytest.param(
+            "dev",
+            NO_FILE,
+            LinkError("infra/Pulumi.dev.yaml: is missing; stacks are dev, stage, prod"),
+            id="no-stack-file",
+        ),
+        pytest.param(
+            "qa",
+            "x.example.org",
+            LinkError("infra/Pulumi.qa.yaml: is missing; stacks are dev, stage, prod"),
+            id="unknown-stack",
+        ),
+    ],
+)
+def test_base_url_per_stack(
+    tmp_path: Path, stack: str | None, dev_domain: str, expected: str | LinkError
+) -> None:
+    infra = stack_files(tmp_path / "infra", dev_domain)
+    if isinstance(expected, LinkError):
+        with pytest.raises(LinkError) as raised:
+            links.base_url(stack, infra)
+        assert str(raised.value) == str(expected)
+    else:
+        assert links.base_url(stack, infra) == expected
 
 
 @pytest.mark.skipif(not (INFRA / "Pulumi.prod.yaml").is_file(), reason="infra/ has no prod stack")
@@ -92,7 +147,10 @@ def test_check_links_marks_notebooks_missing_from_the_image() -> None:
     assert [link.in_image for link in found] == [False, *[True] * (len(course.notebooks) - 1)]
     assert problems == []
     _, problems = links.check_links(links.course_links(course, "https://h"), {}, FakeClient(set()))
-    assert "no image in the image map" in problems[0]
+    assert problems == [
+        f"{course.slug}: dist/courses/image-map.json has no image for {course.slug}: "
+        "rebuild it with `./pants package courses::`"
+    ]
 
 
 # --- new-course ---------------------------------------------------------------------------------

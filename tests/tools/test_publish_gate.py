@@ -95,6 +95,52 @@ def test_the_command_writes_targets_and_the_deploy_image_map(tmp_path: Path, cap
     assert publish_gate.main([*args, "--fail-on-hold"]) == 1
 
 
+@pytest.mark.parametrize(
+    "image_map, live, expected",
+    [
+        pytest.param(
+            None,
+            {},
+            "no image map at {tmp}/map.json: build the course images and the map with "
+            "`./pants package courses::`",
+            id="no-image-map",
+        ),
+        pytest.param(
+            ["r/c:a-2"],
+            {},
+            "{tmp}/map.json is not a JSON object of course -> image reference: "
+            "rebuild it with `./pants package courses::`",
+            id="image-map-not-an-object",
+        ),
+        pytest.param(
+            IMAGE_MAP,
+            {"a": None},
+            "{tmp}/live.json: the image of a is not an image reference: "
+            "rebuild it with `./pants package courses::`",
+            id="live-map-without-a-reference",
+        ),
+    ],
+)
+def test_the_command_refuses_a_bad_image_map(
+    tmp_path: Path, capsys, image_map: Any, live: Any, expected: str
+) -> None:
+    if image_map is not None:
+        (tmp_path / "map.json").write_text(json.dumps(image_map))
+    (tmp_path / "live.json").write_text(json.dumps(live))
+    args = [
+        "--results", str(tmp_path), "--image-map", str(tmp_path / "map.json"),
+        "--live", str(tmp_path / "live.json"),
+        "--targets-out", str(tmp_path / "t.txt"), "--deploy-map-out", str(tmp_path / "d.json"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        publish_gate.main(args)
+    assert exited.value.code == 2
+    assert (
+        capsys.readouterr().err.splitlines()[-1].endswith(f"error: {expected.format(tmp=tmp_path)}")
+    )
+    assert not (tmp_path / "t.txt").exists()
+
+
 # --- the CI workflow ---------------------------------------------------------------------------
 
 GATE_TOOL = "tools:publish-gate"

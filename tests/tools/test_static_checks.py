@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from catalog import load_catalog
 from catalog.course import MAX_REPO_FILE_BYTES
-from tools import check_courses
+from tools.course_check import check_cli
+from tools.course_check.cli_common import course_directories
 from tools.course_check.dependencies import (
     Flavor,
     load_flavors,
+    missing_module_advice,
     modules_of_requirements,
     parse_requirements,
 )
-from tools.course_check.model import CheckReport
+from tools.course_check.model import CHECKS, CheckReport, Finding
+from tools.course_check.report import check_junit
 from tools.course_check.static import CourseFiles, check_course, check_course_files
 from tools.lock import LOCK_FILE, course_lock, pinned_by
 
@@ -223,7 +227,7 @@ def test_checks_use_the_given_inventory() -> None:
 
 
 def test_the_command_line_writes_json_and_junit(tmp_path: Path, capsys) -> None:
-    status = check_courses.main(
+    status = check_cli.main(
         [
             str(FIXTURES / "syntax-error"),
             "courses/" + CATALOG.slugs[0],
@@ -456,3 +460,141 @@ def test_an_expected_failures_file_must_name_the_courses_cells(tmp_path: Path) -
     assert finding.message == (
         '["a.ipynb"]: 7 is not a code cell of the notebook (its code cells: 1)'
     )
+
+
+MISSING_TOML = "is missing; every directory under courses/ is a course (see README: add a course)"
+LISTED = 'notebooks = ["a.ipynb"]\n'
+DATA = f"[[data]]\npath = 'd/ok.csv'\nurl = 'https://x/ok'\nsha256 = '{'a' * 64}'\n"
+
+
+@pytest.mark.parametrize(
+    ("slug", "files", "expected"),
+    [
+        pytest.param("demo", {}, [], id="valid"),
+        pytest.param(
+            "demo",
+            {"course.toml": None},
+            [("metadata", "course.toml", MISSING_TOML)],
+            id="no-course-toml",
+        ),
+        pytest.param(
+            "demo",
+            {"course.toml": None, "requirements.txt": None},
+            [
+                ("metadata", "course.toml", MISSING_TOML),
+                (
+                    "metadata",
+                    "requirements.txt",
+                    "is missing; an empty file means no extra packages",
+                ),
+            ],
+            id="no-course-toml-nor-requirements",
+        ),
+        pytest.param(
+            "Demo",
+            {},
+            [
+                (
+                    "metadata",
+                    None,
+                    "a course directory name is its image tag: lowercase letters, digits and "
+                    "'-', at most 63 characters, starting and ending with a letter or digit",
+                )
+            ],
+            id="bad-directory-name",
+        ),
+        pytest.param(
+            "demo",
+            {
+                "course.toml": 'flavor = "jax"\nnotebooks = ["lectures/a.ipynb", "b.ipynb"]\n',
+                "requirements.txt": None,
+            },
+            [
+                (
+                    "metadata",
+                    "course.toml",
+                    "title: is required: the course's name as learners see it",
+                ),
+                (
+                    "metadata",
+                    "course.toml",
+                    "flavor: 'jax' is not a base image flavor; use one of pytorch, tensorflow",
+                ),
+                (
+                    "metadata",
+                    "requirements.txt",
+                    "is missing; an empty file means no extra packages",
+                ),
+                (
+                    "metadata",
+                    "course.toml",
+                    "notebooks: lectures/a.ipynb does not exist in the course directory; it is "
+                    "now at a.ipynb: update `notebooks`",
+                ),
+                (
+                    "metadata",
+                    "course.toml",
+                    "notebooks: b.ipynb does not exist in the course directory; restore it, or "
+                    "remove it from `notebooks`",
+                ),
+            ],
+            id="every-metadata-problem-at-once",
+        ),
+        pytest.param(
+            "demo",
+            {
+                "course.toml": f'flavor = "pytorch"\n{LISTED}{DATA}',
+                "a.ipynb": notebook("import numpy\nopen('d/ok.csv')\nimport seaborn"),
+            },
+            [
+                (
+                    "metadata",
+                    "course.toml",
+                    "title: is required: the course's name as learners see it",
+                ),
+                (
+                    "missing-dependency",
+                    "a.ipynb",
+                    "imports `seaborn` (line 3 of the cell), which neither the pytorch base image "
+                    "nor requirements.txt provides; "
+                    + missing_module_advice("seaborn", load_flavors(), "pytorch"),
+                ),
+            ],
+            id="invalid-metadata-still-gives-the-flavor-and-the-data",
+        ),
+    ],
+)
+def test_the_metadata_check_reports_every_problem(
+    tmp_path: Path, slug: str, files: dict[str, str | None], expected: list[tuple]
+) -> None:
+    directory = course(tmp_path, slug, **{k: v for k, v in files.items() if v is not None})
+    for name in (k for k, v in files.items() if v is None):
+        (directory / name).unlink()
+    report = check_course(directory)
+    assert [(f.check, f.file, f.message) for f in report.findings] == expected
+
+
+def test_the_tools_take_every_course_directory_as_the_catalog_does(tmp_path: Path) -> None:
+    """A directory under courses/ without course.toml is a course with a problem, not skipped."""
+    course(tmp_path / "courses", "zeta")
+    (tmp_path / "courses" / "half-done").mkdir()
+    (tmp_path / "courses" / ".cache").mkdir()
+    directories = course_directories([], tmp_path)
+    assert [d.name for d in directories] == ["half-done", "zeta"]
+    assert [f.file for f in check_course(directories[0]).findings] == [
+        "course.toml",
+        "requirements.txt",
+    ]
+
+
+def test_the_junit_report_has_a_case_for_every_check() -> None:
+    findings = (
+        Finding("missing-image", "shows the image 'x.png'", "a.ipynb", 2),
+        Finding("expected-failures", "names no notebook", "expected-failures.toml"),
+    )
+    suite = ElementTree.fromstring(check_junit(CheckReport("demo", findings)))
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert list(cases) == list(CHECKS)
+    assert (suite.get("tests"), suite.get("failures")) == (str(len(CHECKS)), "2")
+    failed = {name for name, case in cases.items() if case.find("failure") is not None}
+    assert failed == {"missing-image", "expected-failures"}

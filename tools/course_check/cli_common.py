@@ -6,19 +6,15 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from catalog import find_repo_root
+from catalog import find_course_directories, find_repo_root
 from catalog.catalog import COURSES_DIR
 
 
 def course_directories(arguments: Sequence[str], root: Path | None = None) -> list[Path]:
-    """Course directories from slugs (`intro-ml`) or paths (`courses/intro-ml`); default: all."""
+    """Course directories from slugs (`intro-ml`) or paths (`courses/intro-ml`); default: every
+    course directory, by the catalog's rule (one without course.toml too: its checks say so)."""
     if not arguments:
-        root = root or find_repo_root()
-        return sorted(
-            p
-            for p in (root / COURSES_DIR).iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / "course.toml").exists()
-        )
+        return find_course_directories(root)
     directories = []
     for argument in arguments:
         path = Path(argument)

@@ -6,7 +6,7 @@ the publish gate can be tested with plain values. JSON round-trips through `to_d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -61,7 +61,9 @@ CHECKS = (
     "syntax",
     "missing-dependency",
     "missing-data",
+    "missing-image",
     "file-size",
+    "expected-failures",
     "requirements-pinned",
     "requirements-lock",
 )
@@ -242,7 +244,3 @@ def human_memory(amount: int) -> str:
         if amount >= size and amount % size == 0:
             return f"{amount // size}{unit}"
     return f"{amount / 1e6:.0f} MB"
-
-
-def failed_notebooks(results: Sequence[SmokeResult]) -> list[tuple[str, NotebookResult]]:
-    return [(r.course, n) for r in results for n in r.notebooks if not n.passed]

@@ -23,13 +23,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from catalog import METADATA_FILE, CatalogError, Course, course_files, parse_course, read_course
+from catalog import Course, read_course
 from tools.course_check.dependencies import load_flavors, missing_module_advice
 from tools.course_check.drift import output_drift
 from tools.course_check.expected import Expected, judge
 from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
-from tools.course_check.static import listed_notebooks
 
 #: Where course images put the course directory (the learner's home; docker-stacks' user).
 COURSE_HOME = "/home/jovyan"
@@ -463,11 +462,4 @@ def read_course_for_smoke_test(directory: Path) -> Course:
     The smoke test then reports that notebook as missing from the image (where learners would
     miss it) instead of refusing to run; every other metadata error still raises.
     """
-    try:
-        return read_course(directory)
-    except CatalogError as e:
-        if e.field_name != "notebooks":
-            raise
-        text = (directory / METADATA_FILE).read_text(encoding="utf-8")
-        files = course_files(directory) + listed_notebooks(text)
-        return parse_course(directory.name, text, files)
+    return read_course(directory, allow_missing_notebooks=True)

@@ -3,12 +3,14 @@
 `check_course(directory)` reads the directory and returns a CheckReport; every check is a
 function of plain data (`CourseFiles`) returning findings, so each is tested on its own.
 
-Checks (model.CHECKS): metadata (the catalog's validation, plus where a missing notebook went),
+Checks (model.CHECKS, in that order): metadata (every problem of the catalog's lenient reading),
 notebook-format (nbformat schema), syntax (every code cell parses once magics are removed),
 missing-dependency (every import is provided by the flavor, requirements.txt, the stdlib or the
-course's own modules), missing-data (every relative path a notebook reads exists), file-size
-(nothing over the repository limit: use course.toml [[data]]), requirements-pinned,
-requirements-lock (requirements.lock installs and covers requirements.txt, which it was made from).
+course's own modules), missing-data (every relative path a notebook reads exists), missing-image
+(every image a markdown cell shows from a file exists), file-size (nothing over the repository
+limit: use course.toml [[data]]), expected-failures (expected-failures.toml names the course's
+cells), requirements-pinned, requirements-lock (requirements.lock installs and covers
+requirements.txt, which it was made from).
 """
 
 from __future__ import annotations
@@ -21,17 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import tomllib
 
-from catalog import (
-    FLAVORS,
-    METADATA_FILE,
-    CatalogError,
-    Course,
-    course_files,
-    normalize_notebook_path,
-    parse_course,
-)
+from catalog import CourseReading, course_files, read_course_leniently
 from catalog.course import MAX_REPO_FILE_BYTES
 from tools.course_check.dependencies import (
     Flavor,
@@ -62,17 +55,11 @@ HOME = "/home/jovyan/"
 
 
 @dataclass(frozen=True)
-class NotebookSource:
-    path: str  # relative to the course directory
-    text: str
-
-
-@dataclass(frozen=True)
 class CourseFiles:
     """A course directory as plain data: what the checks look at."""
 
     slug: str
-    metadata: str | None  # course.toml's text; None when missing
+    metadata: CourseReading  # the catalog's lenient reading: the course, or every problem
     files: tuple[str, ...]  # every file, relative, POSIX
     sizes: Mapping[str, int]
     requirements: str | None
@@ -83,13 +70,12 @@ class CourseFiles:
     @staticmethod
     def read(directory: Path) -> CourseFiles:
         files = tuple(course_files(directory))
-        metadata = directory / METADATA_FILE
         requirements = directory / REQUIREMENTS_FILE
         lock = directory / LOCK_FILE
         expected = directory / EXPECTED_FILE
         return CourseFiles(
             slug=directory.name,
-            metadata=metadata.read_text(encoding="utf-8") if metadata.is_file() else None,
+            metadata=read_course_leniently(directory),
             files=files,
             sizes={f: (directory / f).stat().st_size for f in files},
             requirements=(
@@ -108,75 +94,27 @@ class CourseFiles:
 # --- metadata -------------------------------------------------------------------------------
 
 
-def _same_name_elsewhere(path: str, files: Sequence[str]) -> list[str]:
-    name = posixpath.basename(path)
-    return sorted(f for f in files if posixpath.basename(f) == name and f != path)
+def check_metadata(reading: CourseReading) -> list[Finding]:
+    """Every problem the catalog finds: course.toml, the files it requires, the directory name."""
+    return [
+        Finding(
+            "metadata",
+            f"{problem.key}: {problem.message}" if problem.key else problem.message,
+            problem.file or None,
+            details={"field": problem.key},
+        )
+        for problem in reading.problems
+    ]
+
+
+# --- notebooks --------------------------------------------------------------------------------
 
 
 def _elsewhere_hint(path: str, files: Sequence[str]) -> str:
     """`; a file with that name is at X` when the course has the file under another folder."""
-    elsewhere = _same_name_elsewhere(path, sorted(files))
+    name = posixpath.basename(path)
+    elsewhere = sorted(f for f in files if posixpath.basename(f) == name and f != path)
     return f"; a file with that name is at {', '.join(elsewhere)}" if elsewhere else ""
-
-
-def listed_notebooks(metadata: str | None) -> list[str]:
-    """The notebooks course.toml lists, normalized, even when the metadata is otherwise invalid."""
-    try:
-        data = tomllib.loads(metadata or "")
-    except Exception:
-        return []
-    entries = data.get("notebooks")
-    if not isinstance(entries, list):
-        return []
-    paths = [normalize_notebook_path(e) if isinstance(e, str) else None for e in entries]
-    return [p for p in paths if p]
-
-
-def raw_flavor(metadata: str | None) -> str | None:
-    try:
-        flavor = tomllib.loads(metadata or "").get("flavor")
-    except Exception:
-        return None
-    return flavor if flavor in FLAVORS else None
-
-
-def check_metadata(course: CourseFiles) -> tuple[Course | None, list[Finding]]:
-    """The catalog's validation; a notebook that is not where course.toml says gets a pointer."""
-    if course.metadata is None:
-        return None, [
-            Finding(
-                "metadata", f"{METADATA_FILE} is missing (see README: add a course)", METADATA_FILE
-            )
-        ]
-    try:
-        return parse_course(course.slug, course.metadata, course.files), []
-    except CatalogError as e:
-        findings = []
-        missing = [p for p in listed_notebooks(course.metadata) if p not in course.files]
-        for path in missing:
-            elsewhere = _same_name_elsewhere(path, course.files)
-            hint = (
-                f"; it is now at {' or '.join(elsewhere)}: update `notebooks` in {METADATA_FILE}"
-                if elsewhere
-                else f"; restore it or remove it from `notebooks` in {METADATA_FILE}"
-            )
-            findings.append(
-                Finding(
-                    "metadata",
-                    f"{METADATA_FILE} names the notebook {path}, which is not in the course "
-                    f"directory{hint}",
-                    METADATA_FILE,
-                    details={"notebook": path, "moved_to": ",".join(elsewhere)},
-                )
-            )
-        if not findings:
-            findings.append(
-                Finding("metadata", str(e), METADATA_FILE, details={"field": e.field_name})
-            )
-        return None, findings
-
-
-# --- notebooks --------------------------------------------------------------------------------
 
 
 def check_notebook_format(path: str, text: str) -> tuple[Any | None, list[Finding]]:
@@ -455,12 +393,9 @@ def check_course_files(
     course: CourseFiles, flavors: Mapping[str, Flavor] | None = None
 ) -> CheckReport:
     flavors = load_flavors() if flavors is None else flavors
-    parsed_course, findings = check_metadata(course)
-    flavor_name: str | None
-    if parsed_course is not None:
-        flavor_name, fetched = parsed_course.flavor, [d.path for d in parsed_course.data]
-    else:
-        flavor_name, fetched = raw_flavor(course.metadata), []
+    findings = check_metadata(course.metadata)
+    # What could be read despite other problems: the flavor, the valid [[data]] entries.
+    flavor_name, fetched = course.metadata.flavor, [d.path for d in course.metadata.data]
     requirements, _ = parse_requirements(course.requirements or "")
     requirement_modules = modules_of_requirements(requirements, flavors)
     # What the locked distributions install, from their own files (the lock's `# modules:`).

@@ -1,7 +1,5 @@
-"""Test support for the dashboards: a small catalog, and a real Prometheus with synthetic data.
-
-Used by tests/dashboards; it has no pytest dependency so that the tests import it like any
-module (a conftest.py per test folder clashes under mypy when several folders have one).
+"""Test support for the dashboards tests: a small catalog, reading the dashboards' JSON (panels,
+expressions, Grafana variables substituted), and a real Prometheus with synthetic data.
 
 The synthetic series imitate what kube-state-metrics, cAdvisor, the DCGM exporter and
 JupyterHub export for a hub in namespace `jupyterhub` with five learner pods:
@@ -20,13 +18,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,33 @@ def make_repo(root: Path, courses: dict[str, str] | None = None) -> Path:
         (course / "requirements.txt").write_text("")
         (course / "01.ipynb").write_text("{}")
     return root
+
+
+# --- Reading the dashboards' JSON -----------------------------------------------------------
+
+
+def panels_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The non-row panels of a dashboard's JSON, in order."""
+    return [panel for panel in data.get("panels", []) if panel.get("type") != "row"]
+
+
+def expressions_of(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """`(panel title, refId, expr)` for every target of every panel of a dashboard's JSON."""
+    return [
+        (panel["title"], target["refId"], target["expr"])
+        for panel in panels_of(data)
+        for target in panel.get("targets", [])
+    ]
+
+
+def substitute(expr: str, values: Mapping[str, str]) -> str:
+    """Replaces Grafana variables (`$name`, `${name}`) that are in `values`; others stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
 # --- Synthetic series ---------------------------------------------------------------------

@@ -1,7 +1,5 @@
-"""Test support for the infra program (used by tests/infra): fixture courses and image maps,
-Helm's value merge, and the Pulumi program run against mocks (`pulumi.runtime.set_mocks`).
-
-Kept in the package (not under tests/) so that it imports by one unambiguous name everywhere.
+"""Test support for the infra tests: fixture courses and image maps, Helm's value merge, and the
+Pulumi program run against mocks (`pulumi.runtime.set_mocks`).
 """
 
 from __future__ import annotations
@@ -9,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +30,6 @@ SAMPLE_COURSES: dict[str, dict[str, Any]] = {
     "deep-learning-gpu": {"title": "Deep Learning", "flavor": "pytorch", "gpu": True},
     "tf-basics": {"title": "TensorFlow Basics", "flavor": "tensorflow", "memory_limit": "4Gi"},
 }
-
-
-def find_repo_root() -> Path:
-    """$MONOREPO_ROOT (pants.toml sets it for tests), else the folder above here with pants.toml."""
-    if os.environ.get("MONOREPO_ROOT"):
-        return Path(os.environ["MONOREPO_ROOT"]).resolve()
-    for candidate in Path(__file__).resolve().parents:
-        if (candidate / "pants.toml").is_file():
-            return candidate
-    raise RuntimeError("no pants.toml above the tests: set MONOREPO_ROOT")
 
 
 def merge_like_helm(defaults: Any, overrides: Any) -> Any:

@@ -6,7 +6,7 @@
     ./pants test --test-extra-env-vars=SMOKE_TEST_GPUS=all courses/<slug>::   (on a GPU machine)
 
 Run directly, it tests the images named by the image map (`./pants package courses::` writes
-dist/courses/image-map.json) unless --image is given. Per notebook: passed, failed (cell and
+it) unless --image is given. Per notebook: passed, failed (cell and
 exception), timed out or killed for memory, with duration and peak memory. Prints a summary
 table, writes `<slug>.smoke-test.json` and `.xml` (JUnit) to --output-dir, exits 1 on any failure.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import docker
 
+from catalog import CatalogError
+from catalog.image_facts import IMAGE_MAP, ImageMapError, image_of, read_image_map
 from tools.course_check.cli_common import (
     add_output_arguments,
     course_directories,
@@ -41,7 +42,6 @@ from tools.course_check.model import SmokeResult, Status
 from tools.course_check.report import smoke_junit, smoke_summary, to_json
 from tools.course_check.smoke import read_course_for_smoke_test, smoke_test_course
 
-IMAGE_MAP = Path("dist/courses/image-map.json")
 GPUS_ENV = "SMOKE_TEST_GPUS"
 
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("courses", nargs="*", help="course slugs or directories (default: all)")
     parser.add_argument("--image", help="the image to test (one course only)")
-    parser.add_argument("--image-map", type=Path, default=IMAGE_MAP)
+    parser.add_argument("--image-map", type=Path, default=Path(IMAGE_MAP))
     parser.add_argument("--notebook", action="append", help="only this notebook (repeatable)")
     add_output_arguments(parser, Path("dist/smoke-test"))
     parser.add_argument(
@@ -76,16 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--image needs exactly one course")
     image_map: dict[str, str] = {}
     if not args.image:
-        if not args.image_map.is_file():
-            parser.error(f"{args.image_map} is missing: run `./pants package courses::` first")
-        image_map = json.loads(args.image_map.read_text())
+        try:
+            image_map = read_image_map(args.image_map)
+        except ImageMapError as e:
+            parser.error(str(e))
     client = docker.from_env()
     results = []
     for directory in directories:
-        course = read_course_for_smoke_test(directory)
-        image = args.image or image_map.get(course.slug)
-        if not image:
-            parser.error(f"{args.image_map} has no image for {course.slug}: rebuild it")
+        try:
+            course = read_course_for_smoke_test(directory)
+        except CatalogError as e:
+            parser.error(f"{e} (./pants run tools:course-check lists every problem)")
+        try:
+            image = args.image or image_of(image_map, course.slug, str(args.image_map))
+        except ImageMapError as e:
+            parser.error(str(e))
         try:
             expected = load_expected(directory, course.all_notebooks)
         except ExpectedFailuresError as e:

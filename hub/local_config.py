@@ -1,0 +1,86 @@
+"""The local hub's JupyterHub configuration: the production hub configuration (`hub.config`) on
+loopback, with DockerSpawner on the host network.
+
+`LocalHub` (hub/local_processes.py) writes the parameters as JSON and a jupyterhub_config.py
+that calls `configure_local(c, <params file>)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hub.config import configure_hub
+from hub.settings import HubSettings, parse_custom
+
+#: Scopes of the local hub's own API token (tests, benchmark, launch-link checks).
+ADMIN_SCOPES = [
+    "admin:users",
+    "admin:servers",
+    "access:servers",
+    "list:users",
+    "read:users",
+    "read:servers",
+    # /hub/metrics needs a token, locally as in production.
+    "read:metrics",
+]
+ADMIN_SERVICE = "ol-local"
+
+
+def read_params(params_file: str) -> dict[str, Any]:
+    """The parameters `LocalHub` wrote."""
+    params: dict[str, Any] = json.loads(Path(params_file).read_text())
+    return params
+
+
+def hub_settings(params: dict[str, Any]) -> HubSettings:
+    return parse_custom(params["custom"], require_all_images=False)
+
+
+def configure_local(c: Any, params_file: str) -> None:
+    """jupyterhub_config.py of the local hub: the production configuration, on loopback."""
+    params = read_params(params_file)
+    configure_hub(c, hub_settings(params), "hub.spawner.CourseDockerSpawner")
+    configure_loopback(c, params)
+
+
+def configure_loopback(c: Any, params: dict[str, Any]) -> None:
+    """Ports, database, proxy and containers of a hub on 127.0.0.1, and its admin token."""
+    instance = params["instance"]
+    hub_url = f"http://127.0.0.1:{params['hub_port']}"
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{params['port']}"
+    c.JupyterHub.hub_bind_url = hub_url
+    c.JupyterHub.db_url = params["db_url"]
+    c.JupyterHub.upgrade_db = True
+    c.JupyterHub.cookie_secret_file = str(Path(params["state_dir"]) / "jupyterhub_cookie_secret")
+    c.JupyterHub.log_level = params.get("log_level", "INFO")
+    # Servers outlive the hub process (restarts); `LocalHub.stop` removes the containers.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{params['proxy_api_port']}"
+    c.ConfigurableHTTPProxy.auth_token = params["proxy_token"]
+    if params.get("data_files_path"):
+        c.JupyterHub.data_files_path = params["data_files_path"]
+
+    c.LoopbackDockerSpawner.loopback = True
+    c.DockerSpawner.network_name = "host"
+    c.DockerSpawner.use_internal_ip = True
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.prefix = f"olhub-{instance}"
+    c.DockerSpawner.extra_create_kwargs = {"labels": {"ol.hub": instance}}
+    c.DockerSpawner.pull_policy = "ifnotpresent"
+    # The hub's own environment (PYTHONPATH, PATH) has no business inside the containers.
+    c.DockerSpawner.env_keep = []
+    c.Spawner.ip = "127.0.0.1"
+    c.Spawner.hub_connect_url = hub_url
+    c.Spawner.start_timeout = params.get("start_timeout", 180)
+    c.Spawner.http_timeout = params.get("start_timeout", 180)
+
+    services = list(c.JupyterHub.get("services", []))
+    roles = list(c.JupyterHub.get("load_roles", []))
+    services.append({"name": ADMIN_SERVICE, "api_token": params["api_token"]})
+    roles.append({"name": ADMIN_SERVICE, "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

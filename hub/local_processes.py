@@ -1,0 +1,280 @@
+"""The local hub's processes: configurable-http-proxy and JupyterHub on 127.0.0.1, spawning
+Docker containers on the host network; started, watched and stopped, containers removed.
+
+`LocalHub` is what `./pants run hub:local`, the launch benchmark and the end-to-end tests run;
+it is also a `HubClient` of itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from hub.local_client import HubClient, HubError
+from hub.local_images import docker_client
+from hub.settings import HubSettings, settings_to_custom
+
+#: The jupyterhub_config.py function that configures the local hub (`module:function`).
+LOCAL_CONFIGURATION = "hub.local_config:configure_local"
+
+
+class LocalHubError(HubError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_environment() -> dict[str, str]:
+    """Environment for Python children (hub, culler): this process's import path included, so
+    they work from a venv, a PEX or a Pants test sandbox alike."""
+    env = dict(os.environ)
+    # Absolute: the children run in other directories (a sandbox puts "." on sys.path).
+    paths = [os.path.abspath(p) for p in sys.path if p and os.path.exists(p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _data_files_path() -> str:
+    """JupyterHub's templates and static files (found next to the package, or on sys.path)."""
+    from jupyterhub._data import DATA_FILES_PATH
+
+    if DATA_FILES_PATH:
+        return str(DATA_FILES_PATH)
+    for entry in sys.path:
+        for candidate in (
+            Path(entry) / "share" / "jupyterhub",
+            Path(entry).parent / "share" / "jupyterhub",
+        ):
+            if (candidate / "static" / "css").is_dir():
+                return str(candidate)
+    return ""
+
+
+def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+class LocalHub(HubClient):
+    """JupyterHub + configurable-http-proxy on loopback, spawning Docker containers.
+
+    Use as a context manager (or `start()`/`stop()`); `stop()` also removes every container this
+    hub started (they carry the label `ol.hub=<instance>`). `configuration` names the
+    jupyterhub_config.py function (`module:function`, called with `c` and the parameters file),
+    `params` adds to the parameters it reads.
+    """
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        state_dir: Path,
+        *,
+        port: int = 0,
+        db_url: str | None = None,
+        log_level: str = "INFO",
+        start_timeout: int = 180,
+        echo_logs: bool = False,
+        configuration: str = LOCAL_CONFIGURATION,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}", secrets.token_hex(24))
+        self.settings = settings
+        self.state_dir = Path(state_dir).resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.db_url = db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
+        self.instance = secrets.token_hex(4)
+        self.proxy_token = secrets.token_hex(24)
+        self.log_level = log_level
+        self.start_timeout = start_timeout
+        self.echo_logs = echo_logs
+        self.configuration = configuration
+        self.extra_params = dict(params or {})
+        self.hub_log = self.state_dir / "jupyterhub.log"
+        self.proxy_log = self.state_dir / "proxy.log"
+        self.proxy: subprocess.Popen[bytes] | None = None
+        self.hub: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalHub:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self.start_proxy()
+            self.start_hub()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_proxy(self) -> None:
+        executable = shutil.which("configurable-http-proxy")
+        if executable is None:
+            raise LocalHubError(
+                "configurable-http-proxy is not on PATH: npm install -g configurable-http-proxy"
+            )
+        hub = f"http://127.0.0.1:{self.hub_port}"
+        command = [
+            executable,
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={self.proxy_api_port}",
+            f"--default-target={hub}",
+            f"--error-target={hub}/hub/error",
+            "--log-level=warn",
+        ]
+        env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.proxy_token}
+        with open(self.proxy_log, "ab") as log:
+            self.proxy = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait(
+            lambda: _port_open(self.proxy_api_port), 30, "the proxy", self.proxy, self.proxy_log
+        )
+
+    def _write_config(self) -> Path:
+        params = {
+            "custom": settings_to_custom(self.settings),
+            "instance": self.instance,
+            "port": self.port,
+            "hub_port": self.hub_port,
+            "proxy_api_port": self.proxy_api_port,
+            "proxy_token": self.proxy_token,
+            "api_token": self.api_token,
+            "db_url": self.db_url,
+            "state_dir": str(self.state_dir),
+            "log_level": self.log_level,
+            "start_timeout": self.start_timeout,
+            "data_files_path": _data_files_path(),
+            **self.extra_params,
+        }
+        params_file = self.state_dir / "hub-params.json"
+        params_file.write_text(json.dumps(params, indent=1))
+        params_file.chmod(0o600)
+        module, function = self.configuration.split(":")
+        config = self.state_dir / "jupyterhub_config.py"
+        config.write_text(
+            "# Written by hub.local_processes.LocalHub; the parameters are in hub-params.json.\n"
+            f"from {module} import {function}\n\n"
+            f"{function}(c, {str(params_file)!r})  # noqa: F821\n"
+        )
+        return config
+
+    def start_hub(self) -> None:
+        if self.hub is not None and self.hub.poll() is None:
+            raise LocalHubError("the hub is already running")
+        config = self._write_config()
+        command = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+        output: Any = None if self.echo_logs else open(self.hub_log, "ab")
+        try:
+            self.hub = subprocess.Popen(
+                command,
+                cwd=self.state_dir,
+                env=child_environment(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if output is not None:
+                output.close()
+        self._wait(self._hub_answers, 90, "JupyterHub", self.hub, self.hub_log)
+
+    def _hub_answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _wait(self, ready: Any, timeout: float, what: str, process: Any, log: Path) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise LocalHubError(f"{what} exited ({process.returncode}):\n{_tail(log)}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise LocalHubError(f"{what} did not start in {timeout:.0f}s:\n{_tail(log)}")
+
+    def stop_hub(self) -> None:
+        _stop_process(self.hub)
+
+    def restart_hub(self) -> None:
+        self.stop_hub()
+        self.start_hub()
+
+    def stop(self) -> None:
+        """Stops the hub and the proxy and removes this hub's containers."""
+        try:
+            self.stop_hub()
+        finally:
+            try:
+                _stop_process(self.proxy)
+            finally:
+                self.remove_containers()
+
+    def containers(self, all: bool = True) -> list[Any]:
+        try:
+            client = docker_client()
+            return list(
+                client.containers.list(all=all, filters={"label": f"ol.hub={self.instance}"})
+            )
+        except Exception:  # noqa: BLE001 - no Docker: nothing to list
+            return []
+
+    def remove_containers(self) -> None:
+        for container in self.containers():
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    def log_tail(self, lines: int = 60) -> str:
+        return _tail(self.hub_log, lines)
