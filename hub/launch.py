@@ -15,7 +15,8 @@ Rules:
   `..` segments, backslashes, control characters and percent-encoded traversal are refused.
 - `needs_gpu` (optional) is a boolean (`true/1/yes/on`, `false/0/no/off`). A GPU is given only
   to courses that allow one (`gpu = true`) and only where the deployment has GPUs; a GPU course
-  gets one unless the link says `needs_gpu=false`.
+  gets one unless the link says `needs_gpu=false`. Any argument that is empty or blank
+  (`needs_gpu=`, `needs_gpu=%20`) counts as not given.
 - `tag` (optional) is refused unless the deployment enables preview tags, and then only a tag
   published for that course.
 - The plan is built from nothing but these inputs: nothing carries over between spawns.
@@ -36,7 +37,7 @@ from catalog.image_facts import TAG_PATTERN
 #: Query arguments a launch link may carry; anything else is ignored (e.g. `utm_source`).
 ARGUMENTS = ("course", "notebook", "needs_gpu", "tag")
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "off", "n", "f", ""})
+_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
 #: Longest argument value echoed back in a message.
 _ECHO_LIMIT = 80
 
@@ -150,7 +151,7 @@ def _echo(value: str) -> str:
 
 
 def _single(query: Mapping[str, Any], name: str, courses: Sequence[CourseLink]) -> str | None:
-    """The one value of argument `name`, or None when absent or empty."""
+    """The one value of argument `name`, or None when absent, empty or blank."""
     label = name.replace("_", "-")
     raw = query.get(name)
     if raw is None:
@@ -168,7 +169,7 @@ def _single(query: Mapping[str, Any], name: str, courses: Sequence[CourseLink]) 
         if not isinstance(value, str):
             raise LaunchError(400, f"bad-{label}", f"The link's {name} is not text.", courses)
         texts.append(value)
-    distinct = {text for text in texts if text != ""}
+    distinct = {text for text in texts if text.strip() != ""}
     if len(distinct) > 1:
         raise LaunchError(
             400,
@@ -229,7 +230,7 @@ def _fully_unquoted(value: str, rounds: int = 5) -> str:
 
 
 def parse_bool(value: str) -> bool | None:
-    """`true/1/yes/on` -> True, `false/0/no/off`/empty -> False, anything else -> None."""
+    """`true/1/yes/on` -> True, `false/0/no/off` -> False, anything else (blank too) -> None."""
     text = value.strip().lower()
     if text in _TRUE:
         return True

@@ -8,7 +8,7 @@ that can be launched, each with a link that starts it and a link per notebook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from urllib.parse import quote, urlencode
 
@@ -50,4 +50,24 @@ def launch_error_html(error: LaunchError, base: str) -> str:
         "<p>Courses you can open:</p>"
         f"{course_list_html(error.courses, base)}"
         "</div>"
+    )
+
+
+def retry_form_html(options: Mapping[str, str]) -> str:
+    """The spawn form JupyterHub shows under a start error that is not the link's fault (the
+    hub's spawn limit, a server that failed to start): the same launch again, one click away.
+
+    JupyterHub puts it inside its spawn page's form, below the error and with the error's status
+    (429 with its "try again in" time for the spawn limit); the hidden fields are the plan's own
+    user options, so "Start" plans the same course and notebook again.
+    """
+    fields = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in sorted(options.items())
+    )
+    return (
+        '<div class="ol-launch-retry">'
+        "<p>The link is fine: your course could not be started just now. "
+        "Start it again (the message above says when it can).</p>"
+        f"{fields}</div>"
     )

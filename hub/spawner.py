@@ -31,7 +31,7 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Instance, Integer, Unicode, default
 
 from hub.launch import LaunchError, LaunchPlan, plan_launch
-from hub.pages import launch_error_html
+from hub.pages import launch_error_html, retry_form_html
 from hub.settings import HubSettings
 
 #: Pod/container label with the course's slug (dashboards join on it: see dashboards/common.py).
@@ -113,6 +113,8 @@ class CourseSpawner(Spawner):
         super().__init__(*args, **kwargs)
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in self.planned_traits}
         self._refusal: LaunchRefused | None = None
+        # The user options of the last link that planned; a start error after it is not the link's.
+        self._planned: dict[str, str] | None = None
         self.launch_plan: LaunchPlan | None = None
 
     # --- planning ------------------------------------------------------------------------
@@ -140,10 +142,10 @@ class CourseSpawner(Spawner):
         try:
             plan = self.plan(options)
         except LaunchRefused as refusal:
-            self._refusal = refusal
+            self._refusal, self._planned = refusal, None
             raise
-        self._refusal = None
-        return plan.user_options()
+        self._refusal, self._planned = None, plan.user_options()
+        return self._planned
 
     def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, str]:
         return self._plan_or_remember(query_data)
@@ -157,8 +159,13 @@ class CourseSpawner(Spawner):
 
     @staticmethod
     def _refusal_page(spawner: CourseSpawner) -> str:
-        """Called by JupyterHub when it would show a form: refuse instead (see module doc)."""
+        """Called by JupyterHub when it would show a form (see module doc): after a link that
+        planned but whose start failed (the spawn limit's 429, a start error), a form that
+        retries the same launch under JupyterHub's error; otherwise the link's refusal."""
         refusal, spawner._refusal = spawner._refusal, None
+        planned, spawner._planned = spawner._planned, None
+        if refusal is None and planned is not None:
+            return retry_form_html(planned)
         if refusal is None:
             try:
                 spawner.plan({})
@@ -199,7 +206,9 @@ class CourseSpawner(Spawner):
             plan.notebook,
             plan.gpu_count,
         )
-        return await super().start()
+        started = await super().start()
+        self._planned = None  # started: a later form is no retry of this launch
+        return started
 
     async def stop(self, now: bool = False) -> Any:
         result = await super().stop(now=now)

@@ -114,6 +114,9 @@ GOOD = [
     pytest.param(f"course={DL}&needs_gpu=no", PRODUCTION, PLAN_DL_CPU, id="gpu-no"),
     pytest.param(f"course={DL}&needs_gpu=%20False%20", PRODUCTION, PLAN_DL_CPU, id="gpu-False"),
     pytest.param(f"course={DA}&needs_gpu=true", PRODUCTION, PLAN_DA, id="cpu-course-ignores-gpu"),
+    # Empty or blank: not given, so the course decides (one meaning for both spellings).
+    pytest.param(f"course={DL}&needs_gpu=", PRODUCTION, PLAN_DL_GPU, id="gpu-empty-is-unset"),
+    pytest.param(f"course={DL}&needs_gpu=%20", PRODUCTION, PLAN_DL_GPU, id="gpu-blank-is-unset"),
     pytest.param(f"course={DL}", LOCAL, PLAN_DL_CPU, id="no-gpus-in-deployment"),
     pytest.param(
         f"course={DA}&tag=pr-42",
@@ -340,7 +343,7 @@ def test_user_options_reproduce_the_plan(
 @pytest.mark.parametrize(
     "text, value",
     [("true", True), ("1", True), ("yes", True), ("On", True), ("false", False), ("0", False)]
-    + [("no", False), ("OFF", False), ("", False), ("maybe", None), ("2", None)],
+    + [("no", False), ("OFF", False), ("", None), (" ", None), ("maybe", None), ("2", None)],
 )
 def test_parse_bool(text: str, value: bool | None) -> None:
     assert parse_bool(text) is value
@@ -408,6 +411,16 @@ def url_inside_home(url: str) -> bool:
     )
 
 
+def argument_of(query: Any, name: str) -> str | None:
+    """The one non-blank text a planned query gave for `name` (None: not given)."""
+    raw = query.get(name)
+    values = raw if isinstance(raw, (list, tuple)) else [] if raw is None else [raw]
+    texts = {v.decode() if isinstance(v, bytes) else v for v in values}
+    texts = {t for t in texts if t.strip()}
+    assert len(texts) <= 1, (name, raw)
+    return texts.pop() if texts else None
+
+
 def check_outcome(query: Any, launch: LaunchSettings) -> None:
     """Either a plan that obeys every rule, or a LaunchError; nothing else escapes."""
     try:
@@ -436,6 +449,18 @@ def check_outcome(query: Any, launch: LaunchSettings) -> None:
         assert result.tolerations == GPU.tolerations and result.node_selector == GPU.node_selector
     else:
         assert result.tolerations == () and result.node_selector == {}
+    # The plan is its input's: the course the link names, the GPU its needs_gpu and the course
+    # decide (worked out here from the raw query, not by the planner's own helpers).
+    assert argument_of(query, "course") == result.course
+    asked = argument_of(query, "needs_gpu")
+    wants_gpu = (
+        course.gpu
+        if asked is None
+        else asked.strip().lower() in {"true", "1", "yes", "on", "y", "t"}
+    )
+    assert result.gpu == (
+        wants_gpu and course.gpu and launch.gpu is not None and launch.gpu.count > 0
+    )
     # Same input, same plan; and the stored options give the same plan again (no carry-over).
     assert plan_launch(query, CATALOG, IMAGE_MAP, launch) == result
     assert plan_launch(result.user_options(), CATALOG, IMAGE_MAP, launch) == result

@@ -10,6 +10,7 @@ ever sent to it.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from unittest.mock import Mock
 
@@ -398,3 +399,21 @@ def test_docker_gpu_then_cpu() -> None:
     spawner.prepare_launch()
     assert "device_requests" not in spawner.extra_host_config
     assert spawner.image == IMAGE_MAP["data-analytics"] and spawner.mem_limit == 1 * GiB
+
+
+def test_a_start_error_after_a_good_link_offers_the_same_launch_again() -> None:
+    """JupyterHub shows the form when the start fails after the query planned (its spawn limit's
+    429 comes before `start`): the page must be that error with a retry, never a bad-link page."""
+    spawner = plain_spawner()
+    query = "course=data-analytics&notebook=lectures/02-groupby/groupby.ipynb"
+    planned = spawner.options_from_query(query_arguments(query))
+    form = asyncio.run(spawner.get_options_form())
+    assert "could not be started just now" in form and "does not say which course" not in form
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert fields == planned
+    # Shown once: a later visit without a link is refused as before.
+    with pytest.raises(LaunchRefused) as caught:
+        asyncio.run(spawner.get_options_form())
+    assert caught.value.reason == "no-course"
+    # "Start" posts the form: the same launch, planned again.
+    assert spawner.run_options_from_form({k: [v] for k, v in fields.items()}) == planned
