@@ -15,7 +15,11 @@ import requests
 
 
 class HubError(RuntimeError):
-    pass
+    """The hub did not do what was asked; `status` is its HTTP answer, where that says why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -67,7 +71,8 @@ class HubClient:
         user = user_from_url(response.url)
         if user is None:
             raise HubError(
-                f"{url} ended at {response.url} ({response.status_code}), not at a user's server"
+                f"{url} ended at {response.url} ({response.status_code}), not at a user's server",
+                status=response.status_code,
             )
         return Launch(user, session, response)
 

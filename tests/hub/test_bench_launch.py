@@ -1,0 +1,111 @@
+"""The launch benchmark's accounting: every launch ends as a row (ok, refused, failed), never as a
+crash, and the tables say how each scenario's launches ended. The hub is a stand-in with the
+`HubClient` interface; the real hubs are driven by `./pants run hub:bench-launch`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from hub.bench_launch import Outcome, Samples, clean_up, problems, table, timed_launch
+from hub.local_client import HubClient, HubError, Launch
+
+
+class StandInHub(HubClient):
+    """Answers `launch`, `wait_ready` and `delete_user` as told (an exception raises it)."""
+
+    def __init__(self, launch: Any = "u1", ready: Any = None, delete: Any = None) -> None:
+        super().__init__("http://127.0.0.1:9", "token")
+        self.answers = {"launch": launch, "ready": ready, "delete": delete}
+        self.deleted: list[str] = []
+
+    def _answer(self, name: str) -> Any:
+        answer = self.answers[name]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def launch(self, url: str) -> Launch:
+        return Launch(self._answer("launch"), requests.Session(), requests.Response())
+
+    def wait_ready(self, user: str, timeout: float = 180, interval: float = 0.25) -> Any:
+        return self._answer("ready")
+
+    def delete_user(self, user: str) -> None:
+        self._answer("delete")
+        self.deleted.append(user)
+
+
+@pytest.mark.parametrize(
+    ("hub", "expected"),
+    [
+        pytest.param(StandInHub(), ("ok", "", "u1"), id="ok"),
+        pytest.param(
+            StandInHub(launch=HubError("ended at /hub/spawn (429)", status=429)),
+            ("refused", "HTTP 429", None),
+            id="spawn-limit-429",
+        ),
+        pytest.param(
+            StandInHub(launch=HubError("ended at /hub/spawn (503)", status=503)),
+            ("refused", "HTTP 503", None),
+            id="unavailable-503",
+        ),
+        pytest.param(
+            StandInHub(launch=HubError("ended at /hub/spawn (500)", status=500)),
+            ("failed", "ended at /hub/spawn (500)", None),
+            id="server-error-500",
+        ),
+        pytest.param(
+            StandInHub(ready=HubError("u1's server did not start:\nthe hub's log")),
+            ("failed", "u1's server did not start:", "u1"),
+            id="never-started",
+        ),
+        pytest.param(
+            StandInHub(launch=requests.ConnectionError("connection refused")),
+            ("failed", "connection refused", None),
+            id="hub-down",
+        ),
+    ],
+)
+def test_every_launch_ends_as_an_outcome(hub: StandInHub, expected: tuple[Any, ...]) -> None:
+    outcome = timed_launch(hub, "http://127.0.0.1:9/tmplogin?course=x", poll=0)
+    assert (outcome.status, outcome.reason, outcome.user) == expected
+    assert outcome.seconds >= 0
+
+
+def test_clean_up_reports_what_it_could_not_delete() -> None:
+    hub = StandInHub(delete=HubError("could not delete u2: 400 pending"))
+    outcomes = [Outcome(1.0, user="u2"), Outcome(2.0, "refused", "HTTP 429")]
+    assert clean_up(hub, outcomes) == ["u2: could not delete u2: 400 pending"]
+
+
+def test_tables_count_every_launch_and_time_the_successful_ones() -> None:
+    mixed = Samples(
+        [
+            Outcome(1.0, user="a"),
+            Outcome(2.0, user="b"),
+            Outcome(3.0, user="c"),
+            Outcome(0.1, "refused", "HTTP 429"),
+            Outcome(180.0, "failed", "d's server did not start:", "d"),
+        ]
+    )
+    none_ok = Samples([Outcome(0.2, "refused", "HTTP 429")] * 2)
+    results = {("concurrent, both", "ours"): mixed, ("concurrent, both", "stock"): none_ok}
+    lines = table(results).splitlines()
+    assert lines[0].split() == [
+        "launches", "hub", "n", "ok", "refused", "failed", "ok", "%", "p50", "s", "p95", "s",
+        "max", "s",
+    ]  # fmt: skip
+    assert lines[1].split() == [
+        "concurrent,", "both", "ours", "5", "3", "1", "1", "60%", "2.00", "2.90", "3.00",
+    ]  # fmt: skip
+    assert lines[2].split() == [
+        "concurrent,", "both", "stock", "2", "0", "2", "0", "0%", "nan", "nan", "nan",
+    ]  # fmt: skip
+    assert problems(results).splitlines() == [
+        "  concurrent, both ours: 1 refused: HTTP 429",
+        "  concurrent, both ours: 1 failed: d's server did not start:",
+        "  concurrent, both stock: 2 refused: HTTP 429",
+    ]
