@@ -263,11 +263,13 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
 
 def docker_host_config(plan: LaunchPlan) -> dict[str, Any]:
     """Docker's terms for a plan's guarantees and GPUs (limits are DockerSpawner's own traits):
-    a memory reservation, CPU shares as Kubernetes derives them from a CPU request, and a
-    device request per GPU."""
+    a memory reservation, CPU shares as Kubernetes derives them from a CPU request, a device
+    request per GPU; and, as production's pods (allowPrivilegeEscalation: false), no process in
+    the container may gain privileges (setuid binaries, file capabilities)."""
     host: dict[str, Any] = {
         "mem_reservation": plan.memory_guarantee,
         "cpu_shares": max(2, int(1024 * plan.cpu_guarantee)),
+        "security_opt": ["no-new-privileges"],
     }
     if plan.gpu_count:
         host["device_requests"] = [

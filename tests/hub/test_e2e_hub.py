@@ -107,6 +107,7 @@ def test_every_course_opens_its_notebook_in_jupyterlab(hub: LocalHub, page: Any,
     container = container_of(hub, user)
     assert container.attrs["Config"]["Image"] == hub.settings.image_map[slug]
     assert container.attrs["HostConfig"]["Memory"] == course.resources.memory_limit
+    assert container.attrs["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
     assert container.labels["course"] == slug
     hub.delete_user(user)
 

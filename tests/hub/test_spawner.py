@@ -381,6 +381,7 @@ def test_docker_cpu_course() -> None:
         "pids_limit": 512,
         "mem_reservation": 3 * GiB // 2,
         "cpu_shares": 512,
+        "security_opt": ["no-new-privileges"],
     }
     assert spawner.extra_create_kwargs["labels"] == {COURSE_LABEL: "intro-ml", "ol.hub": "test"}
     spawner.port = 43210
