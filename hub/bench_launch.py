@@ -26,8 +26,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlparse
 
 import requests
 
@@ -80,14 +82,57 @@ def stock_hub(settings: HubSettings, state_dir: Path, course: str, **kwargs: Any
 REFUSALS = (429, 503)
 
 
+#: Where a launch's time goes, in order; each is measured in seconds from opening the link.
+STEPS = (
+    "user created",  # /hub/tmplogin answered: the throwaway user exists and is logged in
+    "spawn requested",  # /hub/spawn answered: the spawner has the plan
+    "container started",  # Docker's State.StartedAt of the user's container
+    "server ready",  # the hub's API says ready
+    "server answers",  # the server answers through the proxy
+    "notebook loaded",  # JupyterLab's page, through the proxy, after the OAuth round-trip
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One launch: `ok`, `refused` (the hub said 429/503) or `failed` (with the reason)."""
+    """One launch: `ok`, `refused` (the hub said 429/503) or `failed` (with the reason); for an
+    ok launch, `steps`: seconds from the link to each of STEPS (NaN where not seen)."""
 
     seconds: float
     status: str = "ok"
     reason: str = ""
     user: str | None = None
+    steps: tuple[float, ...] = ()
+
+
+def step_times(
+    started: float, hops: list[tuple[float, str]], marks: dict[str, float]
+) -> tuple[float, ...]:
+    """Seconds from `started` to each of STEPS: `hops` are (time, path) of every HTTP answer of
+    the launch link's redirect chain, `marks` the other steps' times (perf_counter)."""
+
+    def first_answer(path: str) -> float:
+        return next((t for t, hop in hops if hop == path), float("nan"))
+
+    times = {
+        "user created": first_answer("/hub/tmplogin"),
+        "spawn requested": first_answer("/hub/spawn"),
+        "container started": marks.get("container started", float("nan")),
+        "server ready": marks.get("ready", float("nan")),
+        "server answers": marks.get("answers", float("nan")),
+        "notebook loaded": marks.get("notebook loaded", float("nan")),
+    }
+    return tuple(times[step] - started for step in STEPS)
+
+
+def _container_started(hub: HubClient, user: str, wall_started: float, started: float) -> float:
+    """perf_counter time at which Docker started the user's container (NaN: not found)."""
+    for container in getattr(hub, "containers", lambda: [])():
+        if container.name.endswith(f"-{user}"):
+            text = container.attrs["State"]["StartedAt"]  # RFC 3339 with nanoseconds, UTC
+            when = datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+            return started + (when - wall_started)
+    return float("nan")
 
 
 @dataclass
@@ -116,19 +161,30 @@ def _first_line(error: BaseException) -> str:
 
 
 def timed_launch(hub: HubClient, link: str, poll: float) -> Outcome:
-    """A launch timed from the link to a server that answers; never raises."""
-    started = time.perf_counter()
+    """A launch timed from the link to JupyterLab's page, step by step; never raises."""
+    wall_started, started = time.time(), time.perf_counter()
+    hops: list[tuple[float, str]] = []
+    session = requests.Session()
+    session.hooks["response"].append(
+        lambda r, *args, **kwargs: hops.append((time.perf_counter(), urlparse(r.url).path))
+    )
+    marks: dict[str, float] = {}
     user = None
     try:
-        user = hub.launch(link).user
-        hub.wait_ready(user, timeout=600, interval=poll)
+        user = hub.launch(link, session=session).user
+        hub.wait_ready(user, timeout=600, interval=poll, marks=marks)
+        marks["container started"] = _container_started(hub, user, wall_started, started)
+        page = session.get(f"{hub.url}/user/{quote(user, safe='')}/lab", timeout=60)
+        if page.status_code != 200:
+            raise HubError(f"JupyterLab's page answered {page.status_code}", page.status_code)
+        marks["notebook loaded"] = time.perf_counter()
     except HubError as error:
         status = "refused" if error.status in REFUSALS else "failed"
         reason = f"HTTP {error.status}" if status == "refused" else _first_line(error)
         return Outcome(time.perf_counter() - started, status, reason, user)
     except requests.RequestException as error:
         return Outcome(time.perf_counter() - started, "failed", _first_line(error), user)
-    return Outcome(time.perf_counter() - started, user=user)
+    return Outcome(marks["answers"] - started, user=user, steps=step_times(started, hops, marks))
 
 
 def clean_up(hub: HubClient, outcomes: list[Outcome]) -> list[str]:
@@ -198,6 +254,24 @@ def table(results: dict[tuple[str, str], Samples]) -> str:
             + f"{ratio:>9.0%}"
             + "".join(f"{t:>9.2f}" for t in times)
         )
+    return "\n".join(lines)
+
+
+def breakdown(results: dict[str, Samples]) -> str:
+    """Per hub, the p50 of each step's own duration (from the step before it), ok launches."""
+    names = list(results)
+    lines = [f"{'step':<20}" + "".join(f"{name + ' p50 s':>14}" for name in names)]
+    for index, step in enumerate(STEPS):
+        cells = []
+        for name in names:
+            durations = [
+                o.steps[index] - (o.steps[index - 1] if index else 0.0)
+                for o in results[name].outcomes
+                if o.status == "ok" and len(o.steps) == len(STEPS)
+            ]
+            known = sorted(d for d in durations if d == d)  # NaN: the step was not seen
+            cells.append(statistics.median(known) if known else float("nan"))
+        lines.append(f"{step:<20}" + "".join(f"{cell:>14.3f}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -284,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.concurrent} launches per hub at once in the concurrent scenarios"
     )
     print(table(results))
+    print()
+    print("Where the time goes, sequential launches (each step from the one before it)")
+    print(breakdown({name: results[("sequential", name)] for name in hubs}))
     if problems(results):
         print("Launches that did not succeed:")
         print(problems(results))

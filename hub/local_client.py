@@ -64,9 +64,9 @@ class HubClient:
             method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
         )
 
-    def launch(self, url: str) -> Launch:
+    def launch(self, url: str, session: requests.Session | None = None) -> Launch:
         """Opens a launch link like a browser without JavaScript; returns the new user."""
-        session = requests.Session()
+        session = session or requests.Session()
         response = session.get(url, timeout=60)
         user = user_from_url(response.url)
         if user is None:
@@ -84,13 +84,24 @@ class HubClient:
         servers = response.json().get("servers", {})
         return servers.get("")  # type: ignore[no-any-return]
 
-    def wait_ready(self, user: str, timeout: float = 180, interval: float = 0.25) -> dict[str, Any]:
-        """Waits until the user's server is ready (the hub's view), then checks it answers."""
+    def wait_ready(
+        self,
+        user: str,
+        timeout: float = 180,
+        interval: float = 0.25,
+        marks: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Waits until the user's server is ready (the hub's view), then checks it answers.
+        `marks` gets the `time.perf_counter()` of both: "ready" and "answers"."""
+        marks = {} if marks is None else marks
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             server = self.server(user)
-            if server and server.get("ready") and self.server_answers(user):
-                return server
+            if server and server.get("ready"):
+                marks.setdefault("ready", time.perf_counter())
+                if self.server_answers(user):
+                    marks["answers"] = time.perf_counter()
+                    return server
             active = server is not None and (server.get("pending") or server.get("ready"))
             if not active and time.monotonic() - started > 10:
                 raise HubError(f"{user}'s server did not start:\n{self.log_tail()}")

@@ -4,17 +4,45 @@ crash, and the tables say how each scenario's launches ended. The hub is a stand
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import pytest
 import requests
+import requests.adapters
 
-from hub.bench_launch import Outcome, Samples, clean_up, problems, table, timed_launch
+from hub.bench_launch import (
+    STEPS,
+    Outcome,
+    Samples,
+    breakdown,
+    clean_up,
+    problems,
+    step_times,
+    table,
+    timed_launch,
+)
 from hub.local_client import HubClient, HubError, Launch
 
 
+class JupyterLabPage(requests.adapters.BaseAdapter):
+    """Answers every request of the session it is mounted on with a 200 page."""
+
+    def send(  # type: ignore[override]  # the keyword arguments are the session's to pass
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response.url, response.request = 200, request.url or "", request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
 class StandInHub(HubClient):
-    """Answers `launch`, `wait_ready` and `delete_user` as told (an exception raises it)."""
+    """Answers `launch`, `wait_ready` and `delete_user` as told (an exception raises it); its
+    users' JupyterLab pages answer 200."""
 
     def __init__(self, launch: Any = "u1", ready: Any = None, delete: Any = None) -> None:
         super().__init__("http://127.0.0.1:9", "token")
@@ -27,11 +55,22 @@ class StandInHub(HubClient):
             raise answer
         return answer
 
-    def launch(self, url: str) -> Launch:
-        return Launch(self._answer("launch"), requests.Session(), requests.Response())
+    def launch(self, url: str, session: requests.Session | None = None) -> Launch:
+        session = session or requests.Session()
+        session.mount(self.url, JupyterLabPage())
+        return Launch(self._answer("launch"), session, requests.Response())
 
-    def wait_ready(self, user: str, timeout: float = 180, interval: float = 0.25) -> Any:
-        return self._answer("ready")
+    def wait_ready(
+        self,
+        user: str,
+        timeout: float = 180,
+        interval: float = 0.25,
+        marks: dict[str, float] | None = None,
+    ) -> Any:
+        answer = self._answer("ready")
+        if marks is not None:
+            marks["ready"] = marks["answers"] = time.perf_counter()
+        return answer
 
     def delete_user(self, user: str) -> None:
         self._answer("delete")
@@ -108,4 +147,41 @@ def test_tables_count_every_launch_and_time_the_successful_ones() -> None:
         "  concurrent, both ours: 1 refused: HTTP 429",
         "  concurrent, both ours: 1 failed: d's server did not start:",
         "  concurrent, both stock: 2 refused: HTTP 429",
+    ]
+
+
+def test_an_ok_launch_records_its_steps() -> None:
+    outcome = timed_launch(StandInHub(), "http://127.0.0.1:9/tmplogin?course=x", poll=0)
+    assert outcome.status == "ok" and len(outcome.steps) == len(STEPS)
+    # The stand-in has no redirect chain and no containers: those steps were not seen.
+    seen = {step: not math.isnan(t) for step, t in zip(STEPS, outcome.steps)}
+    assert seen == {
+        "user created": False,
+        "spawn requested": False,
+        "container started": False,
+        "server ready": True,
+        "server answers": True,
+        "notebook loaded": True,
+    }
+
+
+def test_step_times_from_the_redirect_chain_and_the_marks() -> None:
+    hops = [(10.1, "/tmplogin"), (10.3, "/hub/tmplogin"), (10.6, "/hub/spawn"), (10.7, "/hub/x")]
+    marks = {"container started": 11.5, "ready": 12.0, "answers": 12.25, "notebook loaded": 13.0}
+    assert step_times(10.0, hops, marks) == pytest.approx((0.3, 0.6, 1.5, 2.0, 2.25, 3.0))
+
+
+def test_breakdown_is_the_median_duration_of_each_step() -> None:
+    fast = Outcome(2.0, user="a", steps=(0.1, 0.2, 1.0, 1.5, 2.0, 2.5))
+    slow = Outcome(4.0, user="b", steps=(0.3, 0.6, 2.0, 3.5, 4.0, 5.5))
+    unseen = Outcome(3.0, user="c", steps=(0.2, 0.4, float("nan"), 2.5, 3.0, 4.0))
+    failed = Outcome(9.0, "failed", "no", "d")
+    lines = breakdown({"ours": Samples([fast, slow, unseen, failed])}).splitlines()
+    assert [line.split()[-1] for line in lines[1:]] == [
+        "0.200",  # user created: 0.1, 0.3, 0.2
+        "0.200",  # spawn requested: 0.1, 0.3, 0.2
+        "1.100",  # container started: 0.8, 1.4 (not seen in c)
+        "1.000",  # server ready: 0.5, 1.5 (c's step before it is unknown)
+        "0.500",  # server answers: 0.5 each
+        "1.000",  # notebook loaded: 0.5, 1.5, 1.0
     ]

@@ -412,13 +412,14 @@ def url_inside_home(url: str) -> bool:
 
 
 def argument_of(query: Any, name: str) -> str | None:
-    """The one non-blank text a planned query gave for `name` (None: not given)."""
+    """The one non-blank text a planned query gave for `name`, without the surrounding
+    whitespace that links pasted from documents carry (None: not given)."""
     raw = query.get(name)
     values = raw if isinstance(raw, (list, tuple)) else [] if raw is None else [raw]
     texts = {v.decode() if isinstance(v, bytes) else v for v in values}
     texts = {t for t in texts if t.strip()}
     assert len(texts) <= 1, (name, raw)
-    return texts.pop() if texts else None
+    return texts.pop().strip() if texts else None
 
 
 def check_outcome(query: Any, launch: LaunchSettings) -> None:
