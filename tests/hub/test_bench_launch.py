@@ -171,7 +171,7 @@ def test_step_times_from_the_redirect_chain_and_the_marks() -> None:
     assert step_times(10.0, hops, marks) == pytest.approx((0.3, 0.6, 1.5, 2.0, 2.25, 3.0))
 
 
-def test_breakdown_is_the_median_duration_of_each_step() -> None:
+def test_breakdown_is_the_median_time_from_the_link_to_each_step() -> None:
     fast = Outcome(2.0, user="a", steps=(0.1, 0.2, 1.0, 1.5, 2.0, 2.5))
     slow = Outcome(4.0, user="b", steps=(0.3, 0.6, 2.0, 3.5, 4.0, 5.5))
     unseen = Outcome(3.0, user="c", steps=(0.2, 0.4, float("nan"), 2.5, 3.0, 4.0))
@@ -179,9 +179,9 @@ def test_breakdown_is_the_median_duration_of_each_step() -> None:
     lines = breakdown({"ours": Samples([fast, slow, unseen, failed])}).splitlines()
     assert [line.split()[-1] for line in lines[1:]] == [
         "0.200",  # user created: 0.1, 0.3, 0.2
-        "0.200",  # spawn requested: 0.1, 0.3, 0.2
-        "1.100",  # container started: 0.8, 1.4 (not seen in c)
-        "1.000",  # server ready: 0.5, 1.5 (c's step before it is unknown)
-        "0.500",  # server answers: 0.5 each
-        "1.000",  # notebook loaded: 0.5, 1.5, 1.0
+        "0.400",  # spawn requested: 0.2, 0.6, 0.4
+        "1.500",  # container started: 1.0, 2.0 (not seen in c)
+        "2.500",  # server ready: 1.5, 3.5, 2.5
+        "3.000",  # server answers: 2.0, 4.0, 3.0
+        "4.000",  # notebook loaded: 2.5, 5.5, 4.0 (the failed launch counts nowhere)
     ]
