@@ -1,7 +1,8 @@
 """JupyterHub configuration shared by the local hub and production (zero-to-jupyterhub).
 
 `configure_hub(c, settings, spawner_class=...)` sets what both deployments have in common:
-throwaway users (TmpAuthenticator with launch links), the course spawner and its settings, the
+throwaway users (behind the SSO gate when `settings.sso` is set: hub/sso.py; else
+TmpAuthenticator with launch links), the course spawner and its settings and limits, the
 error pages that say why a link was refused, the idle culler as a hub service (replacing the
 chart's) and how often the hub records activity. The callers add what differs: Docker and
 SQLite locally (`hub.local_config`), Kubernetes and PostgreSQL in production (`hub.z2jh`, with
@@ -52,13 +53,30 @@ def _replace_named(existing: Any, item: dict[str, Any] | None, name: str) -> lis
     return items + ([item] if item else [])
 
 
+def configure_login(c: Any, settings: HubSettings) -> None:
+    """Who gets a throwaway user: whoever follows a link, or whoever the SSO provider signs in."""
+    # Every visitor (every signed-in person, with SSO) may have throwaway users: on JupyterHub
+    # 5+ TmpAuthenticator fails every login with a 500 without this.
+    c.Authenticator.allow_all = True
+    sso = settings.sso
+    if sso is None:
+        c.JupyterHub.authenticator_class = "hub.auth.CourseTmpAuthenticator"
+        return
+    c.JupyterHub.authenticator_class = "hub.sso.CourseSsoAuthenticator"
+    c.CourseSsoAuthenticator.issuer = sso.issuer
+    c.CourseSsoAuthenticator.client_id = sso.client_id
+    c.CourseSsoAuthenticator.username_claim = sso.identity_claim
+    c.CourseSsoAuthenticator.scope = ["openid"]
+    c.CourseSsoAuthenticator.login_service = "your institution's sign-in"
+    # /hub/login goes straight to the provider: no page with a button first.
+    c.CourseSsoAuthenticator.auto_login = True
+
+
 def configure_hub(
     c: Any, settings: HubSettings, spawner_class: str, python: str | None = None
 ) -> None:
     """Sets the common configuration on a traitlets Config `c` (jupyterhub_config.py's `c`)."""
-    c.JupyterHub.authenticator_class = "hub.auth.CourseTmpAuthenticator"
-    # TmpAuthenticator on JupyterHub 5+: without this every login fails with a 500.
-    c.Authenticator.allow_all = True
+    configure_login(c, settings)
     c.JupyterHub.spawner_class = spawner_class
     c.CourseSpawner.hub_settings = settings
     # Error pages that show why a launch link was refused (see templates/404.html).

@@ -8,6 +8,10 @@ culler), prints the launch link of every notebook, and on Ctrl-C stops everythin
 the containers it started. Every connection stays on loopback: containers use the host network
 and listen on 127.0.0.1 (see `hub.spawner.LoopbackDockerSpawner`).
 
+With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID provider
+(`hub.local_sso`) starts too, and a launch link first asks you to sign in (the user and password
+are printed).
+
 This is the command line; the pieces are the course images (`hub.local_images`), the hub's
 configuration (`hub.local_config`), its processes (`hub.local_processes.LocalHub`) and a client
 of a running hub (`hub.local_client`).
@@ -31,7 +35,11 @@ from hub.launch import LaunchSettings
 from hub.local_client import launch_link
 from hub.local_images import build_images, docker_client, load_image_map, local_images
 from hub.local_processes import LocalHub
+from hub.local_sso import LocalSsoProvider
 from hub.settings import CullSettings, HubSettings
+
+#: The sign-in of `--sso` (a local provider on loopback: not a secret).
+SSO_USER = ("learner", "learner")
 
 
 def launch_links(
@@ -65,6 +73,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-age", type=int, default=defaults.max_age)
     parser.add_argument("--cull-every", type=int, default=defaults.every)
     parser.add_argument("--kernel-idle-timeout", type=int, default=defaults.kernel_idle_timeout)
+    parser.add_argument(
+        "--sso",
+        action="store_true",
+        help="put the production SSO gate in front (a local OpenID provider starts too)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--echo-logs", action="store_true", help="hub logs to the terminal")
     return parser.parse_args(argv)
@@ -92,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         catalog=catalog, image_map=images, launch=LaunchSettings(), culling=culling
     )
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="ol-local-hub-"))
+    provider = LocalSsoProvider(state_dir, users=dict([SSO_USER])) if args.sso else None
+    if provider is not None:
+        settings = replace(settings, sso=provider.settings)
     hub = LocalHub(
         settings,
         state_dir,
@@ -99,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         db_url=args.db_url,
         log_level=args.log_level,
         echo_logs=args.echo_logs,
+        sso_client_secret=provider.client_secret if provider else None,
     )
     stop = {"now": False}
 
@@ -107,13 +124,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        if provider is not None:
+            provider.start([f"{hub.url}/hub/oauth_callback"])
         hub.start()
         print(f"\nLocal hub: {hub.url}   (state and logs: {state_dir})\n")
+        if provider is not None:
+            print(
+                f"SSO gate: sign in at {provider.issuer} as {SSO_USER[0]!r}, "
+                f"password {SSO_USER[1]!r}\n"
+            )
         for slug, notebook, link in launch_links(hub.url, catalog, images):
             print(f"  {slug:24} {notebook}\n    {link}")
-        print(
-            f"\nMetrics: {hub.url}/hub/metrics   Ctrl-C stops the hub and removes its containers."
-        )
+        print("\nCtrl-C stops the hub and removes its containers.")
         sys.stdout.flush()
         while not stop["now"]:
             if hub.hub is not None and hub.hub.poll() is not None:
@@ -128,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nStopping the hub and removing its containers...", flush=True)
         hub.stop()
+        if provider is not None:
+            provider.stop()
         print("Stopped.", flush=True)
     return 0
 

@@ -1,5 +1,6 @@
 """The local hub's JupyterHub configuration: the production hub configuration (`hub.config`) on
-loopback, with DockerSpawner on the host network.
+loopback, with DockerSpawner on the learners' own network (or the host network: see
+hub/local_processes.py).
 
 `LocalHub` (hub/local_processes.py) writes the parameters as JSON and a jupyterhub_config.py
 that calls `configure_local(c, <params file>)`.
@@ -48,8 +49,9 @@ def configure_local(c: Any, params_file: str) -> None:
 def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     """Ports, database, proxy and containers of a hub on 127.0.0.1, and its admin token."""
     instance = params["instance"]
-    hub_url = f"http://127.0.0.1:{params['hub_port']}"
-    c.JupyterHub.bind_url = f"http://127.0.0.1:{params['port']}"
+    hub_url = f"http://{params.get('hub_ip') or '127.0.0.1'}:{params['hub_port']}"
+    public_url = f"http://127.0.0.1:{params['port']}"
+    c.JupyterHub.bind_url = public_url
     c.JupyterHub.hub_bind_url = hub_url
     c.JupyterHub.db_url = params["db_url"]
     c.JupyterHub.upgrade_db = True
@@ -64,8 +66,11 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     if params.get("data_files_path"):
         c.JupyterHub.data_files_path = params["data_files_path"]
 
-    c.LoopbackDockerSpawner.loopback = True
-    c.DockerSpawner.network_name = "host"
+    network = params.get("learner_network")
+    # On the learners' network each container has its address, the server listens on all of
+    # its interfaces; on the host network, on a fresh loopback port.
+    c.LoopbackDockerSpawner.loopback = not network
+    c.DockerSpawner.network_name = network or "host"
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True
     c.DockerSpawner.prefix = f"olhub-{instance}"
@@ -73,10 +78,14 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     c.DockerSpawner.pull_policy = "ifnotpresent"
     # The hub's own environment (PYTHONPATH, PATH) has no business inside the containers.
     c.DockerSpawner.env_keep = []
-    c.Spawner.ip = "127.0.0.1"
+    c.Spawner.ip = "0.0.0.0" if network else "127.0.0.1"
     c.Spawner.hub_connect_url = hub_url
     c.Spawner.start_timeout = params.get("start_timeout", 180)
     c.Spawner.http_timeout = params.get("start_timeout", 180)
+
+    if params.get("sso_client_secret"):
+        c.CourseSsoAuthenticator.client_secret = params["sso_client_secret"]
+        c.CourseSsoAuthenticator.oauth_callback_url = f"{public_url}/hub/oauth_callback"
 
     services = list(c.JupyterHub.get("services", []))
     roles = list(c.JupyterHub.get("load_roles", []))

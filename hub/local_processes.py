@@ -1,5 +1,12 @@
-"""The local hub's processes: configurable-http-proxy and JupyterHub on 127.0.0.1, spawning
-Docker containers on the host network; started, watched and stopped, containers removed.
+"""The local hub's processes: configurable-http-proxy and JupyterHub, spawning Docker containers
+on a network of their own; started, watched and stopped, containers and network removed.
+
+People and tests reach the hub at the proxy's public port on 127.0.0.1. Learner containers are
+on the hub's own bridge network (`olhub-<instance>`): JupyterHub listens for them on that
+network's gateway address, its only address they can reach, as production's pods reach the hub
+at its service port and nothing else of the cluster. The proxy's API and everything else on the
+host's loopback stay out of their reach. `learner_network=False` keeps the servers on the host
+network instead (for servers that are not containers).
 
 `LocalHub` is what `./pants run hub:local`, the launch benchmark and the end-to-end tests run;
 it is also a `HubClient` of itself.
@@ -112,6 +119,8 @@ class LocalHub(HubClient):
         echo_logs: bool = False,
         configuration: str = LOCAL_CONFIGURATION,
         params: Mapping[str, Any] | None = None,
+        sso_client_secret: str | None = None,
+        learner_network: bool = True,
     ) -> None:
         self.port = port or free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", secrets.token_hex(24))
@@ -128,6 +137,11 @@ class LocalHub(HubClient):
         self.echo_logs = echo_logs
         self.configuration = configuration
         self.extra_params = dict(params or {})
+        self.sso_client_secret = sso_client_secret
+        self.learner_network = learner_network
+        self.network: Any = None
+        #: Where JupyterHub listens: the learner network's gateway, else loopback.
+        self.hub_ip = "127.0.0.1"
         self.hub_log = self.state_dir / "jupyterhub.log"
         self.proxy_log = self.state_dir / "proxy.log"
         self.proxy: subprocess.Popen[bytes] | None = None
@@ -145,13 +159,37 @@ class LocalHub(HubClient):
     ) -> None:
         self.stop()
 
+    @property
+    def network_name(self) -> str:
+        return f"olhub-{self.instance}"
+
     def start(self) -> None:
         try:
+            if self.learner_network:
+                self.create_network()
             self.start_proxy()
             self.start_hub()
         except BaseException:
             self.stop()
             raise
+
+    def create_network(self) -> None:
+        """The learners' bridge network; JupyterHub will listen on its gateway address."""
+        client = docker_client()
+        self.network = client.networks.create(
+            self.network_name, driver="bridge", labels={"ol.hub": self.instance}
+        )
+        self.network.reload()
+        self.hub_ip = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+
+    def remove_network(self) -> None:
+        if self.network is None:
+            return
+        try:
+            self.network.remove()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        self.network = None
 
     def start_proxy(self) -> None:
         executable = shutil.which("configurable-http-proxy")
@@ -159,7 +197,7 @@ class LocalHub(HubClient):
             raise LocalHubError(
                 "configurable-http-proxy is not on PATH: npm install -g configurable-http-proxy"
             )
-        hub = f"http://127.0.0.1:{self.hub_port}"
+        hub = f"http://{self.hub_ip}:{self.hub_port}"
         command = [
             executable,
             "--ip=127.0.0.1",
@@ -193,6 +231,9 @@ class LocalHub(HubClient):
             "log_level": self.log_level,
             "start_timeout": self.start_timeout,
             "data_files_path": _data_files_path(),
+            "sso_client_secret": self.sso_client_secret,
+            "hub_ip": self.hub_ip,
+            "learner_network": self.network_name if self.network is not None else None,
             **self.extra_params,
         }
         params_file = self.state_dir / "hub-params.json"
@@ -259,6 +300,7 @@ class LocalHub(HubClient):
                 _stop_process(self.proxy)
             finally:
                 self.remove_containers()
+                self.remove_network()
 
     def containers(self, all: bool = True) -> list[Any]:
         try:

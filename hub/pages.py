@@ -3,7 +3,9 @@
 JupyterHub shows the page inside its own error template (`error.html`; for a 404 our
 `templates/404.html`, which extends it and keeps the body) under the heading
 `<status> : <status text>`; this module writes the body: the reason in words, then every course
-that can be launched, each with a link that starts it and a link per notebook.
+that can be launched, each with a link that starts it and a link per notebook. A launch that a
+limit refused (hub/limits.py) gets the limit's reason, its retry time and the person's running
+servers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from html import escape
 from urllib.parse import quote, urlencode
 
 from hub.launch import CourseLink, LaunchError
+from hub.limits import Refusal
 
 
 def launch_link(base: str, course: str, notebook: str | None = None) -> str:
@@ -70,4 +73,21 @@ def retry_form_html(options: Mapping[str, str]) -> str:
         "<p>The link is fine: your course could not be started just now. "
         "Start it again (the message above says when it can).</p>"
         f"{fields}</div>"
+    )
+
+
+def limit_html(refusal: Refusal, resume_base: str) -> str:
+    """The body of the page for a launch a limit refused: why, when to retry, and the person's
+    running servers, each a link back to it (`<resume_base>/<user>`, hub/sso.py)."""
+    running = "".join(
+        f'<li><a class="ol-running-server" href="{escape(resume_base)}/{quote(user)}">'
+        f"{escape(user)}</a></li>"
+        for user in refusal.running
+    )
+    return (
+        f'<div class="ol-launch-limit" data-reason="{escape(refusal.reason)}"'
+        f' data-retry-after="{refusal.retry_after}">'
+        f"<p><strong>{escape(refusal.message)}</strong></p>"
+        + (f"<p>Your running servers:</p><ul>{running}</ul>" if running else "")
+        + "</div>"
     )

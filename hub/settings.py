@@ -26,6 +26,16 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
         kernelCullInterval: 120
         cullConnected: true      # also cull idle kernels that a browser tab is connected to
         terminalIdleTimeout: 1200
+      sso:                       # optional: the OpenID Connect gate before any throwaway user
+        issuer: https://sso.example.edu/realms/learners
+        clientId: ol-course-hub  # the client secret comes from the env OAUTH_CLIENT_SECRET
+        identityClaim: sub       # the claim that names one person (limits count per person)
+      limits:                    # optional, every key optional, 0: no limit (hub/limits.py)
+        activeServers: 0
+        gpuServers: 0
+        serversPerIdentity: 0
+        spawnsPerIdentityPerMinute: 0
+        retryAfter: 300          # seconds the limit page suggests waiting when the hub is full
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from typing import Any
 from catalog import Catalog, CatalogError, catalog_from_list, catalog_to_list
 from catalog.image_facts import TAG_PATTERN
 from hub.launch import GpuSettings, LaunchSettings
+from hub.limits import LimitSettings
 
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 _TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})
@@ -104,6 +115,15 @@ class CullSettings:
 
 
 @dataclass(frozen=True)
+class SsoSettings:
+    """The OpenID Connect provider in front of the launch links (hub/sso.py)."""
+
+    issuer: str
+    client_id: str
+    identity_claim: str = "sub"
+
+
+@dataclass(frozen=True)
 class HubSettings:
     """Everything the hub's configuration needs beyond JupyterHub's own settings."""
 
@@ -111,6 +131,9 @@ class HubSettings:
     image_map: Mapping[str, str]
     launch: LaunchSettings = field(default_factory=LaunchSettings)
     culling: CullSettings = field(default_factory=CullSettings)
+    #: None: throwaway users for anyone who follows a link (local hub, tests).
+    sso: SsoSettings | None = None
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
@@ -274,10 +297,49 @@ def parse_culling(value: Any) -> CullSettings:
     return CullSettings(**kwargs)
 
 
+_ISSUER = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
+
+def parse_sso(value: Any) -> SsoSettings | None:
+    if value is None:
+        return None
+    data = _mapping(value, "sso")
+    _reject_unknown(data, ("issuer", "clientId", "identityClaim"), "sso")
+    issuer = _string(data.get("issuer"), "sso.issuer").rstrip("/")
+    if not _ISSUER.match(issuer):
+        raise SettingsError("sso.issuer", f"{issuer!r} is not an issuer URL (https://host/path)")
+    return SsoSettings(
+        issuer=issuer,
+        client_id=_string(data.get("clientId"), "sso.clientId"),
+        identity_claim=_string(data.get("identityClaim", "sub"), "sso.identityClaim"),
+    )
+
+
+_LIMIT_KEYS = {
+    "activeServers": "active_servers",
+    "gpuServers": "gpu_servers",
+    "serversPerIdentity": "servers_per_identity",
+    "spawnsPerIdentityPerMinute": "spawns_per_identity_per_minute",
+    "retryAfter": "retry_after",
+}
+
+
+def parse_limits(value: Any) -> LimitSettings:
+    data = _mapping(value, "limits")
+    _reject_unknown(data, tuple(_LIMIT_KEYS), "limits")
+    return LimitSettings(
+        **{
+            attribute: _int(data[key], f"limits.{key}", 1 if key == "retryAfter" else 0)
+            for key, attribute in _LIMIT_KEYS.items()
+            if key in data
+        }
+    )
+
+
 def parse_custom(custom: Any, require_all_images: bool = True) -> HubSettings:
     """The hub's settings from the Helm values' `custom` section; raises SettingsError."""
     data = _mapping(custom, "")
-    _reject_unknown(data, ("catalog", "imageMap", "launch", "culling"), "")
+    _reject_unknown(data, ("catalog", "imageMap", "launch", "culling", "sso", "limits"), "")
     if "catalog" not in data:
         raise SettingsError("catalog", "is required")
     catalog = parse_catalog(data["catalog"])
@@ -286,6 +348,8 @@ def parse_custom(custom: Any, require_all_images: bool = True) -> HubSettings:
         image_map=parse_image_map(data.get("imageMap"), catalog, require_all_images),
         launch=parse_launch(data.get("launch"), catalog),
         culling=parse_culling(data.get("culling")),
+        sso=parse_sso(data.get("sso")),
+        limits=parse_limits(data.get("limits")),
     )
 
 
@@ -314,4 +378,18 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
             ),
         },
         "culling": {key: getattr(culling, attribute) for key, attribute in _CULL_KEYS.items()},
+        **(
+            {
+                "sso": {
+                    "issuer": settings.sso.issuer,
+                    "clientId": settings.sso.client_id,
+                    "identityClaim": settings.sso.identity_claim,
+                }
+            }
+            if settings.sso is not None
+            else {}
+        ),
+        "limits": {
+            key: getattr(settings.limits, attribute) for key, attribute in _LIMIT_KEYS.items()
+        },
     }

@@ -21,6 +21,8 @@ How a launch link travels through JupyterHub (6.1):
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,8 +33,10 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Instance, Integer, Unicode, default
 
 from hub.launch import LaunchError, LaunchPlan, plan_launch
-from hub.pages import launch_error_html, retry_form_html
+from hub.limits import Admissions, Refusal, ServerInUse, check_limits
+from hub.pages import launch_error_html, limit_html, retry_form_html
 from hub.settings import HubSettings
+from hub.sso import RESUME_PATH, identity_of
 
 #: Pod/container label with the course's slug (dashboards join on it: see dashboards/common.py).
 COURSE_LABEL = "course"
@@ -50,6 +54,45 @@ class LaunchRefused(SpawnException):
             status_code=error.status,
         )
         self.launch_error = error
+
+
+class LimitReached(SpawnException):
+    """A launch a limit refused (hub/limits.py): a 429 page with `Retry-After`, never a bad-link
+    page. JupyterHub shows it on its spawn page: `jupyterhub_message` as the error, `headers` on
+    the response; the spawner's form below it (`_refusal_page`) links to the running servers."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(
+            refusal.message,
+            reason=refusal.reason,
+            status_code=429,
+        )
+        self.refusal = refusal
+        self.jupyterhub_message = refusal.message
+        self.headers = {"Retry-After": str(refusal.retry_after)}
+
+
+def servers_in_use(
+    users: Mapping[str, Any], admissions: Admissions, now: float, exclude: str | None = None
+) -> list[ServerInUse]:
+    """Every active server of the hub (JupyterHub's users in memory: each user with an active
+    server is), and launches admitted a moment ago whose start has not begun."""
+    waiting = admissions.waiting_servers(now)
+    found: dict[str, ServerInUse] = {}
+    for user in list(users.values()):
+        if user.name == exclude:
+            continue
+        for spawner in user.spawners.values():
+            if not spawner.active:
+                continue
+            plan = getattr(spawner, "launch_plan", None)
+            admitted = waiting.get(user.name)
+            gpu = bool(plan.gpu_count) if plan is not None else bool(admitted and admitted.gpu)
+            found[user.name] = ServerInUse(user.name, gpu, identity_of(user.name))
+    for name, server in waiting.items():
+        if name != exclude and name not in found:
+            found[name] = server
+    return list(found.values())
 
 
 def gpu_node_affinity(
@@ -105,6 +148,9 @@ class CourseSpawner(Spawner):
     #: Traits a plan sets; their configured values are the baseline each plan starts from.
     planned_traits: tuple[str, ...] = ("environment",)
 
+    #: Launches admitted by the limits, shared by every spawner of the hub process.
+    admissions = Admissions()
+
     # Types of the inherited traits used here (for mypy; traitlets declares them untyped).
     user_options: dict[str, Any]
     environment: dict[str, Any]
@@ -113,6 +159,7 @@ class CourseSpawner(Spawner):
         super().__init__(*args, **kwargs)
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in self.planned_traits}
         self._refusal: LaunchRefused | None = None
+        self._limit: Refusal | None = None
         # The user options of the last link that planned; a start error after it is not the link's.
         self._planned: dict[str, str] | None = None
         self.launch_plan: LaunchPlan | None = None
@@ -120,11 +167,13 @@ class CourseSpawner(Spawner):
     # --- planning ------------------------------------------------------------------------
 
     @property
-    def _link_base(self) -> str:
-        if self.launch_link_base:
-            return self.launch_link_base
+    def _hub_base(self) -> str:
         hub = getattr(self, "hub", None)
-        return url_path_join(hub.base_url if hub else "/hub/", "spawn")
+        return hub.base_url if hub else "/hub/"
+
+    @property
+    def _link_base(self) -> str:
+        return self.launch_link_base or url_path_join(self._hub_base, "spawn")
 
     def plan(self, options: Any) -> LaunchPlan:
         """The plan for these options, or `LaunchRefused` (a 4xx `SpawnException`)."""
@@ -145,7 +194,34 @@ class CourseSpawner(Spawner):
             self._refusal, self._planned = refusal, None
             raise
         self._refusal, self._planned = None, plan.user_options()
+        try:
+            self.admit(plan)
+        except LimitReached as reached:
+            self._limit = reached.refusal
+            raise
         return self._planned
+
+    def admit(self, plan: LaunchPlan, now: float | None = None) -> None:
+        """Counts the launch against the limits, or raises `LimitReached` (429)."""
+        settings = self.hub_settings
+        if settings is None or not settings.limits.enabled:
+            return
+        now = time.time() if now is None else now
+        user = self.user
+        identity = identity_of(user.name)
+        users = getattr(user, "settings", {}).get("users") or {}
+        refusal = check_limits(
+            settings.limits,
+            gpu=plan.gpu_count > 0,
+            identity=identity,
+            in_use=servers_in_use(users, self.admissions, now, exclude=user.name),
+            recent_spawns=self.admissions.recent_spawns(identity, now),
+            now=now,
+        )
+        if refusal is not None:
+            self.log.info("Launch refused for %s: %s", self._log_name, refusal.reason)
+            raise LimitReached(refusal)
+        self.admissions.record(now, ServerInUse(user.name, plan.gpu_count > 0, identity))
 
     def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, str]:
         return self._plan_or_remember(query_data)
@@ -160,12 +236,15 @@ class CourseSpawner(Spawner):
     @staticmethod
     def _refusal_page(spawner: CourseSpawner) -> str:
         """Called by JupyterHub when it would show a form (see module doc): after a link that
-        planned but whose start failed (the spawn limit's 429, a start error), a form that
-        retries the same launch under JupyterHub's error; otherwise the link's refusal."""
+        planned but whose start failed (a limit's 429, a start error), a form that retries the
+        same launch under JupyterHub's error (with the limit's details); otherwise the link's
+        refusal."""
         refusal, spawner._refusal = spawner._refusal, None
         planned, spawner._planned = spawner._planned, None
+        limit, spawner._limit = spawner._limit, None
         if refusal is None and planned is not None:
-            return retry_form_html(planned)
+            resume = url_path_join(spawner._hub_base, RESUME_PATH)
+            return (limit_html(limit, resume) if limit else "") + retry_form_html(planned)
         if refusal is None:
             try:
                 spawner.plan({})
@@ -198,6 +277,9 @@ class CourseSpawner(Spawner):
 
     async def start(self) -> Any:
         plan = self.prepare_launch()
+        if self.admissions.take(self.user.name) is None:
+            self.admit(plan)  # a start without a link (REST API): the same limits
+            self.admissions.take(self.user.name)
         self.log.info(
             "Launching %s for %s: image %s, notebook %s, GPUs %d",
             plan.course,

@@ -5,7 +5,8 @@ The Helm values carry::
     hub:
       extraConfig:
         courses: "from hub.z2jh import configure; configure(c)"
-    custom: {catalog: [...], imageMap: {...}, launch: {...}, culling: {...}}   # hub.settings
+    custom: {catalog: [...], imageMap: {...}, launch: {...}, culling: {...},    # hub.settings
+             sso: {...}, limits: {...}}
 
 `extraConfig` runs last, after the chart has configured KubeSpawner from `singleuser.*`, so the
 chart's scheduling, storage and security settings stay and become each plan's baseline. The
@@ -49,7 +50,7 @@ def load_settings(get_config: Callable[..., Any] | None = None) -> HubSettings:
     get_config = get_config or _chart_get_config()
     custom = {
         key: value
-        for key in ("catalog", "imageMap", "launch")
+        for key in ("catalog", "imageMap", "launch", "sso", "limits")
         if (value := get_config(f"custom.{key}", None)) is not None
     }
     culling = {

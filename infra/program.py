@@ -7,7 +7,7 @@ the tags in use: `infra/values.py`, `infra/registry.py`, `infra/in_use.py`) to r
   keep every tag in use, and the lookup of every image the release names;
 - `_database`: the hub's PostgreSQL on RDS in the EKS cluster's VPC, reachable from the cluster
   only, with a generated password kept in AWS Secrets Manager and in the Kubernetes Secret
-  `hub-db`;
+  `hub-db`; `_sso_secret`: the stack's Pulumi secret `ssoClientSecret` in the Secret `hub-sso`;
 - `_hub_release`: the zero-to-jupyterhub Helm release (chart pinned) with generated values, in
   the stack's namespace; `_gpu_prepuller`: the DaemonSet that pre-pulls GPU course images on GPU
   nodes (`infra/prepull.py`);
@@ -56,6 +56,8 @@ from infra.values import (
     DB_SECRET_NAME,
     DB_USER,
     RELEASE_NAME,
+    SSO_SECRET_KEY,
+    SSO_SECRET_NAME,
     helm_values,
 )
 
@@ -304,6 +306,23 @@ def _database(
     )
 
 
+def _sso_secret(
+    namespace: kubernetes.core.v1.Namespace, k8s_opts: pulumi.ResourceOptions
+) -> kubernetes.core.v1.Secret:
+    """The hub's client secret at the identity provider (the stack's Pulumi secret
+    `ssoClientSecret`), in the Secret the hub reads `OAUTH_CLIENT_SECRET` from."""
+    client_secret = pulumi.Config(PROJECT).require_secret("ssoClientSecret")
+    return kubernetes.core.v1.Secret(
+        SSO_SECRET_NAME,
+        metadata=kubernetes.meta.v1.ObjectMetaArgs(
+            name=SSO_SECRET_NAME, namespace=namespace.metadata.name
+        ),
+        type="Opaque",
+        string_data={SSO_SECRET_KEY: client_secret},
+        opts=k8s_opts,
+    )
+
+
 def _helm_release(
     name: str,
     chart: Mapping[str, str],
@@ -379,6 +398,7 @@ def _hub_release(
     hub: ImageRef,
     registry: Registry,
     database: HubDatabase,
+    sso_secret: kubernetes.core.v1.Secret,
     namespace: kubernetes.core.v1.Namespace,
     k8s_opts: pulumi.ResourceOptions,
 ) -> kubernetes.helm.v3.Release:
@@ -414,7 +434,8 @@ def _hub_release(
         namespace.metadata.name,
         values,
         pulumi.ResourceOptions.merge(
-            k8s_opts, pulumi.ResourceOptions(depends_on=[database.kubernetes_secret])
+            k8s_opts,
+            pulumi.ResourceOptions(depends_on=[database.kubernetes_secret, sso_secret]),
         ),
     )
 
@@ -447,7 +468,10 @@ def define(deployment: Deployment) -> dict[str, Any]:
     database = _database(stack, cluster, namespace, aws_opts, k8s_opts, invoke)
     monitoring_releases = _monitoring(stack, k8s_opts)
     _gpu_prepuller(deployment, courses, namespace, k8s_opts)
-    hub_release = _hub_release(deployment, courses, hub, registry, database, namespace, k8s_opts)
+    sso_secret = _sso_secret(namespace, k8s_opts)
+    hub_release = _hub_release(
+        deployment, courses, hub, registry, database, sso_secret, namespace, k8s_opts
+    )
 
     # Prometheus scrapes the hub with the token in the chart's Secret (infra/monitoring.py); the
     # ServiceMonitor kind comes with the monitoring release.

@@ -6,8 +6,10 @@ keys exist, and the rest of the code (`infra/deploy.py`, `tools/links.py`) gets 
 settings as a `StackConfig` from `load_stack_config`. It does no I/O besides
 `load_stack_config`, which reads one file.
 
-No key here is a secret: the hub database password is generated at deploy time (see
-`infra/program.py`), never configured.
+One key is a secret, and only that one: `ssoClientSecret`, the hub's client secret at the
+identity provider (`pulumi config set --secret ssoClientSecret ...`). Pulumi decrypts it at
+deploy time (`infra/program.py`); this module only checks that it is stored encrypted. The hub
+database password is generated at deploy time, never configured.
 """
 
 from __future__ import annotations
@@ -127,6 +129,27 @@ class PrePull:
 
 
 @dataclass(frozen=True)
+class Sso:
+    """The identity provider in front of the launch links (Keycloak realm): every stack has one,
+    since every stack's hub is on the internet."""
+
+    issuer: str
+    client_id: str
+    identity_claim: str = "sub"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Launch limits (hub/limits.py); 0 means none."""
+
+    active_servers: int = 0
+    gpu_servers: int = 0
+    servers_per_identity: int = 2
+    spawns_per_identity_per_minute: int = 5
+    retry_after: int = 300
+
+
+@dataclass(frozen=True)
 class StackConfig:
     name: str
     region: str
@@ -140,8 +163,10 @@ class StackConfig:
     ingress: Ingress
     registry: Registry
     hub: Hub
+    sso: Sso
     start_timeout: int = 600
     pre_pull: PrePull = field(default_factory=PrePull)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def url(self) -> str:
@@ -161,8 +186,23 @@ _KEYS = {
     "hub",
     "startTimeout",
     "prePull",
+    "sso",
+    "ssoClientSecret",
+    "limits",
 }
-_REQUIRED = {"domain", "clusterName", "allowPreviewTags", "cull", "database", "gpu", "registry"}
+_REQUIRED = {
+    "domain",
+    "clusterName",
+    "allowPreviewTags",
+    "cull",
+    "database",
+    "gpu",
+    "registry",
+    "sso",
+}
+#: The one setting that is a secret, and must be stored encrypted.
+SECRET_KEYS = {"ssoClientSecret"}
+_ISSUER = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
 
 
 class _Reader:
@@ -336,6 +376,39 @@ def _hub(r: _Reader) -> Hub:
     )
 
 
+def _sso(r: _Reader) -> Sso:
+    r.only({"issuer", "clientId", "identityClaim"})
+    issuer = r.string("issuer")
+    if not _ISSUER.match(issuer):
+        raise r.fail("issuer", f"{issuer!r} is not an https:// issuer URL (the realm's URL)")
+    return Sso(
+        issuer=issuer.rstrip("/"),
+        client_id=r.string("clientId"),
+        identity_claim=r.string("identityClaim", "sub"),
+    )
+
+
+def _limits(r: _Reader) -> Limits:
+    r.only(
+        {
+            "activeServers",
+            "gpuServers",
+            "serversPerIdentity",
+            "spawnsPerIdentityPerMinute",
+            "retryAfter",
+        }
+    )
+    return Limits(
+        active_servers=r.integer("activeServers", Limits.active_servers),
+        gpu_servers=r.integer("gpuServers", Limits.gpu_servers),
+        servers_per_identity=r.integer("serversPerIdentity", Limits.servers_per_identity),
+        spawns_per_identity_per_minute=r.integer(
+            "spawnsPerIdentityPerMinute", Limits.spawns_per_identity_per_minute
+        ),
+        retry_after=r.integer("retryAfter", Limits.retry_after, minimum=1),
+    )
+
+
 def _pre_pull(r: _Reader) -> PrePull:
     r.only({"cpuImagesOnGpuNodes"})
     return PrePull(cpu_images_on_gpu_nodes=r.boolean("cpuImagesOnGpuNodes", False))
@@ -357,11 +430,20 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         if key == "aws:region":
             region = value
         elif isinstance(key, str) and key.startswith(PROJECT + ":"):
-            if isinstance(value, Mapping) and "secure" in value:
+            name = key[len(PROJECT) + 1 :]
+            secure = isinstance(value, Mapping) and "secure" in value
+            if secure and name not in SECRET_KEYS:
                 raise StackConfigError(
-                    source, key, "no setting is a secret here; the database password is generated"
+                    source,
+                    key,
+                    "is not a secret; only ssoClientSecret is (the database password is "
+                    "generated)",
                 )
-            settings[key[len(PROJECT) + 1 :]] = value
+            if name in SECRET_KEYS and not secure:
+                raise StackConfigError(
+                    source, key, f"must be stored encrypted: pulumi config set --secret {name}"
+                )
+            settings[name] = value
         else:
             raise StackConfigError(
                 source, str(key), f"unknown key; use aws:region or {PROJECT}:<key>"
@@ -388,8 +470,10 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         ingress=_ingress(r.table("ingress")),
         registry=_registry(r.table("registry"), stack),
         hub=_hub(r.table("hub")),
+        sso=_sso(r.table("sso", required=True)),
         start_timeout=r.integer("startTimeout", 600, minimum=30),
         pre_pull=_pre_pull(r.table("prePull")),
+        limits=_limits(r.table("limits")),
     )
 
 

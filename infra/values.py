@@ -7,7 +7,8 @@ Pure: no I/O, no Pulumi. `infra/program.py` feeds it the database endpoint once 
   `custom` with `hub.settings.parse_custom`; infra writes it with the hub's own
   `settings_to_custom` from `hub_settings(...)`, so both sides share one contract;
 - the database password is never in the values: `hub.db.url` has no password and the hub pod
-  gets `PGPASSWORD` (read by libpq) from the Kubernetes Secret `hub-db`;
+  gets `PGPASSWORD` (read by libpq) from the Kubernetes Secret `hub-db`; likewise the SSO client
+  secret, `OAUTH_CLIENT_SECRET` (read by oauthenticator) from the Secret `hub-sso`;
 - GPU tolerations are in `custom.launch.gpu`, applied per GPU course by the spawner, never in
   `singleuser.extraTolerations`.
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from catalog import Catalog
 from hub.launch import GpuSettings, LaunchSettings
-from hub.settings import CullSettings, HubSettings, settings_to_custom
+from hub.limits import LimitSettings
+from hub.settings import CullSettings, HubSettings, SsoSettings, settings_to_custom
 from infra import monitoring
 from infra.images import ImageRef
 from infra.monitoring import METRICS_SERVICE, prometheus_ingress_rule
@@ -41,6 +43,8 @@ DB_SECRET_KEY = "password"
 DB_HOST_PLACEHOLDER = "<rds-endpoint>"
 DB_PASSWORD_VERSION_PLACEHOLDER = "<secret version>"
 DB_PASSWORD_ANNOTATION = "ol-course-platform/db-password-version"
+SSO_SECRET_NAME = "hub-sso"
+SSO_SECRET_KEY = "client-secret"
 #: Amazon RDS's CA bundle, added to the hub image by hub/Dockerfile.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 HEALTH_CHECK_ANNOTATIONS = {"alb.ingress.kubernetes.io/healthcheck-path": "/hub/health"}
@@ -97,6 +101,18 @@ def hub_settings(
         ),
         culling=CullSettings(
             idle_timeout=stack.cull.timeout, max_age=stack.cull.max_age, every=stack.cull.every
+        ),
+        sso=SsoSettings(
+            issuer=stack.sso.issuer,
+            client_id=stack.sso.client_id,
+            identity_claim=stack.sso.identity_claim,
+        ),
+        limits=LimitSettings(
+            active_servers=stack.limits.active_servers,
+            gpu_servers=stack.limits.gpu_servers,
+            servers_per_identity=stack.limits.servers_per_identity,
+            spawns_per_identity_per_minute=stack.limits.spawns_per_identity_per_minute,
+            retry_after=stack.limits.retry_after,
         ),
     )
 
@@ -173,8 +189,11 @@ def helm_values(
         "hub": {
             "image": {"name": hub_image.name, "tag": hub_image.tag, "pullPolicy": "IfNotPresent"},
             "config": {
-                "JupyterHub": {"authenticator_class": "tmp"},
+                # hub.z2jh sets the same (hub/config.py: configure_login); named here for review.
+                "JupyterHub": {"authenticator_class": "hub.sso.CourseSsoAuthenticator"},
                 "Authenticator": {"allow_all": True},
+                # Behind the load balancer the hub sees plain HTTP: name the public callback.
+                "CourseSsoAuthenticator": {"oauth_callback_url": f"{stack.url}/hub/oauth_callback"},
                 "KubeSpawner": {
                     "pod_security_context": LEARNER_POD_SECURITY,
                     "container_security_context": LEARNER_CONTAINER_SECURITY,
@@ -185,7 +204,10 @@ def helm_values(
             "extraEnv": {
                 "PGPASSWORD": {
                     "valueFrom": {"secretKeyRef": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY}}
-                }
+                },
+                "OAUTH_CLIENT_SECRET": {
+                    "valueFrom": {"secretKeyRef": {"name": SSO_SECRET_NAME, "key": SSO_SECRET_KEY}}
+                },
             },
             # A new value restarts the hub pod, so it reads a rotated password.
             "annotations": {DB_PASSWORD_ANNOTATION: db_password_version},
@@ -237,6 +259,7 @@ def release_settings(stack: StackConfig) -> dict[str, Any]:
         "chart": {"name": CHART_NAME, "version": CHART_VERSION, "repository": CHART_REPOSITORY},
         "url": stack.url,
         "databaseSecret": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY},
+        "ssoSecret": {"name": SSO_SECRET_NAME, "key": SSO_SECRET_KEY},
         "monitoring": [
             {"release": release, "namespace": monitoring.NAMESPACE, "chart": chart, "values": file}
             for release, chart, file in (

@@ -202,6 +202,43 @@ def test_hub_restart_keeps_running_servers(hub: LocalHub) -> None:
             hub.delete_user(user)
 
 
+REACH = """
+import socket, sys
+for host, port in (tuple(a.split(":")) for a in sys.argv[1:]):
+    with socket.socket() as s:
+        s.settimeout(3)
+        print(f"{host}:{port}", "open" if s.connect_ex((host, int(port))) == 0 else "closed")
+"""
+
+
+def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: LocalHub) -> None:
+    """Learner code runs in a container on the hub's own network, with no-new-privileges: it can
+    reach the hub (its server needs the hub's API, as production's pods do) and nothing else of
+    the host: not the proxy's API, not the public port, not the host's loopback services."""
+    slug = next(iter(hub.settings.image_map))
+    launch = hub.launch(hub.link(slug))
+    hub.wait_ready(launch.user)
+    container = container_of(hub, launch.user)
+    assert hub.network is not None
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == [hub.network_name]
+    targets = {
+        f"{hub.hub_ip}:{hub.hub_port}": "open",
+        f"{hub.hub_ip}:{hub.proxy_api_port}": "closed",
+        f"{hub.hub_ip}:{hub.port}": "closed",
+        f"127.0.0.1:{hub.proxy_api_port}": "closed",
+        f"127.0.0.1:{hub.hub_port}": "closed",
+        f"127.0.0.1:{hub.port}": "closed",
+    }
+    postgres = urlparse(hub.db_url).port
+    if postgres:
+        targets[f"{hub.hub_ip}:{postgres}"] = "closed"
+    result = container.exec_run(["python3", "-c", REACH, *targets])
+    assert result.exit_code == 0, result.output
+    seen = dict(line.split(" ") for line in result.output.decode().splitlines())
+    assert seen == targets
+    hub.delete_user(launch.user)
+
+
 def test_metrics_need_a_token(hub: LocalHub) -> None:
     """As in production, /hub/metrics answers only a token whose role has read:metrics (the local
     hub's own service has it; production's Prometheus has the chart's `prometheus` service)."""

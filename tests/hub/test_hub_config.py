@@ -8,6 +8,7 @@ already put its own culler service and roles into `c.JupyterHub.services`/`load_
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import types
@@ -29,6 +30,7 @@ from hub.local_config import configure_local
 from hub.local_images import local_images
 from hub.settings import CullSettings, HubSettings, settings_to_custom
 from hub.spawner import CourseDockerSpawner, CourseKubeSpawner
+from hub.sso import CourseSsoAuthenticator
 from hub.z2jh import configure
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION, REGISTRY
 
@@ -117,6 +119,29 @@ def test_z2jh_config_loads_in_jupyterhub() -> None:
     assert app.authenticate_prometheus is True
 
 
+def test_z2jh_config_with_the_sso_gate_loads_in_jupyterhub() -> None:
+    """With `custom.sso`, the real JupyterHub application gets the OIDC authenticator with the
+    issuer and client, and the limits reach the spawner."""
+    gated: dict[str, Any] = copy.deepcopy(VALUES)
+    gated["custom"]["sso"] = {
+        "issuer": "https://sso.example.edu/realms/learners",
+        "clientId": "hub",
+    }
+    gated["custom"]["limits"] = {"activeServers": 300, "serversPerIdentity": 2}
+    c = chart_config()
+    settings = configure(c, lambda key, default=None: lookup(gated, key, default))
+    assert settings.limits.active_servers == 300
+    app = JupyterHub(config=c)
+    assert app.authenticator_class is CourseSsoAuthenticator
+    authenticator = CourseSsoAuthenticator(config=c)
+    assert authenticator.issuer == "https://sso.example.edu/realms/learners"
+    assert authenticator.client_id == "hub" and authenticator.auto_login is True
+    assert authenticator.username_claim == "sub"
+    assert authenticator.allow_all is True
+    paths = [path for path, _ in authenticator.get_handlers(app)]
+    assert {"/oauth_login", "/oauth_callback", "/tmplogin", "/resume/([^/]+)"} <= set(paths)
+
+
 def test_z2jh_reads_the_chart_helper(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("z2jh")
     module.get_config = chart_get_config  # type: ignore[attr-defined]
@@ -193,6 +218,21 @@ def test_local_config(tmp_path: Path) -> None:
     assert names == ["jupyterhub-idle-culler", "ol-local"]
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseDockerSpawner
+
+
+def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
+    """Containers on the hub's own network: JupyterHub listens on its gateway (the only host
+    address they reach), each server on its container's own address."""
+    params = {**local_params(tmp_path), "hub_ip": "172.30.0.1", "learner_network": "olhub-abc"}
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    c = Config()
+    configure_local(c, str(tmp_path / "params.json"))
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
+    assert c.Spawner.hub_connect_url == "http://172.30.0.1:8081"
+    assert c.DockerSpawner.network_name == "olhub-abc"
+    assert c.LoopbackDockerSpawner.loopback is False
+    assert c.DockerSpawner.use_internal_ip is True and c.Spawner.ip == "0.0.0.0"
 
 
 def test_the_benchmark_baseline_is_stock_jupyterhub_with_our_container(tmp_path: Path) -> None:

@@ -9,10 +9,12 @@ import pytest
 
 from catalog import catalog_to_list
 from hub.launch import GpuSettings, LaunchSettings
+from hub.limits import LimitSettings
 from hub.settings import (
     CullSettings,
     HubSettings,
     SettingsError,
+    SsoSettings,
     parse_custom,
     settings_to_custom,
 )
@@ -53,6 +55,25 @@ def test_round_trip() -> None:
     settings = parse_custom({**CUSTOM, "culling": {"idleTimeout": 60, "users": False}})
     assert parse_custom(settings_to_custom(settings)) == settings
     assert settings.culling.idle_timeout == 60 and settings.culling.users is False
+
+
+def test_sso_and_limits_round_trip() -> None:
+    settings = parse_custom(
+        {
+            **CUSTOM,
+            "sso": {"issuer": "https://sso.example.edu/realms/learners/", "clientId": "hub"},
+            "limits": {"activeServers": 400, "gpuServers": 8, "serversPerIdentity": 2},
+        }
+    )
+    assert settings.sso == SsoSettings("https://sso.example.edu/realms/learners", "hub", "sub")
+    assert settings.limits == LimitSettings(
+        active_servers=400, gpu_servers=8, servers_per_identity=2
+    )
+    assert parse_custom(settings_to_custom(settings)) == settings
+    # Neither section: no gate (throwaway users for anyone), no limits.
+    plain = parse_custom(CUSTOM)
+    assert plain.sso is None and plain.limits == LimitSettings()
+    assert parse_custom(settings_to_custom(plain)) == plain
 
 
 def test_no_gpu_section_means_no_gpus() -> None:
@@ -102,6 +123,13 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
         ("culling.users", "true", "custom.culling.users"),
         ("culling.idle", 5, "custom.culling.idle: unknown key"),
         ("extra", 1, "custom.extra: unknown key"),
+        ("sso", {"clientId": "hub"}, "custom.sso.issuer: must be a non-empty string"),
+        ("sso", {"issuer": "sso.example.edu", "clientId": "hub"}, "custom.sso.issuer"),
+        ("sso", {"issuer": "https://sso.example.edu"}, "custom.sso.clientId"),
+        ("sso", {"issuer": "https://a.b", "clientId": "h", "secret": "x"}, "unknown key"),
+        ("limits.activeServers", -1, "custom.limits.activeServers"),
+        ("limits.retryAfter", 0, "custom.limits.retryAfter"),
+        ("limits.perPerson", 1, "custom.limits.perPerson: unknown key"),
     ],
 )
 def test_errors_name_the_key(path: str, value: Any, where: str) -> None:

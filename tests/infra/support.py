@@ -24,6 +24,8 @@ REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 HUB_IMAGE = f"{REGISTRY}/ol-course-hub:hub-{'ab' * 32}"
 # What the mocked GetRandomPassword returns: must never show up in rendered files or logs.
 MOCK_PASSWORD = "Xq7mockPasswordNeverToBeSeen9e2Lw"
+#: The stack's `ssoClientSecret`, as `pulumi config set --secret` would have stored it.
+MOCK_SSO_SECRET = "sso-client-secret-never-to-be-seen-4d1c"
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 SAMPLE_COURSES: dict[str, dict[str, Any]] = {
     "intro-ml": {"title": "Intro ML", "flavor": "pytorch"},
@@ -158,6 +160,8 @@ def run_program(deployment: Deployment, missing_tags: Iterable[str] = ()) -> Pro
     """Runs `infra.program.define` for the deployment's stack with mocks; returns what it declared
     and its resolved outputs."""
     run = ProgramRun()
+    secret_key = f"{PROJECT}:ssoClientSecret"
+    pulumi.runtime.set_all_config({secret_key: MOCK_SSO_SECRET}, [secret_key])
     pulumi.runtime.set_mocks(
         RecordingMocks(run, missing_tags),
         project=PROJECT,

@@ -18,9 +18,9 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 from catalog import Catalog, find_repo_root, load_catalog
-from hub.auth import CourseTmpAuthenticator
 from hub.settings import HubSettings, parse_custom
 from hub.spawner import CourseKubeSpawner
+from hub.sso import CourseSsoAuthenticator, CourseSsoLoginHandler
 from infra import monitoring
 from infra.images import course_images, hub_image
 from infra.stack_config import STACKS, StackConfig
@@ -100,8 +100,9 @@ def test_our_spawner_authenticator_and_settings(hub_config: HubConfig, catalog: 
     stack, c, _ = hub_config
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseKubeSpawner
-    assert app.authenticator_class is CourseTmpAuthenticator
     settings: HubSettings = c.CourseSpawner.hub_settings
+    assert settings.limits.active_servers == stack.limits.active_servers
+    assert settings.limits.servers_per_identity == stack.limits.servers_per_identity
     assert settings.catalog.slugs == catalog.slugs
     assert dict(settings.image_map) == image_map_for(catalog)
     assert settings.launch.allow_preview_tags is stack.allow_preview_tags
@@ -111,6 +112,22 @@ def test_our_spawner_authenticator_and_settings(hub_config: HubConfig, catalog: 
     assert settings.launch.gpu.node_selector == {
         stack.gpu.node_label_key: stack.gpu.node_label_value
     }
+
+
+def test_no_stack_serves_tmplogin_without_the_sso_gate(hub_config: HubConfig) -> None:
+    """Every stack's hub authenticates at the stack's identity provider before any throwaway user
+    exists: `/hub/tmplogin` is the gate's redirect to the provider, not TmpAuthenticator."""
+    stack, c, _ = hub_config
+    app = JupyterHub(config=c)
+    assert app.authenticator_class is CourseSsoAuthenticator
+    authenticator = CourseSsoAuthenticator(config=c)
+    assert authenticator.issuer == stack.sso.issuer
+    assert authenticator.client_id == stack.sso.client_id
+    # From the pod's environment: the Secret infra creates (any value stands in here).
+    assert authenticator.client_secret == "<hub-sso>"
+    assert authenticator.oauth_callback_url == f"{stack.url}/hub/oauth_callback"
+    handlers = dict(authenticator.get_handlers(app))
+    assert handlers["/tmplogin"] is CourseSsoLoginHandler
 
 
 def test_metrics_need_the_prometheus_token(hub_config: HubConfig) -> None:

@@ -44,8 +44,22 @@ def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, n
     hub = values["hub"]
     assert hub["image"]["name"] + ":" + hub["image"]["tag"] == HUB_IMAGE
     assert hub["extraConfig"] == {"courses": HUB_EXTRA_CONFIG}
-    assert hub["config"]["JupyterHub"]["authenticator_class"] == "tmp"
+    # The SSO gate, on every stack: the issuer and client of the stack file, the client secret
+    # from the Secret infra creates, the public callback URL.
+    assert hub["config"]["JupyterHub"]["authenticator_class"] == "hub.sso.CourseSsoAuthenticator"
     assert hub["config"]["Authenticator"] == {"allow_all": True}
+    assert values["custom"]["sso"] == {
+        "issuer": stack.sso.issuer,
+        "clientId": stack.sso.client_id,
+        "identityClaim": "sub",
+    }
+    assert hub["extraEnv"]["OAUTH_CLIENT_SECRET"] == {
+        "valueFrom": {"secretKeyRef": {"name": "hub-sso", "key": "client-secret"}}
+    }
+    assert hub["config"]["CourseSsoAuthenticator"] == {
+        "oauth_callback_url": f"https://{stack.domain}/hub/oauth_callback"
+    }
+    assert values["custom"]["limits"]["activeServers"] == stack.limits.active_servers
     assert hub["db"]["type"] == "postgres"
     assert hub["db"]["url"] == (
         f"postgresql://jupyterhub@{DB_HOST}:5432/jupyterhub"

@@ -22,7 +22,14 @@ from infra.prepull import gpu_prepuller
 from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
 from infra.values import CHART_REPOSITORY, helm_values
-from tests.infra.support import HUB_IMAGE, MOCK_PASSWORD, REGISTRY, image_map_for, run_program
+from tests.infra.support import (
+    HUB_IMAGE,
+    MOCK_PASSWORD,
+    MOCK_SSO_SECRET,
+    REGISTRY,
+    image_map_for,
+    run_program,
+)
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
 
@@ -55,7 +62,7 @@ def test_resources_each_stack_declares(
             "aws:secretsmanager/secret:Secret",
             "aws:secretsmanager/secretVersion:SecretVersion",
             *["kubernetes:core/v1:Namespace"] * 2,  # the hub's and monitoring's
-            "kubernetes:core/v1:Secret",
+            *["kubernetes:core/v1:Secret"] * 2,  # the database password, the SSO client secret
             *["kubernetes:helm.sh/v3:Release"] * 3,  # the hub, Prometheus, the DCGM exporter
             # The GPU images' pre-puller (the catalog has a GPU course), the hub's ServiceMonitor.
             *["kubernetes:yaml/v2:ConfigGroup"] * 2,
@@ -136,10 +143,28 @@ def test_database_is_private_encrypted_and_its_password_secret(
 
     version = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
     assert is_secret(version["secretString"])
-    k8s_secret = run.one("kubernetes:core/v1:Secret").inputs
+    k8s_secret = run.named("kubernetes:core/v1:Secret", "hub-db").inputs
     assert k8s_secret["metadata"] == {"name": "hub-db", "namespace": stack.namespace}
     assert is_secret(k8s_secret["stringData"])
     assert k8s_secret["stringData"]["value"] == {"password": MOCK_PASSWORD}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_the_sso_client_secret_reaches_the_hub_as_a_secret(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    secret = run.named("kubernetes:core/v1:Secret", "hub-sso").inputs
+    assert secret["metadata"] == {"name": "hub-sso", "namespace": stack.namespace}
+    assert is_secret(secret["stringData"])
+    assert secret["stringData"]["value"] == {"client-secret": MOCK_SSO_SECRET}
+    values = run.named("kubernetes:helm.sh/v3:Release", "jupyterhub").inputs["values"]
+    env = values["hub"]["extraEnv"]
+    assert env["OAUTH_CLIENT_SECRET"] == {
+        "valueFrom": {"secretKeyRef": {"name": "hub-sso", "key": "client-secret"}}
+    }
+    assert MOCK_SSO_SECRET not in json.dumps(values)
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -224,6 +249,7 @@ def test_secrets_never_reach_the_logs(
         run_program(deployment(stacks[name], sample_catalog))
     captured = capsys.readouterr()
     assert MOCK_PASSWORD not in caplog.text + captured.out + captured.err
+    assert MOCK_SSO_SECRET not in caplog.text + captured.out + captured.err
 
 
 def test_kubeconfig_gets_tokens_from_the_aws_cli() -> None:

@@ -60,6 +60,13 @@ def test_stack_files_hold_no_secret(infra_dir: Path, stack: str) -> None:
     assert "secure:" not in text and "password" not in text
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_is_behind_the_sso_gate(stacks: dict[str, StackConfig], stack: str) -> None:
+    """Every stack's hub is on the internet: each names its identity provider (https)."""
+    sso = stacks[stack].sso
+    assert sso.issuer.startswith("https://") and sso.client_id
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -79,6 +86,15 @@ def test_stack_files_hold_no_secret(infra_dir: Path, stack: str) -> None:
             "database.instanceClass",
         ),
         (lambda c: c.update({f"{PROJECT}:dbPassword": {"secure": "AAAB"}}), "generated"),
+        (lambda c: c.pop(f"{PROJECT}:sso"), f"{PROJECT}:sso: is required"),
+        (lambda c: c[f"{PROJECT}:sso"].pop("issuer"), f"{PROJECT}:sso.issuer: is required"),
+        (
+            lambda c: c[f"{PROJECT}:sso"].update(issuer="http://sso.example.org/realms/x"),
+            "sso.issuer",
+        ),
+        (lambda c: c.update({f"{PROJECT}:ssoClientSecret": "plain"}), "--secret ssoClientSecret"),
+        (lambda c: c[f"{PROJECT}:limits"].update(activeServers=-1), "limits.activeServers"),
+        (lambda c: c[f"{PROJECT}:limits"].update(perPerson=1), "limits.perPerson: unknown key"),
         (lambda c: c.update({"aws:region": "moon"}), "aws:region"),
         (lambda c: c.update({"kubernetes:context": "x"}), "kubernetes:context: unknown key"),
     ],
@@ -134,7 +150,7 @@ def test_the_readme_table_says_what_each_stack_file_says(
     lines = (infra_dir / "README.md").read_text().splitlines()
     header = lines.index(
         "| stack | domain | registry | database | culling: idle / max age | preview links "
-        "| start timeout |"
+        "| start timeout | identity provider | servers: all / GPU / per person |"
     )
     rows = {}
     for line in lines[header + 2 :]:
@@ -158,4 +174,7 @@ def test_the_readme_table_says_what_each_stack_file_says(
             f"{stack.cull.timeout} s / {stack.cull.max_age} s",
             "yes" if stack.allow_preview_tags else "no",
             f"{stack.start_timeout} s",
+            stack.sso.issuer,
+            f"{stack.limits.active_servers} / {stack.limits.gpu_servers} / "
+            f"{stack.limits.servers_per_identity}",
         ], name

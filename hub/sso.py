@@ -1,0 +1,148 @@
+"""The SSO gate: an OpenID Connect login before any throwaway user exists.
+
+How a launch link travels with the gate (`custom.sso` set; hub/config.py picks this
+authenticator):
+
+1. `/tmplogin?course=X&notebook=Y` -> `/hub/tmplogin?...` -> `CourseSsoLoginHandler`, which
+   creates nothing: it sends the browser to `/hub/oauth_login?next=/hub/spawn?opt-course=X&...`
+   (the link's arguments as `hub.auth` keeps them), and oauthenticator keeps `next` in its state
+   cookie through the round trip.
+2. The identity provider (Keycloak in production, `hub/local_sso_provider.mjs` locally) signs the
+   person in and sends the browser back to `/hub/oauth_callback`.
+3. oauthenticator exchanges the code and reads the userinfo; `update_auth_model` (its extension
+   point) turns the person into a *new throwaway user* named `l-<identity key>-<random>`: each
+   link followed is a fresh user, as with TmpAuthenticator, but the name carries a key of the
+   person (a hash of issuer and subject, not the person's name), so the launch limits can count
+   one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
+
+The provider's endpoints come from its discovery document (`<issuer>/.well-known/
+openid-configuration`), fetched at the first login, so the hub starts while the provider is down.
+The client secret is oauthenticator's `client_secret` (env `OAUTH_CLIENT_SECRET`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from tornado import web
+from tornado.httputil import url_concat
+from traitlets import Unicode
+
+from hub.auth import spawn_arguments
+
+#: `/hub/resume/<user>`: back to another throwaway user's server of the same person.
+RESUME_PATH = "resume"
+_THROWAWAY = re.compile(r"^l-([0-9a-f]{12})-[0-9a-f]{10}$")
+
+
+def identity_key(issuer: str, subject: str) -> str:
+    """A short, stable key of one person at one provider (not their name)."""
+    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:12]
+
+
+def throwaway_name(key: str) -> str:
+    """A new throwaway user name for the person with `key`."""
+    return f"l-{key}-{secrets.token_hex(5)}"
+
+
+def identity_of(user_name: str) -> str | None:
+    """The person's key in a throwaway user's name; None for other names (no SSO)."""
+    match = _THROWAWAY.match(user_name)
+    return match.group(1) if match else None
+
+
+class CourseSsoLoginHandler(BaseHandler):
+    """`/hub/tmplogin` behind the gate: straight to the provider, the launch kept in `next`."""
+
+    def get(self) -> None:
+        arguments = spawn_arguments(self.request.query)
+        next_url = url_path_join(self.hub.base_url, "spawn")
+        if arguments:
+            next_url = f"{next_url}?{urlencode(arguments, quote_via=quote)}"
+        login = url_path_join(self.hub.base_url, "oauth_login")
+        self.redirect(url_concat(login, {"next": next_url}))
+
+
+class ResumeHandler(BaseHandler):
+    """`/hub/resume/<user>`: signs the browser in as another throwaway user *of the same person*
+    and opens its server. Each SSO login is a new throwaway user, so the limit page (one person
+    holds too many servers) links here: the person's earlier servers belong to earlier users."""
+
+    @web.authenticated
+    def get(self, name: str) -> None:
+        person = identity_of(self.current_user.name)
+        target = self.find_user(name)
+        if person is None or target is None or identity_of(target.name) != person:
+            raise web.HTTPError(404, "You have no server of that name.")
+        self.set_login_cookie(target)
+        self.redirect(target.url)
+
+
+class DiscoveringLoginHandler(OAuthLoginHandler):
+    """oauthenticator's login redirect, once the provider's endpoints are known."""
+
+    async def get(self) -> None:  # type: ignore[override]
+        await self.authenticator.discover()
+        super().get()
+
+
+class CourseSsoAuthenticator(GenericOAuthenticator):
+    """GenericOAuthenticator on an OpenID Connect issuer, with a throwaway user per login."""
+
+    issuer = Unicode(help="The provider's issuer URL (its discovery document's `issuer`).").tag(
+        config=True
+    )
+
+    login_handler = DiscoveringLoginHandler
+    callback_handler = OAuthCallbackHandler
+
+    # Types of the inherited traits set here (for mypy; traitlets declares them untyped).
+    authorize_url: str
+    token_url: str
+    userdata_url: str
+
+    _discovered = False
+
+    async def discover(self) -> None:
+        """Reads the endpoints the configuration leaves empty from the discovery document."""
+        if self._discovered:
+            return
+        if not self.issuer:
+            raise web.HTTPError(500, "CourseSsoAuthenticator.issuer is not configured")
+        url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+        document = await self.httpfetch(url, label="discovering the OpenID provider", method="GET")
+        if document.get("issuer", "").rstrip("/") != self.issuer.rstrip("/"):
+            raise web.HTTPError(
+                500, f"{url} names issuer {document.get('issuer')!r}, not {self.issuer!r}"
+            )
+        self.authorize_url = self.authorize_url or document["authorization_endpoint"]
+        self.token_url = self.token_url or document["token_endpoint"]
+        self.userdata_url = self.userdata_url or document["userinfo_endpoint"]
+        self._discovered = True
+
+    async def get_token_info(self, handler: Any, params: Any) -> Any:
+        await self.discover()  # a callback that reaches a restarted hub
+        return await super().get_token_info(handler, params)
+
+    async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        auth_model = await super().update_auth_model(auth_model)
+        person = auth_model["name"]
+        auth_model["name"] = throwaway_name(identity_key(self.issuer, person))
+        auth_model["admin"] = False
+        self.log.info("SSO login: a throwaway user %s for a person", auth_model["name"])
+        return auth_model
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        return [
+            *super().get_handlers(app),
+            ("/tmplogin", CourseSsoLoginHandler),
+            (f"/{RESUME_PATH}/([^/]+)", ResumeHandler),
+        ]

@@ -1,0 +1,325 @@
+"""End to end, all real: the SSO gate and the launch limits on the local hub.
+
+A real OpenID Connect provider (the certified npm library `oidc-provider`, run by
+`hub/local_sso.py` on 127.0.0.1 with test users) stands in for production's Keycloak realm; the
+hub is the production configuration (hub/sso.py, hub/limits.py) with DockerSpawner, PostgreSQL
+as its database, the course images. Learners are `requests` sessions that follow redirects and
+submit the provider's sign-in form as a browser without JavaScript would, and one is headless
+Chromium. Every response of every redirect chain is recorded: none may be a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+import pytest
+import requests
+
+from hub.launch import LaunchSettings
+from hub.limits import LimitSettings
+from hub.local_client import user_from_url
+from hub.local_processes import LocalHub, LocalHubError
+from hub.local_sso import LocalSsoProvider, provider_module, sign_in
+from hub.settings import CullSettings, HubSettings
+from hub.sso import identity_key, identity_of
+from tests.hub.e2e_support import (
+    PostgresServer,
+    chromium_browser,
+    count_rows,
+    course_images,
+    require_proxy,
+    wait_for,
+)
+from tests.hub.test_e2e_hub import wait_until_in_lab
+
+pytestmark = pytest.mark.timeout(900)
+
+LEARNERS = 20
+USERS = {f"learner{n:02}": f"pw-{n}" for n in range(1, LEARNERS + 2)}
+USERS["hammer"] = "pw-hammer"
+LIMITS = LimitSettings(
+    active_servers=LEARNERS, servers_per_identity=2, spawns_per_identity_per_minute=10
+)
+
+
+@dataclass
+class Visit:
+    """One learner following one link: every response on the way, and where it ended."""
+
+    session: requests.Session
+    statuses: list[tuple[int, str]] = field(default_factory=list)
+    response: Any = None
+
+    @property
+    def user(self) -> str | None:
+        return user_from_url(self.response.url)
+
+
+def visit(link: str, who: str | None) -> Visit:
+    """Follows `link`; at the provider's sign-in page, signs in as `who` (None: stops there)."""
+    session = requests.Session()
+    result = Visit(session)
+
+    def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        result.statuses.append((response.status_code, response.url))
+
+    session.hooks["response"].append(record)
+    response = session.get(link, timeout=120)
+    if who is not None and "/interaction/" in response.url:
+        response = sign_in(response, session, who, USERS[who])
+    result.response = response
+    return result
+
+
+def no_server_errors(visits: list[Visit]) -> None:
+    errors = [status for v in visits for status in v.statuses if status[0] >= 500]
+    assert not errors, errors
+
+
+@dataclass
+class Gated:
+    hub: LocalHub
+    provider: LocalSsoProvider
+
+
+def require_oidc_provider() -> None:
+    try:
+        provider_module()
+    except LocalHubError as missing:
+        pytest.skip(str(missing))
+
+
+def gated_hub(
+    state: Path, db_url: str | None, limits: LimitSettings, culling: CullSettings
+) -> Gated:
+    courses = course_images()
+    require_proxy()
+    require_oidc_provider()
+    provider = LocalSsoProvider(state, USERS)
+    settings = HubSettings(
+        catalog=courses.catalog,
+        image_map=courses.images,
+        launch=LaunchSettings(),
+        culling=culling,
+        sso=provider.settings,
+        limits=limits,
+    )
+    hub = LocalHub(settings, state, db_url=db_url, sso_client_secret=provider.client_secret)
+    return Gated(hub, provider)
+
+
+@pytest.fixture(scope="module")
+def gated() -> Iterator[Gated]:
+    with PostgresServer() as postgres, tempfile.TemporaryDirectory(prefix="ol-hub-sso-") as state:
+        setup = gated_hub(
+            Path(state), postgres.url, LIMITS, CullSettings(idle_timeout=3600, max_age=0)
+        )
+        with setup.provider:
+            setup.provider.start([f"{setup.hub.url}/hub/oauth_callback"])
+            with setup.hub:
+                yield setup
+
+
+def courses_with_images(hub: LocalHub) -> list[str]:
+    return sorted(hub.settings.image_map)
+
+
+def course_containers(hub: LocalHub) -> list[Any]:
+    return [c for c in hub.containers(all=False) if c.labels.get("course")]
+
+
+def container_of(hub: LocalHub, user: str) -> Any:
+    escaped = user.replace("-", "-2d")
+    (container,) = (c for c in course_containers(hub) if c.name.endswith(escaped))
+    return container
+
+
+def test_without_login_no_user_and_no_container_exist(gated: Gated) -> None:
+    hub, provider = gated.hub, gated.provider
+    slug = courses_with_images(hub)[0]
+    before_rows, before_containers = count_rows(hub.db_url), len(course_containers(hub))
+    v = visit(hub.link(slug), who=None)
+    assert v.response.url.startswith(f"{provider.issuer}/interaction/")
+    assert "Sign in" in v.response.text
+    # The link's course travelled with the redirect to the provider (in the hub's `next`).
+    assert any(
+        f"next=/hub/spawn?opt-course={slug}" in unquote(url) for _, url in v.statuses
+    ), v.statuses
+    # Nothing else on the hub opens without a login either.
+    for path in ("/hub/spawn?course=" + slug, "/hub/home", "/user/nobody/lab"):
+        response = requests.get(hub.url + path, timeout=30)
+        assert response.url.startswith(provider.issuer), (path, response.url)
+    tmplogin = requests.get(
+        f"{hub.url}/hub/tmplogin?course={slug}", allow_redirects=False, timeout=30
+    )
+    assert tmplogin.status_code == 302
+    assert count_rows(hub.db_url) == before_rows
+    assert len(course_containers(hub)) == before_containers
+    no_server_errors([v])
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    with chromium_browser() as browser:
+        context = browser.new_context()
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_a_browser_signs_in_and_lands_in_the_notebook(gated: Gated, page: Any) -> None:
+    hub, provider = gated.hub, gated.provider
+    slug = courses_with_images(hub)[-1]
+    notebook = hub.settings.catalog[slug].notebooks[-1]
+    page.goto(hub.link(slug, notebook))
+    assert page.url.startswith(provider.issuer)
+    page.fill("input[name=username]", "learner01")
+    page.fill("input[name=password]", USERS["learner01"])
+    page.click("button[type=submit]")
+    wait_until_in_lab(page, notebook)
+    user = user_from_url(page.url)
+    assert user and identity_of(user) == identity_key(provider.issuer, "learner01")
+    assert container_of(hub, user).labels["course"] == slug
+    hub.delete_user(user)
+
+
+def test_twenty_learners_land_in_their_courses_and_the_next_gets_the_limit_page(
+    gated: Gated,
+) -> None:
+    hub, provider = gated.hub, gated.provider
+    slugs = courses_with_images(hub)
+    plan = [(f"learner{n:02}", slugs[n % len(slugs)]) for n in range(1, LEARNERS + 1)]
+
+    def learner(who: str, slug: str) -> Visit:
+        return visit(hub.link(slug, hub.settings.catalog[slug].notebooks[0]), who)
+
+    with ThreadPoolExecutor(LEARNERS) as pool:
+        visits = list(pool.map(lambda args: learner(*args), plan))
+    try:
+        check_learners_and_the_limit(hub, provider, plan, visits)
+    finally:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(hub.delete_user, filter(None, (v.user for v in visits))))
+
+
+def check_learners_and_the_limit(
+    hub: LocalHub, provider: LocalSsoProvider, plan: list[tuple[str, str]], visits: list[Visit]
+) -> None:
+    slugs = courses_with_images(hub)
+    no_server_errors(visits)
+    users = [v.user for v in visits]
+    assert all(users), [v.statuses[-1] for v in visits if not v.user]
+    assert len(set(users)) == LEARNERS
+    with ThreadPoolExecutor(LEARNERS) as pool:
+        list(pool.map(lambda user: hub.wait_ready(user, timeout=400), users))
+
+    for (who, slug), v, user in zip(plan, visits, users):
+        assert user is not None
+        assert identity_of(user) == identity_key(provider.issuer, who)
+        notebook = hub.settings.catalog[slug].notebooks[0]
+        # The learner's own session: the single-user server's OAuth round trip, then JupyterLab.
+        response = v.session.get(
+            f"{hub.url}/user/{quote(user)}/lab/tree/{quote(notebook)}", timeout=120
+        )
+        assert response.status_code == 200, (who, response.status_code, response.url)
+        assert urlparse(response.url).path == f"/user/{user}/lab/tree/{quote(notebook)}"
+        container = container_of(hub, user)
+        assert container.labels["course"] == slug
+        assert container.attrs["Config"]["Image"] == hub.settings.image_map[slug]
+
+    # The 21st server: the hub is full. A 429 page that says so and when to retry; nothing starts.
+    before = len(course_containers(hub))
+    extra = visit(hub.link(slugs[0]), f"learner{LEARNERS + 1:02}")
+    no_server_errors([extra])
+    assert extra.response.status_code == 429
+    assert extra.response.headers["Retry-After"] == str(LIMITS.retry_after)
+    assert "This hub is full" in extra.response.text
+    assert "Try again in 5 minutes" in extra.response.text
+    assert 'data-reason="active-servers"' in extra.response.text
+    assert "does not say which course" not in extra.response.text
+    assert len(course_containers(hub)) == before
+
+
+def test_one_person_hammering_a_gpu_link_holds_at_most_its_limit(gated: Gated) -> None:
+    hub, provider = gated.hub, gated.provider
+    gpu_courses = [s for s in courses_with_images(hub) if hub.settings.catalog[s].gpu]
+    assert gpu_courses, "the catalog has no GPU course with an image"
+    link = hub.link(gpu_courses[0])
+    with ThreadPoolExecutor(10) as pool:
+        visits = list(pool.map(lambda _: visit(link, "hammer"), range(30)))
+    try:
+        check_the_hammering(hub, provider, visits, gpu_courses[0])
+    finally:
+        for user in hub.api("GET", "/users").json():
+            if user["servers"]:
+                hub.delete_user(user["name"])
+
+
+def check_the_hammering(
+    hub: LocalHub, provider: LocalSsoProvider, visits: list[Visit], gpu_course: str
+) -> None:
+    no_server_errors(visits)
+    person = identity_key(provider.issuer, "hammer")
+    started = [v for v in visits if v.response.status_code == 200]
+    refused = [v for v in visits if v.response.status_code == 429]
+    assert len(started) + len(refused) == 30, [v.statuses[-1] for v in visits]
+    assert 1 <= len(started) <= LIMITS.servers_per_identity
+    for v in refused:
+        assert re.search(r'data-reason="identity-(servers|rate)"', v.response.text)
+        assert int(v.response.headers["Retry-After"]) > 0
+    servers = [
+        user["name"]
+        for user in hub.api("GET", "/users").json()
+        if identity_of(user["name"]) == person and user["servers"]
+    ]
+    assert 1 <= len(servers) <= LIMITS.servers_per_identity
+    # The limit page links back to the person's running servers (they belong to earlier
+    # throwaway users of the same person), and the link opens one.
+    page = next(v for v in refused if 'data-reason="identity-servers"' in v.response.text)
+    links = re.findall(r'class="ol-running-server" href="([^"]+)"', page.response.text)
+    assert links and {link.rsplit("/", 1)[1] for link in links} <= set(servers)
+    for user in servers:
+        hub.wait_ready(user, timeout=300)
+    back = page.session.get(hub.url + links[0], timeout=120)
+    assert back.status_code == 200
+    assert urlparse(back.url).path.startswith(f"/user/{links[0].rsplit('/', 1)[1]}/")
+    # Another person's server is not reachable that way.
+    other = visit(hub.link(gpu_course), "learner02")
+    assert other.user
+    assert other.session.get(hub.url + links[0], timeout=30).status_code == 404
+
+
+def test_culling_removes_servers_and_throwaway_users_of_sso_logins() -> None:
+    culling = CullSettings(idle_timeout=15, every=3, max_age=0, users=True)
+    with tempfile.TemporaryDirectory(prefix="ol-hub-sso-cull-") as state:
+        setup = gated_hub(Path(state), None, LimitSettings(servers_per_identity=1), culling)
+        hub = setup.hub
+        with setup.provider:
+            setup.provider.start([f"{hub.url}/hub/oauth_callback"])
+            with hub:
+                slug = min(
+                    hub.settings.image_map,
+                    key=lambda s: hub.settings.catalog[s].resources.memory_limit,
+                )
+                before = count_rows(hub.db_url)
+                first = visit(hub.link(slug), "learner01")
+                assert first.user
+                hub.wait_ready(first.user)
+                second = visit(hub.link(slug), "learner01")  # refused: a user without a server
+                assert second.response.status_code == 429
+                no_server_errors([first, second])
+                assert count_rows(hub.db_url)["users"] == before["users"] + 2
+                wait_for(
+                    lambda: count_rows(hub.db_url) == before,
+                    120,
+                    "the culler to remove the servers and both throwaway users",
+                )
+                wait_for(lambda: not course_containers(hub), 60, "the container to go")

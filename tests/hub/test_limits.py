@@ -1,0 +1,304 @@
+"""Launch limits: the pure decision (input/expected pairs), the in-memory admissions, and the
+spawner's adapter that gathers the hub's servers and turns a refusal into a 429 page.
+
+The spawner tests use JupyterHub's own `User`-like objects only where the adapter reads them
+(`name`, `spawners`, `active`, `launch_plan`); the end-to-end test (test_e2e_sso.py) runs the
+same code in a real hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from jupyterhub.objects import Hub
+from traitlets.config import Config
+
+from hub.limits import Admissions, LimitSettings, ServerInUse, check_limits, wait_text
+from hub.pages import limit_html
+from hub.settings import HubSettings
+from hub.spawner import CourseDockerSpawner, LimitReached, servers_in_use
+from hub.sso import identity_key, identity_of, throwaway_name
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
+
+ADA = identity_key("https://sso.example.edu/realms/x", "ada")
+BOB = identity_key("https://sso.example.edu/realms/x", "bob")
+NOW = 1_000_000.0
+
+
+def servers(*specs: tuple[str | None, bool]) -> list[ServerInUse]:
+    """(identity, gpu) per server."""
+    return [
+        ServerInUse(f"user{index}", gpu, identity) for index, (identity, gpu) in enumerate(specs)
+    ]
+
+
+@pytest.mark.parametrize(
+    "limits, gpu, identity, in_use, recent, expected",
+    [
+        (LimitSettings(), True, ADA, servers(*[(ADA, True)] * 50), [NOW] * 50, None),
+        (LimitSettings(active_servers=2), False, None, servers((None, False)), [], None),
+        (
+            LimitSettings(active_servers=2),
+            False,
+            None,
+            servers((None, False), (BOB, False)),
+            [],
+            "active-servers",
+        ),
+        (LimitSettings(gpu_servers=1), False, ADA, servers((BOB, True)), [], None),
+        (LimitSettings(gpu_servers=1), True, ADA, servers((BOB, True)), [], "gpu-servers"),
+        (LimitSettings(gpu_servers=2), True, ADA, servers((BOB, True), (BOB, False)), [], None),
+        (
+            LimitSettings(servers_per_identity=2),
+            False,
+            ADA,
+            servers((ADA, False), (BOB, False), (BOB, False)),
+            [],
+            None,
+        ),
+        (
+            LimitSettings(servers_per_identity=2),
+            False,
+            ADA,
+            servers((ADA, False), (ADA, True)),
+            [],
+            "identity-servers",
+        ),
+        # Without an identity (no SSO) the per-person limits cannot apply.
+        (
+            LimitSettings(servers_per_identity=1, spawns_per_identity_per_minute=1),
+            False,
+            None,
+            servers((None, False)),
+            [NOW],
+            None,
+        ),
+        (
+            LimitSettings(spawns_per_identity_per_minute=3),
+            False,
+            ADA,
+            [],
+            [NOW - 61, NOW - 30, NOW - 1],
+            None,
+        ),
+        (
+            LimitSettings(spawns_per_identity_per_minute=3),
+            False,
+            ADA,
+            [],
+            [NOW - 59, NOW - 30, NOW - 1],
+            "identity-rate",
+        ),
+        # A person at their own limit hears about that first, not about a full hub.
+        (
+            LimitSettings(active_servers=1, servers_per_identity=1),
+            False,
+            ADA,
+            servers((ADA, False)),
+            [],
+            "identity-servers",
+        ),
+    ],
+    ids=[
+        "no-limits",
+        "room",
+        "hub-full",
+        "gpu-limit-not-for-cpu",
+        "gpus-full",
+        "gpu-room",
+        "own-room",
+        "own-limit",
+        "no-identity",
+        "rate-window-passed",
+        "rate-limit",
+        "own-limit-first",
+    ],
+)
+def test_check_limits(
+    limits: LimitSettings,
+    gpu: bool,
+    identity: str | None,
+    in_use: list[ServerInUse],
+    recent: list[float],
+    expected: str | None,
+) -> None:
+    refusal = check_limits(
+        limits, gpu=gpu, identity=identity, in_use=in_use, recent_spawns=recent, now=NOW
+    )
+    assert (refusal.reason if refusal else None) == expected
+
+
+def test_refusals_say_when_to_retry_and_where_the_servers_are() -> None:
+    rate = check_limits(
+        LimitSettings(spawns_per_identity_per_minute=2),
+        gpu=False,
+        identity=ADA,
+        in_use=[],
+        recent_spawns=[NOW - 45, NOW - 10],
+        now=NOW,
+    )
+    assert rate is not None and rate.retry_after == 15
+    assert "Try again in 15 seconds" in rate.message
+    full = check_limits(
+        LimitSettings(active_servers=1, retry_after=600),
+        gpu=False,
+        identity=None,
+        in_use=servers((BOB, False)),
+        recent_spawns=[],
+        now=NOW,
+    )
+    assert full is not None and full.retry_after == 600 and "10 minutes" in full.message
+    own = check_limits(
+        LimitSettings(servers_per_identity=1),
+        gpu=False,
+        identity=ADA,
+        in_use=servers((BOB, False), (ADA, False)),
+        recent_spawns=[],
+        now=NOW,
+    )
+    assert own is not None and own.running == ("user1",)
+    page = limit_html(own, "/hub/resume")
+    assert 'href="/hub/resume/user1"' in page and "user0" not in page
+
+
+@pytest.mark.parametrize(
+    "seconds, text", [(1, "1 second"), (45, "45 seconds"), (119, "119 seconds"), (300, "5 minutes")]
+)
+def test_wait_text(seconds: int, text: str) -> None:
+    assert wait_text(seconds) == text
+
+
+def test_admissions_wait_until_their_start_and_count_per_identity() -> None:
+    admissions = Admissions(window=60, grace=30)
+    admissions.record(NOW - 70, ServerInUse("old", False, ADA))
+    admissions.record(NOW - 40, ServerInUse("never-started", False, ADA))
+    admissions.record(NOW - 20, ServerInUse("a1", False, ADA))
+    admissions.record(NOW - 10, ServerInUse("b1", True, BOB))
+    # The rate window keeps a minute of admissions, started or not.
+    assert admissions.recent_spawns(ADA, NOW) == [NOW - 40, NOW - 20]
+    assert admissions.recent_spawns(None, NOW) == []
+    # Waiting: admitted, start not begun, within the grace period.
+    assert set(admissions.waiting_servers(NOW)) == {"a1", "b1"}
+    assert admissions.take("b1") == ServerInUse("b1", True, BOB)
+    assert admissions.take("b1") is None
+    assert set(admissions.waiting_servers(NOW)) == {"a1"}
+    assert admissions.recent_spawns(BOB, NOW) == [NOW - 10]
+
+
+def test_throwaway_names_carry_the_person_but_not_their_name() -> None:
+    first, second = throwaway_name(ADA), throwaway_name(ADA)
+    assert first != second
+    assert identity_of(first) == identity_of(second) == ADA
+    assert "ada" not in first
+    assert identity_of(throwaway_name(BOB)) == BOB != ADA
+    # TmpAuthenticator's users (uuid4) and other names belong to nobody.
+    assert identity_of("1b4e28ba-2fa1-11d2-883f-0016d3cca427") is None
+    assert identity_of(f"x{first}") is None
+    assert identity_key("https://a.example/realm", "ada") != identity_key(
+        "https://b.example/realm", "ada"
+    )
+
+
+# --- The spawner's adapter ------------------------------------------------------------------
+
+
+@dataclass
+class FakeSpawner:
+    active: bool
+    gpu: bool | None = None  # None: not planned yet (pending, before start())
+
+    @property
+    def launch_plan(self) -> Any:
+        if self.gpu is None:
+            return None
+        return type("Plan", (), {"gpu_count": 1 if self.gpu else 0})()
+
+
+@dataclass
+class FakeUser:
+    name: str
+    spawners: dict[str, FakeSpawner] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    url: str = "/user/x/"
+    escaped_name: str = "x"
+    id: int = 1
+
+
+def test_servers_in_use_counts_active_servers_and_launches_about_to_start() -> None:
+    ada1, ada2, bob1 = throwaway_name(ADA), throwaway_name(ADA), throwaway_name(BOB)
+    users = {
+        ada1: FakeUser(ada1, {"": FakeSpawner(active=True, gpu=True)}),
+        ada2: FakeUser(ada2, {"": FakeSpawner(active=False, gpu=False)}),
+        bob1: FakeUser(bob1, {"": FakeSpawner(active=True, gpu=None)}),
+        "anon": FakeUser("anon", {"": FakeSpawner(active=True, gpu=False)}),
+    }
+    admissions = Admissions()
+    admissions.record(NOW - 40, ServerInUse("failed", False, ADA))  # never started
+    admissions.record(NOW - 5, ServerInUse(bob1, True, BOB))  # pending, planned as GPU
+    admissions.record(NOW - 2, ServerInUse("new", False, ADA))  # admitted, not pending yet
+    admissions.record(NOW - 3, ServerInUse(ada2, False, ADA))  # started, then stopped
+    admissions.take(ada2)
+    found = {s.user: s for s in servers_in_use(users, admissions, NOW, exclude="anon")}
+    assert found == {
+        ada1: ServerInUse(ada1, True, ADA),
+        bob1: ServerInUse(bob1, True, BOB),
+        "new": ServerInUse("new", False, ADA),
+    }
+
+
+def limited_spawner(name: str, users: dict[str, Any], **limits: int) -> CourseDockerSpawner:
+    c = Config()
+    c.CourseSpawner.hub_settings = HubSettings(
+        catalog=CATALOG,
+        image_map=IMAGE_MAP,
+        launch=PRODUCTION,
+        limits=LimitSettings(**limits),
+    )
+    user = FakeUser(name, settings={"users": users})
+    users[name] = user
+    spawner = CourseDockerSpawner(hub=Hub(base_url="/hub/"), user=user, config=c)
+    spawner.admissions = Admissions()  # not the hub-wide one: tests stay independent
+    return spawner
+
+
+def test_a_person_hammering_a_gpu_link_gets_429_pages_beyond_the_limits() -> None:
+    users: dict[str, Any] = {}
+    admissions = Admissions()
+    outcomes: list[LimitReached | None] = []
+    for _ in range(30):
+        spawner = limited_spawner(throwaway_name(ADA), users, servers_per_identity=2, gpu_servers=5)
+        spawner.admissions = admissions
+        try:
+            spawner.options_from_query({"course": ["deep-learning-gpu"]})
+        except LimitReached as reached:
+            outcomes.append(reached)
+            assert reached.status_code == 429
+            assert reached.headers["Retry-After"] == "300"
+            page = CourseDockerSpawner._refusal_page(spawner)
+            assert 'class="ol-launch-limit"' in page and 'name="course"' in page
+        else:
+            outcomes.append(None)
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(o, LimitReached) for o in outcomes[2:])
+    assert {o.refusal.reason for o in outcomes[2:] if o} == {"identity-servers"}
+
+
+def test_gpu_servers_limit_refuses_gpu_courses_only() -> None:
+    users: dict[str, Any] = {}
+    admissions = Admissions()
+    results = {}
+    for person, course in [
+        ("p1", "deep-learning-gpu"),
+        ("p2", "deep-learning-gpu"),
+        ("p3", "data-analytics"),
+    ]:
+        spawner = limited_spawner(throwaway_name(identity_key("i", person)), users, gpu_servers=1)
+        spawner.admissions = admissions
+        try:
+            spawner.options_from_query({"course": [course]})
+            results[person] = "ok"
+        except LimitReached as reached:
+            results[person] = reached.refusal.reason
+    assert results == {"p1": "ok", "p2": "gpu-servers", "p3": "ok"}
