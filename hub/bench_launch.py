@@ -6,7 +6,9 @@ Starts two local hubs side by side on 127.0.0.1 (same machine, same image, same 
 same container resources): ours (course launcher, our TmpAuthenticator, culler service) and a
 stock one (TmpAuthenticator + DockerSpawner with the image configured). Then it times
 
-- sequential launches, one at a time, alternating between the hubs,
+- sequential launches, one at a time, alternating between the hubs, and as many on ours behind
+  the SSO gate (`hub.sso`, with a local OpenID provider; the login itself excluded: the browser
+  already has the provider's session, so each launch passes the provider's redirects only),
 - 20 concurrent launches on each hub alone, and then on both hubs at the same moment,
 
 so that the machine's load (other jobs on a shared machine) weighs on both alike. Each launch is
@@ -14,7 +16,16 @@ timed from the GET of `/tmplogin?course=...&notebook=...` until the hub reports 
 and the server answers through the proxy, and counted as ok, refused (the hub answered 429/503)
 or failed (with the reason): a launch that fails is a row of the table, never a crash. Prints,
 per scenario and hub, how the launches ended and p50/p95/max of the successful ones, then our p50
-overhead, which must stay within 5% with every launch ok (`--check` makes that the exit status).
+overhead, which must stay within 5% with every launch ok.
+
+Then the hub's own capacity (`hub.capacity`), with containers out of the picture: the same two
+hub configurations on PostgreSQL with cheap learner servers (`hub.cheap_servers`), a class of
+`--capacity` learners arriving at random within `--capacity-window` seconds on both hubs at once,
+then a stepped search of arrival rates on each hub alone: launches per second sustained at p95
+<= 2 s, CPU per launch and memory per user of the hub and the proxy, and the first thing that
+breaks with its error. Ours must stay within 10 % of stock, with every class launch ok.
+`--capacity-only` runs just that (no course image needed); `--capacity 0 --capacity-rates ''`
+leaves it out. `--check` makes the verdict the exit status.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,16 +45,27 @@ from urllib.parse import quote, urlparse
 import requests
 
 from catalog import find_repo_root, load_catalog
-from catalog.image_facts import ImageMapError
+from hub.capacity import CHART_HUB_TRAITS, comparison, render, run_capacity
 from hub.launch import LaunchSettings, plan_launch
-from hub.local_client import HubClient, HubError
+from hub.limits import LimitSettings
+from hub.local_client import HubClient, HubError, user_from_url
 from hub.local_config import configure_loopback, hub_settings, read_params
 from hub.local_images import build_images, docker_client, load_image_map, local_images
 from hub.local_processes import LocalHub
+from hub.local_sso import LocalSsoProvider, sign_in
 from hub.settings import CullSettings, HubSettings
 from hub.spawner import docker_host_config
 
 LIMIT = 0.05
+#: Ours behind the SSO gate (login excluded: the browser already has the provider's session),
+#: against stock's sequential launches.
+GATED_MODE = "sequential, SSO gate"
+#: Ours against stock in the capacity scenario (p95, hub CPU per launch, sustained rate).
+CAPACITY_LIMIT = 0.10
+#: Ours in the capacity scenario checks these on every launch (never reached).
+CAPACITY_LIMITS = LimitSettings(active_servers=100_000, gpu_servers=100_000)
+#: The capacity scenario's stepped search (launches/s).
+CAPACITY_RATES = (4, 8, 10, 12, 14, 16, 20, 24, 32, 48)
 STOCK_COURSE = "stock_course"
 
 
@@ -84,7 +106,8 @@ REFUSALS = (429, 503)
 
 #: Where a launch's time goes, in order; each is measured in seconds from opening the link.
 STEPS = (
-    "user created",  # /hub/tmplogin answered: the throwaway user exists and is logged in
+    "user created",  # /hub/tmplogin (with the SSO gate: /hub/oauth_callback) answered: the
+    # throwaway user exists and is logged in
     "spawn requested",  # /hub/spawn answered: the spawner has the plan
     "container started",  # Docker's State.StartedAt of the user's container
     "server ready",  # the hub's API says ready
@@ -114,8 +137,9 @@ def step_times(
     def first_answer(path: str) -> float:
         return next((t for t, hop in hops if hop == path), float("nan"))
 
+    callback = first_answer("/hub/oauth_callback")  # NaN unless the SSO gate is in front
     times = {
-        "user created": first_answer("/hub/tmplogin"),
+        "user created": callback if callback == callback else first_answer("/hub/tmplogin"),
         "spawn requested": first_answer("/hub/spawn"),
         "container started": marks.get("container started", float("nan")),
         "server ready": marks.get("ready", float("nan")),
@@ -161,11 +185,14 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def timed_launch(hub: HubClient, link: str, poll: float) -> Outcome:
-    """A launch timed from the link to JupyterLab's page, step by step; never raises."""
+def timed_launch(hub: HubClient, link: str, poll: float, cookies: Any = None) -> Outcome:
+    """A launch timed from the link to JupyterLab's page, step by step; never raises.
+    `cookies`: a browser's cookies to start with (a session at the SSO provider)."""
     wall_started, started = time.time(), time.perf_counter()
     hops: list[tuple[float, str]] = []
     session = requests.Session()
+    if cookies is not None:
+        session.cookies.update(cookies)
     session.hooks["response"].append(
         lambda r, *args, **kwargs: hops.append((time.perf_counter(), urlparse(r.url).path))
     )
@@ -203,10 +230,27 @@ def clean_up(hub: HubClient, outcomes: list[Outcome]) -> list[str]:
     return [problem for problem in results if problem]
 
 
-def sequential(hub: LocalHub, link: str) -> Outcome:
-    outcome = timed_launch(hub, link, poll=0.05)
+def sequential(hub: LocalHub, link: str, cookies: Any = None) -> Outcome:
+    outcome = timed_launch(hub, link, poll=0.05, cookies=cookies)
     clean_up(hub, [outcome])
     return outcome
+
+
+#: The learner the gated hub's provider knows (a local provider: not a secret).
+GATED_LEARNER = ("bench-learner", "bench-learner")
+
+
+def signed_in(hub: LocalHub, link: str) -> Any:
+    """A browser's cookies after signing in at the gated hub's provider once (that launch is
+    cleaned up): later links pass the provider without a sign-in page (login excluded)."""
+    session = requests.Session()
+    response = sign_in(session.get(link, timeout=60), session, *GATED_LEARNER)
+    user = user_from_url(response.url)
+    if user is None:
+        raise HubError(f"signing in at the provider ended at {response.url}")
+    hub.wait_ready(user)
+    hub.delete_user(user)
+    return session.cookies
 
 
 def concurrent(
@@ -293,29 +337,17 @@ def problems(results: dict[tuple[str, str], Samples]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hub.bench_launch", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--sequential", type=int, default=10, help="sequential launches per hub")
-    parser.add_argument("--concurrent", type=int, default=20, help="launches at once")
-    parser.add_argument("--rounds", type=int, default=2, help="concurrent rounds per hub")
-    parser.add_argument("--course", help="course to launch (default: the smallest)")
-    parser.add_argument(
-        "--no-build", action="store_true", help="use the image map and images already built"
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 when p50 overhead > 5%%")
-    args = parser.parse_args(argv)
-
-    root = find_repo_root()
-    if not args.no_build:
-        build_images(root)
+def container_benchmark(args: argparse.Namespace, root: Path) -> bool:
+    """The container scenarios (sequential, concurrent alone, both at once) and their tables;
+    returns whether they passed."""
     catalog = load_catalog(root)
     try:
+        if not args.no_build:
+            build_images(root)
         images = local_images(catalog, load_image_map(root), docker_client())
-    except ImageMapError as e:
-        print(e, file=sys.stderr)
-        return 1
+    except Exception as e:  # noqa: BLE001 - no images: the other tables still come
+        print(f"container scenarios not run: {_first_line(e)}", file=sys.stderr)
+        return False
     slug = args.course or min(images, key=lambda s: catalog[s].resources.memory_limit)
     course = catalog[slug]
     image = images[slug]
@@ -327,22 +359,38 @@ def main(argv: list[str] | None = None) -> int:
         ours = LocalHub(settings, Path(state) / "ours", log_level="WARN")
         stock = stock_hub(settings, Path(state) / "stock", slug, log_level="WARN")
         hubs = {"ours": ours, "stock": stock}
+        # Ours behind the SSO gate, its provider on loopback: sequential launches only.
+        provider = LocalSsoProvider(Path(state) / "provider", dict([GATED_LEARNER]))
+        gated = LocalHub(
+            replace(settings, sso=provider.settings),
+            Path(state) / "gated",
+            log_level="WARN",
+            sso_client_secret=provider.client_secret,
+        )
         modes = ("sequential", "concurrent, alone", "concurrent, both")
         results: dict[tuple[str, str], Samples] = {
             (mode, name): Samples() for mode in modes for name in hubs
         }
+        results[(GATED_MODE, "ours")] = Samples()
+        stopped = ""
         try:
-            for hub in hubs.values():
+            provider.start([f"{gated.url}/hub/oauth_callback"])
+            for hub in (*hubs.values(), gated):
                 hub.start()
             links = {name: hub.link(slug, notebook) for name, hub in hubs.items()}
+            gated_link = gated.link(slug, notebook)
             for name, hub in hubs.items():  # warm-up, not counted
                 sequential(hub, links[name])
+            cookies = signed_in(gated, gated_link)  # and its warm-up
             for index in range(args.sequential):
                 order = list(hubs) if index % 2 == 0 else list(reversed(hubs))
                 for name in order:
                     results[("sequential", name)].outcomes.append(
                         sequential(hubs[name], links[name])
                     )
+                results[(GATED_MODE, "ours")].outcomes.append(
+                    sequential(gated, gated_link, cookies)
+                )
                 print(f"  sequential {index + 1}/{args.sequential}", flush=True)
             for index in range(args.rounds):
                 # Each hub's concurrent launches on their own, then both hubs' at the same moment.
@@ -352,11 +400,16 @@ def main(argv: list[str] | None = None) -> int:
                 for name, outcomes in concurrent(hubs, links, args.concurrent).items():
                     results[("concurrent, both", name)].outcomes.extend(outcomes)
                 print(f"  concurrent round {index + 1}/{args.rounds}", flush=True)
+        except Exception as e:  # noqa: BLE001 - what ran is still tabled
+            stopped = f"container scenarios stopped: {type(e).__name__}: {_first_line(e)}"
         finally:
-            for hub in hubs.values():
+            for hub in (*hubs.values(), gated):
                 hub.stop()
+            provider.stop()
 
     print()
+    if stopped:
+        print(stopped)
     print(
         "Launch latency, /tmplogin to a ready notebook server (same image, same machine); "
         f"{args.concurrent} launches per hub at once in the concurrent scenarios"
@@ -364,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print()
     print("Where the time goes, sequential launches (seconds from opening the link)")
-    print(breakdown({name: results[("sequential", name)] for name in hubs}))
+    columns = {name: results[("sequential", name)] for name in hubs}
+    print(breakdown({**columns, "gated": results[(GATED_MODE, "ours")]}))
     if problems(results):
         print("Launches that did not succeed:")
         print(problems(results))
@@ -375,13 +429,95 @@ def main(argv: list[str] | None = None) -> int:
         f"({planning / stock_p50:.4%} of the stock sequential p50)"
     )
     worst = 0.0
-    for mode in modes:
-        extra = overhead(results[(mode, "ours")], results[(mode, "stock")])
+    for mode, stock_mode in [*((m, m) for m in modes), (GATED_MODE, "sequential")]:
+        extra = overhead(results[(mode, "ours")], results[(stock_mode, "stock")])
         # NaN (no successful launch on a side) compares false: count it as a failure.
         worst = max(worst, extra) if extra == extra else float("inf")
         print(f"p50 overhead of our launcher, {mode}: {extra:+.1%} (limit +{LIMIT:.0%})")
-    failed = any(s.count("ok") < len(s.outcomes) for s in results.values())
-    verdict = "PASS" if worst <= LIMIT and not failed else "FAIL"
+    failed = stopped or any(s.count("ok") < len(s.outcomes) for s in results.values())
+    return worst <= LIMIT and not failed
+
+
+def capacity_benchmark(args: argparse.Namespace, root: Path) -> bool:
+    """The capacity scenario (hub.capacity: cheap servers, PostgreSQL) and its tables; returns
+    whether it met its targets (ours within 10 % of stock, every class launch ok)."""
+    catalog = load_catalog(root)
+    limits = ", ".join(f"{name} {value}" for name, value in CHART_HUB_TRAITS.items())
+    print(
+        f"Capacity: {args.capacity} learners within {args.capacity_window:g} s on both hubs at "
+        f"once, then {args.capacity_step_seconds:g} s steps at {args.capacity_rates} "
+        f"launches/s on each hub alone; both hubs with {limits}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="ol-capacity-") as state:
+        report = run_capacity(
+            catalog,
+            Path(state),
+            learners=args.capacity,
+            window=args.capacity_window,
+            rates=args.capacity_rates,
+            step_seconds=args.capacity_step_seconds,
+            # Launch limits on, as in production, so ours pays for checking them; set beyond
+            # reach (without SSO the per-person limits do not apply).
+            settings_changes={"limits": CAPACITY_LIMITS},
+        )
+    print()
+    print(render(report))
+    lines, passed = comparison(report, CAPACITY_LIMIT)
+    for line in lines:
+        print(line)
+    return passed
+
+
+def _rates(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hub.bench_launch", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sequential", type=int, default=10, help="sequential launches per hub")
+    parser.add_argument("--concurrent", type=int, default=20, help="launches at once")
+    parser.add_argument("--rounds", type=int, default=2, help="concurrent rounds per hub")
+    parser.add_argument("--course", help="course to launch (default: the smallest)")
+    parser.add_argument(
+        "--no-build", action="store_true", help="use the image map and images already built"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    capacity = parser.add_argument_group("capacity scenario (cheap servers, PostgreSQL)")
+    capacity.add_argument(
+        "--capacity", type=int, default=500, metavar="N", help="learners of the class (0: none)"
+    )
+    capacity.add_argument(
+        "--capacity-window", type=float, default=300, metavar="S", help="the class arrives within"
+    )
+    capacity.add_argument(
+        "--capacity-rates",
+        type=_rates,
+        default=list(CAPACITY_RATES),
+        metavar="R,R,...",
+        help="arrival rates (launches/s) of the stepped search (empty: none)",
+    )
+    capacity.add_argument(
+        "--capacity-step-seconds", type=float, default=15, metavar="S", help="each step's length"
+    )
+    capacity.add_argument(
+        "--capacity-only",
+        action="store_true",
+        help="only the capacity scenario (no course image is built or run)",
+    )
+    args = parser.parse_args(argv)
+
+    root = find_repo_root()
+    passed = True
+    if not args.capacity_only:
+        passed = container_benchmark(args, root)
+    if args.capacity_only or args.capacity or args.capacity_rates:
+        if not args.capacity_only:
+            print()
+        passed = capacity_benchmark(args, root) and passed
+    verdict = "PASS" if passed else "FAIL"
     print(verdict)
     return 1 if args.check and verdict == "FAIL" else 0
 

@@ -233,6 +233,16 @@ class CourseSpawner(Spawner):
     def _options_form_refuses(self) -> Any:
         return CourseSpawner._refusal_page
 
+    @default("apply_user_options")
+    def _options_applied_by_start(self) -> Any:
+        # JupyterHub 5.3+ hands user_options to this hook before start() (and warns when none is
+        # set); start() plans from them itself (`prepare_launch`), trusting nothing in them.
+        return CourseSpawner._applied_in_start
+
+    @staticmethod
+    def _applied_in_start(spawner: CourseSpawner, user_options: dict[str, Any]) -> None:
+        return None
+
     @staticmethod
     def _refusal_page(spawner: CourseSpawner) -> str:
         """Called by JupyterHub when it would show a form (see module doc): after a link that

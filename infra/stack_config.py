@@ -119,6 +119,9 @@ class Hub:
     cpu_request: str = "250m"
     memory_request: str = "512Mi"
     memory_limit: str = "1Gi"
+    #: Spawns pending at once before the hub answers 429 (JupyterHub's concurrent_spawn_limit;
+    #: docs/ARCHITECTURE.md says how it was sized).
+    concurrent_spawn_limit: int = 64
 
 
 @dataclass(frozen=True)
@@ -368,11 +371,14 @@ def _registry(r: _Reader, stack: str) -> Registry:
 
 
 def _hub(r: _Reader) -> Hub:
-    r.only({"cpuRequest", "memoryRequest", "memoryLimit"})
+    r.only({"cpuRequest", "memoryRequest", "memoryLimit", "concurrentSpawnLimit"})
     return Hub(
         cpu_request=r.quantity("cpuRequest", Hub.cpu_request),
         memory_request=r.quantity("memoryRequest", Hub.memory_request),
         memory_limit=r.quantity("memoryLimit", Hub.memory_limit),
+        concurrent_spawn_limit=r.integer(
+            "concurrentSpawnLimit", Hub.concurrent_spawn_limit, minimum=1
+        ),
     )
 
 

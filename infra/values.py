@@ -211,6 +211,8 @@ def helm_values(
             },
             # A new value restarts the hub pod, so it reads a rotated password.
             "annotations": {DB_PASSWORD_ANNOTATION: db_password_version},
+            # Sized from the capacity benchmark (docs/ARCHITECTURE.md, "Launch capacity").
+            "concurrentSpawnLimit": stack.hub.concurrent_spawn_limit,
             "resources": {
                 "requests": {"cpu": stack.hub.cpu_request, "memory": stack.hub.memory_request},
                 "limits": {"memory": stack.hub.memory_limit},

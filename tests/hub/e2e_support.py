@@ -12,13 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +23,8 @@ import pytest
 from catalog import Catalog, find_repo_root, load_catalog
 from catalog.image_facts import BUILD_COMMAND, read_image_map
 from hub.local_images import docker_client, image_map_file, local_images
-from hub.local_processes import free_port
+from hub.local_postgres import PostgresServer as LocalPostgresServer
+from hub.local_postgres import PostgresUnavailable
 
 CHROMIUM = os.environ.get("HUB_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -106,112 +104,15 @@ def chromium_browser() -> Iterator[Any]:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def postgres_bin() -> Path | None:
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
-    )
-    if os.environ.get("HUB_E2E_PG_BIN"):
-        candidates.append(Path(os.environ["HUB_E2E_PG_BIN"]) / "initdb")
-    for initdb in reversed(candidates):
-        if initdb.is_file() and (initdb.parent / "pg_ctl").is_file():
-            return initdb.parent
-    return None
+class PostgresServer(LocalPostgresServer):
+    """`hub.local_postgres.PostgresServer` that skips the test, with the reason, on a machine
+    that cannot run PostgreSQL."""
 
-
-class PostgresServer:
-    """A PostgreSQL cluster of its own in a temp dir, on a free loopback port.
-
-    PostgreSQL refuses to run as root; as root (CI) the cluster belongs to the `postgres` user
-    that Debian's package creates.
-    """
-
-    def __init__(self) -> None:
-        bin_dir = postgres_bin()
-        if bin_dir is None:
-            pytest.skip("PostgreSQL server not installed (apt-get install postgresql)")
-        self.bin = bin_dir
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            try:
-                import pwd
-
-                pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
-            self.user = "postgres"
-        self.base = Path(tempfile.mkdtemp(prefix="ol-hub-pg-"))
-        self.port = free_port()
-        self.data = self.base / "data"
-        self.log = self.base / "postgres.log"
-        self.started = False
-
-    @property
-    def url(self) -> str:
-        """The hub's db_url. SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3; the
-        project ships psycopg2, so the driver is named."""
-        return f"postgresql+psycopg2://hub@127.0.0.1:{self.port}/jupyterhub"
-
-    def _run(self, *command: str) -> None:
-        kwargs: dict[str, Any] = {"user": self.user, "group": self.user} if self.user else {}
-        result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-
-    def start(self) -> None:
-        if self.user:
-            shutil.chown(self.base, self.user, self.user)
-        self._run(
-            str(self.bin / "initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            "hub",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-sync",
-        )
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} -c fsync=off"
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.log),
-            "-w",
-            "start",
-        )
-        self.started = True
-        import psycopg2
-
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="hub", dbname="postgres"
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE jupyterhub")
-        connection.close()
-
-    def stop(self) -> None:
+    def __init__(self, databases: Sequence[str] = ("jupyterhub",), **kwargs: Any) -> None:
         try:
-            if self.started:
-                self._run(
-                    str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
-                )
-        finally:
-            shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            super().__init__(databases, **kwargs)
+        except PostgresUnavailable as missing:
+            pytest.skip(str(missing))
 
 
 # --- The hub's database ---------------------------------------------------------------------

@@ -169,6 +169,9 @@ def test_step_times_from_the_redirect_chain_and_the_marks() -> None:
     hops = [(10.1, "/tmplogin"), (10.3, "/hub/tmplogin"), (10.6, "/hub/spawn"), (10.7, "/hub/x")]
     marks = {"container started": 11.5, "ready": 12.0, "answers": 12.25, "notebook loaded": 13.0}
     assert step_times(10.0, hops, marks) == pytest.approx((0.3, 0.6, 1.5, 2.0, 2.25, 3.0))
+    # Behind the SSO gate, /hub/tmplogin only redirects: the user exists at the callback.
+    gated = [(10.1, "/hub/tmplogin"), (10.2, "/auth"), (10.4, "/hub/oauth_callback"), *hops[2:]]
+    assert step_times(10.0, gated, marks)[0] == pytest.approx(0.4)
 
 
 def test_breakdown_is_the_median_time_from_the_link_to_each_step() -> None:

@@ -103,6 +103,8 @@ def test_our_spawner_authenticator_and_settings(hub_config: HubConfig, catalog: 
     settings: HubSettings = c.CourseSpawner.hub_settings
     assert settings.limits.active_servers == stack.limits.active_servers
     assert settings.limits.servers_per_identity == stack.limits.servers_per_identity
+    # The spawn limit sized per stack reaches JupyterHub through the chart.
+    assert c.JupyterHub.concurrent_spawn_limit == stack.hub.concurrent_spawn_limit
     assert settings.catalog.slugs == catalog.slugs
     assert dict(settings.image_map) == image_map_for(catalog)
     assert settings.launch.allow_preview_tags is stack.allow_preview_tags
