@@ -57,7 +57,14 @@ from hub.cheap_spawner import HUB_TRAITS, STOCK_COURSE, STOCK_NOTEBOOK, farm_par
 from hub.launch import LaunchSettings
 from hub.local_client import launch_link, user_from_url
 from hub.local_postgres import PostgresServer
-from hub.local_processes import LocalHub, LocalHubError, child_environment, free_port
+from hub.local_processes import (
+    LocalHub,
+    LocalHubError,
+    child_environment,
+    free_port,
+    stop_process,
+    tail_of,
+)
 from hub.settings import CullSettings, HubSettings
 
 OURS, STOCK = "ours", "stock"
@@ -215,25 +222,17 @@ class ServerFarm:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise LocalHubError(
-                    f"the server farm exited ({self.process.returncode}): {_tail(self.log)}"
+                    f"the server farm exited ({self.process.returncode}): {tail_of(self.log, 20)}"
                 )
             try:
                 self.count()
                 return
             except requests.RequestException:
                 time.sleep(0.2)
-        raise LocalHubError(f"the server farm did not start in 60s: {_tail(self.log)}")
+        raise LocalHubError(f"the server farm did not start in 60s: {tail_of(self.log, 20)}")
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(self.process)
 
     def __enter__(self) -> ServerFarm:
         try:
@@ -245,13 +244,6 @@ class ServerFarm:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"(no log at {path})"
 
 
 # --- One learner ---------------------------------------------------------------------------

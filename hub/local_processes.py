@@ -74,7 +74,7 @@ def _data_files_path() -> str:
     return ""
 
 
-def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -85,13 +85,13 @@ def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) 
         process.wait(10)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _tail(path: Path, lines: int = 60) -> str:
+def tail_of(path: Path, lines: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -214,7 +214,7 @@ class LocalHub(HubClient):
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self._wait(
-            lambda: _port_open(self.proxy_api_port), 30, "the proxy", self.proxy, self.proxy_log
+            lambda: port_open(self.proxy_api_port), 30, "the proxy", self.proxy, self.proxy_log
         )
 
     def _write_config(self) -> Path:
@@ -278,14 +278,14 @@ class LocalHub(HubClient):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise LocalHubError(f"{what} exited ({process.returncode}):\n{_tail(log)}")
+                raise LocalHubError(f"{what} exited ({process.returncode}):\n{tail_of(log)}")
             if ready():
                 return
             time.sleep(0.2)
-        raise LocalHubError(f"{what} did not start in {timeout:.0f}s:\n{_tail(log)}")
+        raise LocalHubError(f"{what} did not start in {timeout:.0f}s:\n{tail_of(log)}")
 
     def stop_hub(self) -> None:
-        _stop_process(self.hub)
+        stop_process(self.hub)
 
     def restart_hub(self) -> None:
         self.stop_hub()
@@ -297,7 +297,7 @@ class LocalHub(HubClient):
             self.stop_hub()
         finally:
             try:
-                _stop_process(self.proxy)
+                stop_process(self.proxy)
             finally:
                 self.remove_containers()
                 self.remove_network()
@@ -319,4 +319,4 @@ class LocalHub(HubClient):
                 pass
 
     def log_tail(self, lines: int = 60) -> str:
-        return _tail(self.hub_log, lines)
+        return tail_of(self.hub_log, lines)

@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from hub.local_processes import LocalHubError, _port_open, _stop_process, _tail, free_port
+from hub.local_processes import LocalHubError, free_port, port_open, stop_process, tail_of
 from hub.settings import SsoSettings
 
 SCRIPT = Path(__file__).with_name("local_sso_provider.mjs")
@@ -119,14 +119,14 @@ class LocalSsoProvider:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LocalHubError(f"the OpenID provider exited:\n{_tail(self.log)}")
-            if _port_open(self.port):
+                raise LocalHubError(f"the OpenID provider exited:\n{tail_of(self.log)}")
+            if port_open(self.port):
                 return
             time.sleep(0.1)
-        raise LocalHubError(f"the OpenID provider did not start in 30s:\n{_tail(self.log)}")
+        raise LocalHubError(f"the OpenID provider did not start in 30s:\n{tail_of(self.log)}")
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> LocalSsoProvider:
