@@ -31,11 +31,13 @@ leaves it out. `--check` makes the verdict the exit status.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +47,15 @@ from urllib.parse import quote, urlparse
 import requests
 
 from catalog import find_repo_root, load_catalog
-from hub.capacity import CHART_HUB_TRAITS, comparison, render, run_capacity
+from hub.capacity import (
+    CHART_HUB_TRAITS,
+    REFUSALS,
+    comparison,
+    first_line,
+    render,
+    run_capacity,
+)
+from hub.cheap_spawner import STOCK_COURSE
 from hub.launch import LaunchSettings, plan_launch
 from hub.limits import LimitSettings
 from hub.local_client import HubClient, HubError, user_from_url
@@ -66,7 +76,6 @@ CAPACITY_LIMIT = 0.10
 CAPACITY_LIMITS = LimitSettings(active_servers=100_000, gpu_servers=100_000)
 #: The capacity scenario's stepped search (launches/s).
 CAPACITY_RATES = (4, 8, 10, 12, 14, 16, 20, 24, 32, 48)
-STOCK_COURSE = "stock_course"
 
 
 def configure_stock(c: Any, params_file: str) -> None:
@@ -101,7 +110,6 @@ def stock_hub(settings: HubSettings, state_dir: Path, course: str, **kwargs: Any
 
 
 #: Answers that mean the hub refused the launch on purpose (limits), not that it failed.
-REFUSALS = (429, 503)
 
 
 #: Where a launch's time goes, in order; each is measured in seconds from opening the link.
@@ -139,7 +147,7 @@ def step_times(
 
     callback = first_answer("/hub/oauth_callback")  # NaN unless the SSO gate is in front
     times = {
-        "user created": callback if callback == callback else first_answer("/hub/tmplogin"),
+        "user created": first_answer("/hub/tmplogin") if math.isnan(callback) else callback,
         "spawn requested": first_answer("/hub/spawn"),
         "container started": marks.get("container started", float("nan")),
         "server ready": marks.get("ready", float("nan")),
@@ -181,10 +189,6 @@ class Samples:
         return statistics.quantiles(data, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def timed_launch(hub: HubClient, link: str, poll: float, cookies: Any = None) -> Outcome:
     """A launch timed from the link to JupyterLab's page, step by step; never raises.
     `cookies`: a browser's cookies to start with (a session at the SSO provider)."""
@@ -208,10 +212,10 @@ def timed_launch(hub: HubClient, link: str, poll: float, cookies: Any = None) ->
         marks["notebook loaded"] = time.perf_counter()
     except HubError as error:
         status = "refused" if error.status in REFUSALS else "failed"
-        reason = f"HTTP {error.status}" if status == "refused" else _first_line(error)
+        reason = f"HTTP {error.status}" if status == "refused" else first_line(error)
         return Outcome(time.perf_counter() - started, status, reason, user)
     except requests.RequestException as error:
-        return Outcome(time.perf_counter() - started, "failed", _first_line(error), user)
+        return Outcome(time.perf_counter() - started, "failed", first_line(error), user)
     return Outcome(marks["answers"] - started, user=user, steps=step_times(started, hops, marks))
 
 
@@ -222,7 +226,7 @@ def clean_up(hub: HubClient, outcomes: list[Outcome]) -> list[str]:
         try:
             hub.delete_user(user)
         except (HubError, requests.RequestException) as error:
-            return f"{user}: {_first_line(error)}"
+            return f"{user}: {first_line(error)}"
         return None
 
     with ThreadPoolExecutor(8) as pool:
@@ -346,7 +350,7 @@ def container_benchmark(args: argparse.Namespace, root: Path) -> bool:
             build_images(root)
         images = local_images(catalog, load_image_map(root), docker_client())
     except Exception as e:  # noqa: BLE001 - no images: the other tables still come
-        print(f"container scenarios not run: {_first_line(e)}", file=sys.stderr)
+        print(f"container scenarios not run: {first_line(e)}", file=sys.stderr)
         return False
     slug = args.course or min(images, key=lambda s: catalog[s].resources.memory_limit)
     course = catalog[slug]
@@ -401,11 +405,12 @@ def container_benchmark(args: argparse.Namespace, root: Path) -> bool:
                     results[("concurrent, both", name)].outcomes.extend(outcomes)
                 print(f"  concurrent round {index + 1}/{args.rounds}", flush=True)
         except Exception as e:  # noqa: BLE001 - what ran is still tabled
-            stopped = f"container scenarios stopped: {type(e).__name__}: {_first_line(e)}"
+            stopped = f"container scenarios stopped: {type(e).__name__}: {first_line(e)}"
         finally:
-            for hub in (*hubs.values(), gated):
-                hub.stop()
-            provider.stop()
+            with ExitStack() as stopping:  # every one stopped, even if one fails to stop
+                stopping.callback(provider.stop)
+                for hub in (*hubs.values(), gated):
+                    stopping.callback(hub.stop)
 
     print()
     if stopped:

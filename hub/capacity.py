@@ -72,9 +72,10 @@ CONFIGURATIONS = {
     OURS: "hub.cheap_spawner:configure_cheap",
     STOCK: "hub.cheap_spawner:configure_cheap_stock",
 }
-#: The limits production's hub gets from the zero-to-jupyterhub chart's defaults
-#: (`hub.concurrentSpawnLimit`, `hub.consecutiveFailureLimit`, `hub.activeServerLimit` unset;
-#: infra does not override them), set alike on both hubs of the scenario.
+#: JupyterHub's own limits as the zero-to-jupyterhub chart sets them by default
+#: (`hub.concurrentSpawnLimit`, `hub.consecutiveFailureLimit`), set alike on both hubs of the
+#: scenario: where the hub itself breaks. (Infra sizes each stack's spawn limit for pod start
+#: times, which cheap servers do not have: docs/ARCHITECTURE.md, "Launch capacity".)
 CHART_HUB_TRAITS = {"concurrent_spawn_limit": 64, "consecutive_failure_limit": 5}
 #: The p95 a sustained launch rate must keep (seconds, link to notebook page).
 P95_TARGET = 2.0
@@ -369,7 +370,7 @@ def visit(
         last = _route(hops[-1][1]) if hops else "the link"
         status, reason = "failed", f"timed out ({timeout:.0f} s) after {last}"
     except requests.RequestException as error:
-        status, reason = "failed", f"{type(error).__name__}: {_first_line(error)}"
+        status, reason = "failed", f"{type(error).__name__}: {first_line(error)}"
     finally:
         session.close()
     ended = time.perf_counter()
@@ -384,7 +385,7 @@ def visit(
     return Visit(course, notebook, status, started - origin, ended - origin, reason, user, steps)
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = re.sub(r"0x[0-9a-f]+", "0x…", str(error))
     return (text.strip().splitlines() or [type(error).__name__])[0][:160]
 
@@ -667,7 +668,7 @@ class CapacityLab:
         try:
             self._run(name, load, result)
         except Exception as error:  # noqa: BLE001 - a row of the table, not a crash
-            result.error = f"{type(error).__name__}: {_first_line(error)}"
+            result.error = f"{type(error).__name__}: {first_line(error)}"
         return result
 
     def run_together(self, names: Sequence[str], load: Load) -> list[LoadResult]:
@@ -785,7 +786,7 @@ class CapacityLab:
         try:
             users = self.users(name)
         except (requests.RequestException, ValueError) as error:
-            return [f"users of {name}: {_first_line(error)}"]
+            return [f"users of {name}: {first_line(error)}"]
 
         def delete(user: str) -> str | None:
             while True:
@@ -795,7 +796,7 @@ class CapacityLab:
                         return None
                     problem = f"HTTP {response.status_code}"  # 400 while a spawn is pending
                 except requests.RequestException as error:
-                    problem = _first_line(error)
+                    problem = first_line(error)
                 if time.monotonic() > deadline:
                     return f"{user}: {problem}"
                 time.sleep(0.5)
@@ -843,7 +844,7 @@ def run_capacity(
     hub at once (the same arrival moments on each), then the stepped search: per rate, each hub alone, alternating which goes first,
     users deleted between loads; a hub leaves the search after its first load with a launch
     that did not succeed (what broke). `hub_traits`: JupyterHub's limits on both hubs
-    (production's by default); `settings_changes`: fields of the hubs' `HubSettings`."""
+    (the chart's defaults by default); `settings_changes`: fields of the hubs' `HubSettings`."""
     report = CapacityReport()
     progress = progress or (lambda line: print(line, flush=True))
     try:
@@ -881,7 +882,7 @@ def run_capacity(
     except KeyboardInterrupt:
         report.error = "interrupted"
     except Exception as error:  # noqa: BLE001 - the tables say it; never a crash
-        report.error = f"{type(error).__name__}: {_first_line(error)}"
+        report.error = f"{type(error).__name__}: {first_line(error)}"
     return report
 
 

@@ -65,7 +65,8 @@ def configure_login(c: Any, settings: HubSettings) -> None:
     c.JupyterHub.authenticator_class = "hub.sso.CourseSsoAuthenticator"
     c.CourseSsoAuthenticator.issuer = sso.issuer
     c.CourseSsoAuthenticator.client_id = sso.client_id
-    c.CourseSsoAuthenticator.username_claim = sso.identity_claim
+    # The person is the provider's `sub`: stable and never reassigned (an email is neither).
+    c.CourseSsoAuthenticator.username_claim = "sub"
     c.CourseSsoAuthenticator.scope = ["openid"]
     c.CourseSsoAuthenticator.login_service = "your institution's sign-in"
     # /hub/login goes straight to the provider: no page with a button first.

@@ -98,8 +98,8 @@ def check_limits(
             return Refusal(
                 "identity-servers",
                 f"You already have {_plural(len(own), 'server')} running, the most one person "
-                f"may hold at once ({limits.servers_per_identity}). Go back to it, or stop it "
-                "before you open another course.",
+                f"may hold at once ({limits.servers_per_identity}). Go back to it below; a server "
+                "you leave is stopped once it has been idle for a while.",
                 limits.retry_after,
                 tuple(sorted(server.user for server in own)),
             )
@@ -139,36 +139,42 @@ class Admissions:
     A launch counts against the limits from the moment it is admitted, before JupyterHub marks
     its server pending, so launches of one person that arrive together cannot all pass. It waits
     here until its spawner's `start()` takes it (from then on the server itself counts), or for
-    `grace` seconds (a spawn that never started). The times of admissions stay `window` seconds,
-    for the per-person rate.
+    `grace` seconds. The times of admissions stay `window` seconds, for the per-person rate. A
+    launch whose start failed (JupyterHub's own spawn limit, a start error) is cancelled: it
+    counts neither as a server nor against the person's rate.
     """
 
     window: float = RATE_WINDOW
     grace: float = 30.0
-    spawns: list[tuple[float, str | None]] = field(default_factory=list)
+    spawns: list[tuple[float, ServerInUse]] = field(default_factory=list)
     waiting: dict[str, tuple[float, ServerInUse]] = field(default_factory=dict)
 
     def _expire(self, now: float) -> None:
-        self.spawns = [(t, who) for t, who in self.spawns if now - t < self.window]
+        self.spawns = [(t, server) for t, server in self.spawns if now - t < self.window]
         self.waiting = {
             user: (t, server) for user, (t, server) in self.waiting.items() if now - t < self.grace
         }
 
     def record(self, now: float, server: ServerInUse) -> None:
         self._expire(now)
-        self.spawns.append((now, server.identity))
+        self.spawns.append((now, server))
         self.waiting[server.user] = (now, server)
 
     def recent_spawns(self, identity: str | None, now: float) -> list[float]:
         self._expire(now)
-        return [t for t, who in self.spawns if identity and who == identity]
+        return [t for t, server in self.spawns if identity and server.identity == identity]
 
     def waiting_servers(self, now: float) -> dict[str, ServerInUse]:
         """Admitted launches whose start has not begun, by user."""
         self._expire(now)
         return {user: server for user, (_, server) in self.waiting.items()}
 
-    def take(self, user: str) -> ServerInUse | None:
-        """The user's admitted launch, as its start begins (None: it was not admitted)."""
-        entry = self.waiting.pop(user, None)
-        return entry[1] if entry else None
+    def take(self, user: str) -> bool:
+        """As the user's start begins: whether its launch was admitted (in the rate window)."""
+        self.waiting.pop(user, None)
+        return any(server.user == user for _, server in self.spawns)
+
+    def cancel(self, user: str) -> None:
+        """The user's launch did not start: it no longer counts."""
+        self.waiting.pop(user, None)
+        self.spawns = [(t, server) for t, server in self.spawns if server.user != user]

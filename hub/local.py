@@ -5,8 +5,8 @@
 builds the course images and the image map (`./pants package courses::`), starts
 configurable-http-proxy and JupyterHub (SQLite in a state directory, throwaway users, the idle
 culler), prints the launch link of every notebook, and on Ctrl-C stops everything and removes
-the containers it started. Every connection stays on loopback: containers use the host network
-and listen on 127.0.0.1 (see `hub.spawner.LoopbackDockerSpawner`).
+the containers it started. People reach it on 127.0.0.1; learner containers run on a Docker
+network of the hub's own and reach only the hub (see `hub.local_processes`).
 
 With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID provider
 (`hub.local_sso`) starts too, and a launch link first asks you to sign in (the user and password
@@ -149,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nStopping the hub and removing its containers...", flush=True)
-        hub.stop()
-        if provider is not None:
-            provider.stop()
+        try:
+            hub.stop()
+        finally:
+            if provider is not None:
+                provider.stop()
         print("Stopped.", flush=True)
     return 0
 

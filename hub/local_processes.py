@@ -5,8 +5,9 @@ People and tests reach the hub at the proxy's public port on 127.0.0.1. Learner 
 on the hub's own bridge network (`olhub-<instance>`): JupyterHub listens for them on that
 network's gateway address, its only address they can reach, as production's pods reach the hub
 at its service port and nothing else of the cluster. The proxy's API and everything else on the
-host's loopback stay out of their reach. `learner_network=False` keeps the servers on the host
-network instead (for servers that are not containers).
+host's loopback stay out of their reach, and so do the other learners' containers (no
+inter-container traffic on it). `learner_network=False` keeps the servers on the host network
+instead (for servers that are not containers).
 
 `LocalHub` is what `./pants run hub:local`, the launch benchmark and the end-to-end tests run;
 it is also a `HubClient` of itself.
@@ -176,8 +177,12 @@ class LocalHub(HubClient):
     def create_network(self) -> None:
         """The learners' bridge network; JupyterHub will listen on its gateway address."""
         client = docker_client()
+        # No traffic between containers on it: one learner's server is not another's business.
         self.network = client.networks.create(
-            self.network_name, driver="bridge", labels={"ol.hub": self.instance}
+            self.network_name,
+            driver="bridge",
+            labels={"ol.hub": self.instance},
+            options={"com.docker.network.bridge.enable_icc": "false"},
         )
         self.network.reload()
         self.hub_ip = self.network.attrs["IPAM"]["Config"][0]["Gateway"]

@@ -29,7 +29,6 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
       sso:                       # optional: the OpenID Connect gate before any throwaway user
         issuer: https://sso.example.edu/realms/learners
         clientId: ol-course-hub  # the client secret comes from the env OAUTH_CLIENT_SECRET
-        identityClaim: sub       # the claim that names one person (limits count per person)
       limits:                    # optional, every key optional, 0: no limit (hub/limits.py)
         activeServers: 0
         gpuServers: 0
@@ -120,7 +119,6 @@ class SsoSettings:
 
     issuer: str
     client_id: str
-    identity_claim: str = "sub"
 
 
 @dataclass(frozen=True)
@@ -304,14 +302,13 @@ def parse_sso(value: Any) -> SsoSettings | None:
     if value is None:
         return None
     data = _mapping(value, "sso")
-    _reject_unknown(data, ("issuer", "clientId", "identityClaim"), "sso")
+    _reject_unknown(data, ("issuer", "clientId"), "sso")
     issuer = _string(data.get("issuer"), "sso.issuer").rstrip("/")
     if not _ISSUER.match(issuer):
         raise SettingsError("sso.issuer", f"{issuer!r} is not an issuer URL (https://host/path)")
     return SsoSettings(
         issuer=issuer,
         client_id=_string(data.get("clientId"), "sso.clientId"),
-        identity_claim=_string(data.get("identityClaim", "sub"), "sso.identityClaim"),
     )
 
 
@@ -383,7 +380,6 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
                 "sso": {
                     "issuer": settings.sso.issuer,
                     "clientId": settings.sso.client_id,
-                    "identityClaim": settings.sso.identity_claim,
                 }
             }
             if settings.sso is not None

@@ -85,9 +85,11 @@ def servers_in_use(
         for spawner in user.spawners.values():
             if not spawner.active:
                 continue
-            plan = getattr(spawner, "launch_plan", None)
+            # The planned user options say whether the server has a GPU (`needs_gpu` is "true"
+            # exactly then); JupyterHub keeps them in its database, so they survive a restart.
+            options = getattr(spawner, "user_options", None) or {}
             admitted = waiting.get(user.name)
-            gpu = bool(plan.gpu_count) if plan is not None else bool(admitted and admitted.gpu)
+            gpu = options.get("needs_gpu") == "true" or bool(admitted and admitted.gpu)
             found[user.name] = ServerInUse(user.name, gpu, identity_of(user.name))
     for name, server in waiting.items():
         if name != exclude and name not in found:
@@ -209,7 +211,9 @@ class CourseSpawner(Spawner):
         now = time.time() if now is None else now
         user = self.user
         identity = identity_of(user.name)
-        users = getattr(user, "settings", {}).get("users") or {}
+        users = getattr(user, "settings", {}).get("users")
+        if users is None:
+            raise RuntimeError("the hub's users are unknown: the launch limits cannot be checked")
         refusal = check_limits(
             settings.limits,
             gpu=plan.gpu_count > 0,
@@ -253,6 +257,8 @@ class CourseSpawner(Spawner):
         planned, spawner._planned = spawner._planned, None
         limit, spawner._limit = spawner._limit, None
         if refusal is None and planned is not None:
+            if limit is None:  # the start failed (JupyterHub's spawn limit, a start error)
+                spawner.admissions.cancel(spawner.user.name)
             resume = url_path_join(spawner._hub_base, RESUME_PATH)
             return (limit_html(limit, resume) if limit else "") + retry_form_html(planned)
         if refusal is None:
@@ -287,7 +293,7 @@ class CourseSpawner(Spawner):
 
     async def start(self) -> Any:
         plan = self.prepare_launch()
-        if self.admissions.take(self.user.name) is None:
+        if not self.admissions.take(self.user.name):
             self.admit(plan)  # a start without a link (REST API): the same limits
             self.admissions.take(self.user.name)
         self.log.info(

@@ -12,8 +12,8 @@ authenticator):
 3. oauthenticator exchanges the code and reads the userinfo; `update_auth_model` (its extension
    point) turns the person into a *new throwaway user* named `l-<identity key>-<random>`: each
    link followed is a fresh user, as with TmpAuthenticator, but the name carries a key of the
-   person (a hash of issuer and subject, not the person's name), so the launch limits can count
-   one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
+   person (a hash of the issuer and the `sub` claim, which the provider never reassigns; not the
+   person's name), so the launch limits can count one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
 
 The provider's endpoints come from its discovery document (`<issuer>/.well-known/
 openid-configuration`), fetched at the first login, so the hub starts while the provider is down.
@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httputil import url_concat
 from traitlets import Unicode
@@ -40,12 +40,14 @@ from hub.auth import spawn_arguments
 
 #: `/hub/resume/<user>`: back to another throwaway user's server of the same person.
 RESUME_PATH = "resume"
-_THROWAWAY = re.compile(r"^l-([0-9a-f]{12})-[0-9a-f]{10}$")
+#: Hex digits of the person's key: 80 bits, so that two people of even millions never share one.
+KEY_LENGTH = 20
+_THROWAWAY = re.compile(rf"^l-([0-9a-f]{{{KEY_LENGTH}}})-[0-9a-f]{{10}}$")
 
 
 def identity_key(issuer: str, subject: str) -> str:
     """A short, stable key of one person at one provider (not their name)."""
-    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:KEY_LENGTH]
 
 
 def throwaway_name(key: str) -> str:
@@ -76,6 +78,10 @@ class ResumeHandler(BaseHandler):
     and opens its server. Each SSO login is a new throwaway user, so the limit page (one person
     holds too many servers) links here: the person's earlier servers belong to earlier users."""
 
+    # A browser's own sign-in (its cookie) only, never a token: a server's API token could
+    # otherwise sign a browser in as another user.
+    _accept_token_auth = False
+
     @web.authenticated
     def get(self, name: str) -> None:
         person = identity_of(self.current_user.name)
@@ -102,7 +108,6 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
     )
 
     login_handler = DiscoveringLoginHandler
-    callback_handler = OAuthCallbackHandler
 
     # Types of the inherited traits set here (for mypy; traitlets declares them untyped).
     authorize_url: str

@@ -138,7 +138,6 @@ class Sso:
 
     issuer: str
     client_id: str
-    identity_claim: str = "sub"
 
 
 @dataclass(frozen=True)
@@ -383,14 +382,13 @@ def _hub(r: _Reader) -> Hub:
 
 
 def _sso(r: _Reader) -> Sso:
-    r.only({"issuer", "clientId", "identityClaim"})
+    r.only({"issuer", "clientId"})
     issuer = r.string("issuer")
     if not _ISSUER.match(issuer):
         raise r.fail("issuer", f"{issuer!r} is not an https:// issuer URL (the realm's URL)")
     return Sso(
         issuer=issuer.rstrip("/"),
         client_id=r.string("clientId"),
-        identity_claim=r.string("identityClaim", "sub"),
     )
 
 

@@ -102,11 +102,7 @@ def hub_settings(
         culling=CullSettings(
             idle_timeout=stack.cull.timeout, max_age=stack.cull.max_age, every=stack.cull.every
         ),
-        sso=SsoSettings(
-            issuer=stack.sso.issuer,
-            client_id=stack.sso.client_id,
-            identity_claim=stack.sso.identity_claim,
-        ),
+        sso=SsoSettings(issuer=stack.sso.issuer, client_id=stack.sso.client_id),
         limits=LimitSettings(
             active_servers=stack.limits.active_servers,
             gpu_servers=stack.limits.gpu_servers,

@@ -214,11 +214,15 @@ for host, port in (tuple(a.split(":")) for a in sys.argv[1:]):
 def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: LocalHub) -> None:
     """Learner code runs in a container on the hub's own network, with no-new-privileges: it can
     reach the hub (its server needs the hub's API, as production's pods do) and nothing else of
-    the host: not the proxy's API, not the public port, not the host's loopback services."""
+    the host: not the proxy's API, not the public port, not the host's loopback services, not
+    another learner's server."""
     slug = next(iter(hub.settings.image_map))
-    launch = hub.launch(hub.link(slug))
+    launch, other = hub.launch(hub.link(slug)), hub.launch(hub.link(slug))
     hub.wait_ready(launch.user)
+    hub.wait_ready(other.user)
     container = container_of(hub, launch.user)
+    neighbour = container_of(hub, other.user)
+    neighbour_ip = neighbour.attrs["NetworkSettings"]["Networks"][hub.network_name]["IPAddress"]
     assert hub.network is not None
     assert list(container.attrs["NetworkSettings"]["Networks"]) == [hub.network_name]
     targets = {
@@ -228,6 +232,7 @@ def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: Loca
         f"127.0.0.1:{hub.proxy_api_port}": "closed",
         f"127.0.0.1:{hub.hub_port}": "closed",
         f"127.0.0.1:{hub.port}": "closed",
+        f"{neighbour_ip}:8888": "closed",
     }
     postgres = urlparse(hub.db_url).port
     if postgres:
@@ -236,7 +241,10 @@ def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: Loca
     assert result.exit_code == 0, result.output
     seen = dict(line.split(" ") for line in result.output.decode().splitlines())
     assert seen == targets
+    # The hub itself reaches both servers (the proxy routes to them).
+    assert hub.server_answers(launch.user) and hub.server_answers(other.user)
     hub.delete_user(launch.user)
+    hub.delete_user(other.user)
 
 
 def test_metrics_need_a_token(hub: LocalHub) -> None:

@@ -65,7 +65,7 @@ def test_sso_and_limits_round_trip() -> None:
             "limits": {"activeServers": 400, "gpuServers": 8, "serversPerIdentity": 2},
         }
     )
-    assert settings.sso == SsoSettings("https://sso.example.edu/realms/learners", "hub", "sub")
+    assert settings.sso == SsoSettings("https://sso.example.edu/realms/learners", "hub")
     assert settings.limits == LimitSettings(
         active_servers=400, gpu_servers=8, servers_per_identity=2
     )

@@ -181,10 +181,14 @@ def test_admissions_wait_until_their_start_and_count_per_identity() -> None:
     assert admissions.recent_spawns(None, NOW) == []
     # Waiting: admitted, start not begun, within the grace period.
     assert set(admissions.waiting_servers(NOW)) == {"a1", "b1"}
-    assert admissions.take("b1") == ServerInUse("b1", True, BOB)
-    assert admissions.take("b1") is None
+    assert admissions.take("b1") is True  # admitted: the start does not count it again
+    assert admissions.take("b1") is True and admissions.take("nobody") is False
     assert set(admissions.waiting_servers(NOW)) == {"a1"}
     assert admissions.recent_spawns(BOB, NOW) == [NOW - 10]
+    # A launch whose start failed (JupyterHub's spawn limit) counts for nothing.
+    admissions.cancel("a1")
+    assert admissions.waiting_servers(NOW) == {}
+    assert admissions.recent_spawns(ADA, NOW) == [NOW - 40]
 
 
 def test_throwaway_names_carry_the_person_but_not_their_name() -> None:
@@ -207,13 +211,13 @@ def test_throwaway_names_carry_the_person_but_not_their_name() -> None:
 @dataclass
 class FakeSpawner:
     active: bool
-    gpu: bool | None = None  # None: not planned yet (pending, before start())
+    gpu: bool | None = None  # None: no user options yet (pending, before the plan is stored)
 
     @property
-    def launch_plan(self) -> Any:
+    def user_options(self) -> dict[str, str]:
         if self.gpu is None:
-            return None
-        return type("Plan", (), {"gpu_count": 1 if self.gpu else 0})()
+            return {}
+        return {"course": "c", "needs_gpu": "true" if self.gpu else "false"}
 
 
 @dataclass
@@ -240,11 +244,15 @@ def test_servers_in_use_counts_active_servers_and_launches_about_to_start() -> N
     admissions.record(NOW - 2, ServerInUse("new", False, ADA))  # admitted, not pending yet
     admissions.record(NOW - 3, ServerInUse(ada2, False, ADA))  # started, then stopped
     admissions.take(ada2)
+    # After a hub restart: nothing admitted, the planned options from the database.
+    restarted = throwaway_name(BOB)
+    users[restarted] = FakeUser(restarted, {"": FakeSpawner(active=True, gpu=True)})
     found = {s.user: s for s in servers_in_use(users, admissions, NOW, exclude="anon")}
     assert found == {
         ada1: ServerInUse(ada1, True, ADA),
         bob1: ServerInUse(bob1, True, BOB),
         "new": ServerInUse("new", False, ADA),
+        restarted: ServerInUse(restarted, True, BOB),
     }
 
 
@@ -283,6 +291,30 @@ def test_a_person_hammering_a_gpu_link_gets_429_pages_beyond_the_limits() -> Non
     assert outcomes[:2] == [None, None]
     assert all(isinstance(o, LimitReached) for o in outcomes[2:])
     assert {o.refusal.reason for o in outcomes[2:] if o} == {"identity-servers"}
+
+
+def test_a_start_that_failed_frees_its_place_and_its_rate() -> None:
+    """JupyterHub's own spawn limit (429) after our admission: the retry form's page cancels the
+    admission, so retrying does not lock the person out."""
+    users: dict[str, Any] = {}
+    admissions = Admissions()
+    for _ in range(5):
+        spawner = limited_spawner(
+            throwaway_name(ADA), users, spawns_per_identity_per_minute=1, active_servers=1
+        )
+        spawner.admissions = admissions
+        spawner.options_from_query({"course": ["data-analytics"]})
+        # JupyterHub refused the spawn; it shows the form, whose page is ours.
+        page = CourseDockerSpawner._refusal_page(spawner)
+        assert 'class="ol-launch-retry"' in page and "ol-launch-limit" not in page
+    assert admissions.spawns == [] and admissions.waiting == {}
+
+
+def test_a_hub_without_its_users_refuses_to_guess() -> None:
+    spawner = limited_spawner(throwaway_name(ADA), {}, active_servers=1)
+    spawner.user.settings = {}
+    with pytest.raises(RuntimeError, match="users are unknown"):
+        spawner.options_from_query({"course": ["data-analytics"]})
 
 
 def test_gpu_servers_limit_refuses_gpu_courses_only() -> None:

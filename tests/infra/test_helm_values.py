@@ -51,7 +51,6 @@ def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, n
     assert values["custom"]["sso"] == {
         "issuer": stack.sso.issuer,
         "clientId": stack.sso.client_id,
-        "identityClaim": "sub",
     }
     assert hub["extraEnv"]["OAUTH_CLIENT_SECRET"] == {
         "valueFrom": {"secretKeyRef": {"name": "hub-sso", "key": "client-secret"}}
