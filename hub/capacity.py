@@ -60,6 +60,7 @@ from hub.local_postgres import PostgresServer
 from hub.local_processes import (
     LocalHub,
     LocalHubError,
+    Started,
     child_environment,
     free_port,
     stop_process,
@@ -186,7 +187,7 @@ def own_cpu() -> float:
 # --- The server farm process -----------------------------------------------------------------
 
 
-class ServerFarm:
+class ServerFarm(Started):
     """The `hub.cheap_servers` process on 127.0.0.1 (context manager)."""
 
     def __init__(self, state_dir: Path) -> None:
@@ -234,17 +235,6 @@ class ServerFarm:
 
     def stop(self) -> None:
         stop_process(self.process)
-
-    def __enter__(self) -> ServerFarm:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --- One learner ---------------------------------------------------------------------------
@@ -537,7 +527,7 @@ def _size(path: Path) -> int:
 # --- The two hubs, their database and the farm ---------------------------------------------------
 
 
-class CapacityLab:
+class CapacityLab(Started):
     """PostgreSQL (a database per hub), the server farm, and ours and stock hubs on it, on
     127.0.0.1 (context manager). `run(name, load)` sends a load of learners to one hub and
     measures it; `clean(name)` deletes its throwaway users (and so stops their servers).
@@ -584,17 +574,6 @@ class CapacityLab:
         self._stack = ExitStack()
         #: Set on an interrupt: loads stop sending learners (those under way finish).
         self.stopping = threading.Event()
-
-    def __enter__(self) -> CapacityLab:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         self.postgres = PostgresServer(self.names)

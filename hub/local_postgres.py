@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.local_processes import free_port
+from hub.local_processes import Started, free_port
 
 #: Where to look for initdb besides Debian's versioned folders.
 PG_BIN_ENV = "HUB_E2E_PG_BIN"
@@ -40,7 +40,7 @@ def postgres_bin() -> Path | None:
     return None
 
 
-class PostgresServer:
+class PostgresServer(Started):
     """A PostgreSQL cluster of its own in a temp dir, on a free loopback port, with the
     databases named in `databases` (the first is `url`'s).
 
@@ -155,14 +155,3 @@ class PostgresServer:
         finally:
             self.started = False
             shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -26,8 +26,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -41,6 +40,31 @@ LOCAL_CONFIGURATION = "hub.local_config:configure_local"
 
 class LocalHubError(HubError):
     pass
+
+
+class Started:
+    """Context manager for what `start()`s and `stop()`s local processes: `with X(...) as x`
+    starts it, and leaving, or a start that fails halfway, stops whatever had started."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_S = TypeVar("_S", bound=Started)
 
 
 def free_port() -> int:
@@ -99,7 +123,7 @@ def tail_of(path: Path, lines: int = 60) -> str:
         return f"(no log at {path})"
 
 
-class LocalHub(HubClient):
+class LocalHub(HubClient, Started):
     """JupyterHub + configurable-http-proxy on loopback, spawning Docker containers.
 
     Use as a context manager (or `start()`/`stop()`); `stop()` also removes every container this
@@ -147,18 +171,6 @@ class LocalHub(HubClient):
         self.proxy_log = self.state_dir / "proxy.log"
         self.proxy: subprocess.Popen[bytes] | None = None
         self.hub: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> LocalHub:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def network_name(self) -> str:

@@ -22,6 +22,9 @@ from typing import Any
 
 import yaml
 
+from hub.limits import LimitSettings
+from hub.settings import SsoSettings
+
 PROJECT = "ol-course-platform"
 STACKS = ("dev", "stage", "prod")
 
@@ -131,24 +134,8 @@ class PrePull:
     cpu_images_on_gpu_nodes: bool = False
 
 
-@dataclass(frozen=True)
-class Sso:
-    """The identity provider in front of the launch links (Keycloak realm): every stack has one,
-    since every stack's hub is on the internet."""
-
-    issuer: str
-    client_id: str
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Launch limits (hub/limits.py); 0 means none."""
-
-    active_servers: int = 0
-    gpu_servers: int = 0
-    servers_per_identity: int = 2
-    spawns_per_identity_per_minute: int = 5
-    retry_after: int = 300
+#: A stack's launch limits when its file names none (hub/limits.py; 0 means none).
+DEFAULT_LIMITS = LimitSettings(servers_per_identity=2, spawns_per_identity_per_minute=5)
 
 
 @dataclass(frozen=True)
@@ -165,10 +152,10 @@ class StackConfig:
     ingress: Ingress
     registry: Registry
     hub: Hub
-    sso: Sso
+    sso: SsoSettings
     start_timeout: int = 600
     pre_pull: PrePull = field(default_factory=PrePull)
-    limits: Limits = field(default_factory=Limits)
+    limits: LimitSettings = DEFAULT_LIMITS
 
     @property
     def url(self) -> str:
@@ -381,18 +368,18 @@ def _hub(r: _Reader) -> Hub:
     )
 
 
-def _sso(r: _Reader) -> Sso:
+def _sso(r: _Reader) -> SsoSettings:
     r.only({"issuer", "clientId"})
     issuer = r.string("issuer")
     if not _ISSUER.match(issuer):
         raise r.fail("issuer", f"{issuer!r} is not an https:// issuer URL (the realm's URL)")
-    return Sso(
+    return SsoSettings(
         issuer=issuer.rstrip("/"),
         client_id=r.string("clientId"),
     )
 
 
-def _limits(r: _Reader) -> Limits:
+def _limits(r: _Reader) -> LimitSettings:
     r.only(
         {
             "activeServers",
@@ -402,14 +389,15 @@ def _limits(r: _Reader) -> Limits:
             "retryAfter",
         }
     )
-    return Limits(
-        active_servers=r.integer("activeServers", Limits.active_servers),
-        gpu_servers=r.integer("gpuServers", Limits.gpu_servers),
-        servers_per_identity=r.integer("serversPerIdentity", Limits.servers_per_identity),
+    d = DEFAULT_LIMITS
+    return LimitSettings(
+        active_servers=r.integer("activeServers", d.active_servers),
+        gpu_servers=r.integer("gpuServers", d.gpu_servers),
+        servers_per_identity=r.integer("serversPerIdentity", d.servers_per_identity),
         spawns_per_identity_per_minute=r.integer(
-            "spawnsPerIdentityPerMinute", Limits.spawns_per_identity_per_minute
+            "spawnsPerIdentityPerMinute", d.spawns_per_identity_per_minute
         ),
-        retry_after=r.integer("retryAfter", Limits.retry_after, minimum=1),
+        retry_after=r.integer("retryAfter", d.retry_after, minimum=1),
     )
 
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from catalog import Catalog
 from hub.launch import GpuSettings, LaunchSettings
-from hub.limits import LimitSettings
-from hub.settings import CullSettings, HubSettings, SsoSettings, settings_to_custom
+from hub.settings import CullSettings, HubSettings, settings_to_custom
 from infra import monitoring
 from infra.images import ImageRef
 from infra.monitoring import METRICS_SERVICE, prometheus_ingress_rule
@@ -102,14 +101,8 @@ def hub_settings(
         culling=CullSettings(
             idle_timeout=stack.cull.timeout, max_age=stack.cull.max_age, every=stack.cull.every
         ),
-        sso=SsoSettings(issuer=stack.sso.issuer, client_id=stack.sso.client_id),
-        limits=LimitSettings(
-            active_servers=stack.limits.active_servers,
-            gpu_servers=stack.limits.gpu_servers,
-            servers_per_identity=stack.limits.servers_per_identity,
-            spawns_per_identity_per_minute=stack.limits.spawns_per_identity_per_minute,
-            retry_after=stack.limits.retry_after,
-        ),
+        sso=stack.sso,
+        limits=stack.limits,
     )
 
 
