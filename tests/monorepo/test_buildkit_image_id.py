@@ -8,6 +8,7 @@ image is written within one progress update and where it spans two (then a durat
 from __future__ import annotations
 
 import pytest
+
 from buildkit_image_id.parse import UNKNOWN, parse_image_id
 
 ID = "sha256:bfd2e641b61205e2ba26c406bdbf8cc102286f6ec9010672ecfbb657a1ddd143"

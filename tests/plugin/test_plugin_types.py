@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-PLUGINS = ("course_targets", "buildkit_image_id")
+PLUGINS = ("course_targets", "buildkit_image_id", "image_reuse")
 
 
 def pants_python() -> Path | None:
     """The Python 3.9 of the newest complete `./pants` bootstrap venv (`$PANTS_BOOTSTRAP_CACHE`,
-    by default ~/.cache/pants/bootstrap), when it can import Pants."""
-    cache = Path(os.environ.get("PANTS_BOOTSTRAP_CACHE") or Path.home() / ".cache/pants/bootstrap")
+    by default `${XDG_CACHE_HOME:-~/.cache}/pants/bootstrap`, as the script has it), when it can
+    import Pants."""
+    caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = Path(os.environ.get("PANTS_BOOTSTRAP_CACHE") or caches / "pants/bootstrap")
     venvs = sorted(
         (marker.parent for marker in cache.glob("pants-*/.complete")),
         key=lambda venv: (venv / ".complete").stat().st_mtime,

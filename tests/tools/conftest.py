@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import docker
 import pytest
 
 from catalog import FLAVORS
+from tests.docker_engine import client  # noqa: F401  (fixture)
 from tests.repo_fixtures import repo  # noqa: F401  (a fixture of test_pants_targets.py)
 
 
@@ -25,16 +25,6 @@ def base_image(flavor: str) -> str:
             tags = [t["name"] for r in data["registries"] for t in r["tags"]]
             return tags[0] if tags else data["image_id"]
     pytest.skip(f"images/base:{flavor} is not built: run this test through `./pants test`")
-
-
-@pytest.fixture(scope="session")
-def client() -> docker.DockerClient:
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except Exception as e:  # no engine: these tests need the real one
-        pytest.skip(f"no Docker engine: {e}")
-    return engine
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pytest
 
 from catalog import load_catalog
 from tools import new_course, publish_gate
+from tools.junit_summary import Totals, totals_of
 from tools.repo_copy import PantsFailed, git, run_pants
 
 TEST_TYPES = "--filter-target-type=course_check,course_smoke_test"
@@ -66,28 +67,50 @@ def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
 
 
 def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> None:
+    """Judged by what the tests write for that purpose (their JUnit and JSON results under
+    dist/test/<target>/) and Pants' exit code, never by its console text."""
     new_course.scaffold(repo, "fresh-course", "pytorch", False)
     broken = repo / "courses/missing-dependency"
     shutil.copytree(Path("tests/fixtures/broken-courses/missing-dependency"), broken)
     (broken / "BUILD").write_text("course()\n")
     try:
-        with pytest.raises(PantsFailed) as failed:
+        with pytest.raises(PantsFailed):
             run_pants(repo, "test", "courses/fresh-course::", "courses/missing-dependency::")
-        log = str(failed.value)
-        assert "✓ courses/fresh-course#check succeeded" in log
-        assert "✓ courses/fresh-course#smoke-test succeeded" in log
-        assert "✕ courses/missing-dependency#check failed" in log
-        assert "✕ courses/missing-dependency#smoke-test failed" in log
-        assert "[missing-dependency] imports `seaborn`" in log
-        assert "cell 3: ModuleNotFoundError: No module named 'seaborn'" in log
-
         results = repo / "dist/test"
+        junit = {
+            target: sum(
+                (totals_of(p.read_text()) for p in (results / target).glob("*.xml")), Totals()
+            )
+            for target in (
+                "courses.fresh-course@check",
+                "courses.fresh-course@smoke-test",
+                "courses.missing-dependency@check",
+                "courses.missing-dependency@smoke-test",
+            )
+        }
+        assert {target: (t.passed > 0, t.failed > 0) for target, t in junit.items()} == {
+            "courses.fresh-course@check": (True, False),
+            "courses.fresh-course@smoke-test": (True, False),
+            "courses.missing-dependency@check": (True, True),
+            "courses.missing-dependency@smoke-test": (False, True),
+        }
+        check = json.loads(
+            (
+                results / "courses.missing-dependency@check/missing-dependency.course-check.json"
+            ).read_text()
+        )
+        assert [(f["check"], f["details"].get("module")) for f in check["findings"]] == [
+            ("missing-dependency", "seaborn")
+        ]
         smoke = json.loads(
             (
                 results / "courses.missing-dependency@smoke-test/missing-dependency.smoke-test.json"
             ).read_text()
         )
-        assert smoke["passed"] is False and smoke["notebooks"][0]["cell"] == 3
+        notebook = smoke["notebooks"][0]
+        assert smoke["passed"] is False
+        assert (notebook["cell"], notebook["exception"]) == (3, "ModuleNotFoundError")
+        assert notebook["message"].startswith("No module named 'seaborn'"), notebook["message"]
         assert (results / "courses.fresh-course@smoke-test/fresh-course.smoke-test.xml").is_file()
 
         # The publish gate, on what Pants wrote: only the course that passed is published.
