@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from catalog.flavors import BY_NAME, FLAVORS
+from catalog.flavors import default_resources as _flavor_resources
+
 try:  # Python 3.11+
     import tomllib as _toml_reader
 
@@ -38,7 +41,6 @@ except ImportError:  # Python 3.9, inside Pants, which ships `toml`
 
 
 METADATA_FILE = "course.toml"
-FLAVORS = ("pytorch", "tensorflow")
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_REPO_FILE_BYTES = 100 * 1000 * 1000
 _MEMORY_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?)?$")
@@ -139,7 +141,7 @@ class Course:
     @property
     def base_image(self) -> str:
         """The Pants address of the base image this course builds FROM."""
-        return f"images/base:{self.flavor}"
+        return BY_NAME[self.flavor].base_image
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,11 @@ class CourseReading:
         return not self.problems
 
 
-DEFAULT_RESOURCES = Resources(
-    memory_limit=2 * 2**30, memory_guarantee=1 * 2**30, cpu_limit=2.0, cpu_guarantee=0.5
-)
+def default_resources(flavor: str, gpu: bool) -> Resources:
+    """What a learner's server gets where course.toml has no [resources] (catalog/flavors.py)."""
+    return Resources(*_flavor_resources(flavor, gpu))
+
+
 _MISSING_METADATA = (
     "is missing; every directory under courses/ is a course (see README: add a course)"
 )
@@ -265,7 +269,9 @@ def _reject_unknown(
             )
 
 
-def _parse_resources(data: Mapping[str, Any], source: str, problems: _Problems) -> Resources | None:
+def _parse_resources(
+    data: Mapping[str, Any], defaults: Resources, source: str, problems: _Problems
+) -> Resources | None:
     before = len(problems.errors)
     table = _table(data, "resources", source, problems)
     _reject_unknown(
@@ -275,7 +281,7 @@ def _parse_resources(data: Mapping[str, Any], source: str, problems: _Problems) 
         "resources.",
         problems,
     )
-    d = DEFAULT_RESOURCES
+    d = defaults
     limit = problems.call(
         parse_memory, table.get("memory_limit", d.memory_limit), source, "resources.memory_limit"
     )
@@ -551,7 +557,7 @@ def _read(
         for path in file_set
         if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
     )
-    resources = _parse_resources(data, source, problems)
+    resources = _parse_resources(data, default_resources(flavor, gpu is True), source, problems)
     fetched = _parse_data(data, source, problems)
     smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
     course = None

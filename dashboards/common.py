@@ -43,6 +43,7 @@ from grafanalib.core import (
 )
 
 from catalog import Catalog, Course
+from hub import contract
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
@@ -58,12 +59,12 @@ ALL_COURSES = ".+"
 class Settings:
     """Deployment facts the dashboards and alerts depend on; the defaults match the hub's."""
 
-    namespace: str = "jupyterhub"  # where the hub, the proxy and learner pods run
-    notebook_container: str = "notebook"  # the learner container in a `jupyter-<user>` pod
-    course_label: str = "course"  # pod label KubeSpawner sets; kube-state-metrics: label_course
-    hub_job: str = "hub"  # Prometheus job scraping the hub's /hub/metrics
-    hub_container: str = "hub"
-    proxy_container: str = "chp"
+    namespace: str = contract.NAMESPACE  # where the hub, the proxy and learner pods run
+    notebook_container: str = contract.NOTEBOOK_CONTAINER  # the learner's in a `jupyter-<user>` pod
+    course_label: str = contract.COURSE_LABEL  # pod label; kube-state-metrics: label_course
+    hub_job: str = contract.HUB_JOB  # Prometheus job scraping the hub's /hub/metrics
+    hub_container: str = contract.HUB_JOB
+    proxy_container: str = contract.PROXY_CONTAINER
     culler_max_age_seconds: int = 8 * 3600  # the idle culler's --max-age; 0: no age limit
     culler_slack_seconds: int = 30 * 60  # grace before an old server means the culler is stuck
     spawn_failure_ratio: float = 0.2  # share of spawns failing that pages someone

@@ -1,8 +1,10 @@
-"""The JupyterHub part: launch planning, spawners, hub configuration (local and z2jh).
+"""The production hub: what runs in the hub pod, and nothing else (hub/Dockerfile copies it).
 
-`hub.launch`, `hub.settings` and `hub.pages` are pure (data in, data out, no I/O) and import no
-JupyterHub. Infra imports the first two (`infra/values.py`): it writes the hub's Helm values
-(`custom`) from the hub's own `HubSettings` with `settings_to_custom`, and the hub reads them back
-with `parse_custom`. `hub.config` and `hub.z2jh` configure JupyterHub by class name; the
-spawners, the authenticator and the local hub need JupyterHub installed.
+`hub.launch`, `hub.limits`, `hub.settings` and `hub.pages` are pure (data in, data out, no I/O)
+and import no JupyterHub. Infra imports `hub.launch`, `hub.limits` and `hub.settings`: it reads
+the stack file's `sso`, `limits` and `culling` with the hub's own readers and writes the hub's
+Helm values (`custom`) with `settings_to_custom`; the hub reads them back with `parse_custom`.
+`hub.config` and `hub.z2jh` configure JupyterHub by class name; `hub.spawner`, `hub.auth` and
+`hub.sso` need JupyterHub installed. The local hub (local_hub/) and the benchmarks
+(benchmarks/) build on this package; it never imports them.
 """

@@ -5,7 +5,7 @@ throwaway users (behind the SSO gate when `settings.sso` is set: hub/sso.py; els
 TmpAuthenticator with launch links), the course spawner and its settings and limits, the
 error pages that say why a link was refused, the idle culler as a hub service (replacing the
 chart's) and how often the hub records activity. The callers add what differs: Docker and
-SQLite locally (`hub.local_config`), Kubernetes and PostgreSQL in production (`hub.z2jh`, with
+SQLite locally (`local_hub.config`), Kubernetes and PostgreSQL in production (`hub.z2jh`, with
 the database set by the chart's `hub.db`).
 """
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from html import escape
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
+from hub.contract import launch_query
 from hub.launch import CourseLink, LaunchError
 from hub.limits import Refusal
 
 
 def launch_link(base: str, course: str, notebook: str | None = None) -> str:
-    """`<base>?course=<slug>[&notebook=<path>]`, with the arguments URL-encoded."""
-    arguments = {"course": course}
-    if notebook is not None:
-        arguments["notebook"] = notebook
-    return f"{base}?{urlencode(arguments, quote_via=quote)}"
+    """`<base>?course=<slug>[&notebook=<path>]` (`base`: the hub's /hub/spawn)."""
+    return f"{base}?{launch_query(course, notebook)}"
 
 
 def course_list_html(courses: Sequence[CourseLink], base: str) -> str:

@@ -1,7 +1,11 @@
-"""The hub's deployment settings and the parsing of the Helm values' `custom` section.
+"""The hub's deployment settings: the one reader of their shapes, and the Helm values' `custom`.
 
-Pure data in and out, so infra can import it: infra writes the section with `settings_to_custom`
-(`infra/values.py`), and the hub reads it back with `parse_custom` (`hub/z2jh.py`):
+Pure data in and out, so infra can import it. The `sso`, `limits` and `culling` sections have one
+shape wherever they are written, a stack file (`infra/Pulumi.<stack>.yaml`, read by
+`infra/stack_config.py` with `parse_sso`, `parse_limits`, `parse_culling`) or the Helm values'
+`custom`: one validation, one set of defaults, errors that name the field (`SettingsError.path`).
+Infra writes the section with `settings_to_custom` (`infra/values.py`), and the hub reads it back
+with `parse_custom` (`hub/z2jh.py`):
 
     from hub.settings import parse_custom
     parse_custom(values["custom"])          # raises SettingsError naming the bad key
@@ -27,13 +31,13 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
         cullConnected: true      # also cull idle kernels that a browser tab is connected to
         terminalIdleTimeout: 1200
       sso:                       # optional: the OpenID Connect gate before any throwaway user
-        issuer: https://sso.example.edu/realms/learners
+        issuer: https://sso.example.edu/realms/learners   # http:// only on loopback
         clientId: ol-course-hub  # the client secret comes from the env OAUTH_CLIENT_SECRET
-      limits:                    # optional, every key optional, 0: no limit (hub/limits.py)
+      limits:                    # optional, every key optional (DEFAULT_LIMITS); 0: no limit
         activeServers: 0
         gpuServers: 0
-        serversPerIdentity: 0
-        spawnsPerIdentityPerMinute: 0
+        serversPerIdentity: 2
+        spawnsPerIdentityPerMinute: 5
         retryAfter: 300          # seconds the limit page suggests waiting when the hub is full
 """
 
@@ -49,15 +53,20 @@ from catalog.image_facts import TAG_PATTERN
 from hub.launch import GpuSettings, LaunchSettings
 from hub.limits import LimitSettings
 
+#: The launch limits wherever a stack file or the Helm values name none (hub/limits.py;
+#: docs/ARCHITECTURE.md says how they were sized). Settings made in code (the local hub, tests)
+#: start from `LimitSettings()`: none.
+DEFAULT_LIMITS = LimitSettings(servers_per_identity=2, spawns_per_identity_per_minute=5)
+
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 _TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})
 _TOLERATION_EFFECTS = frozenset({"NoSchedule", "PreferNoSchedule", "NoExecute"})
-# Kubernetes qualified names (label keys) and label values.
-_LABEL_KEY = re.compile(
+# Kubernetes qualified names (label keys) and label values (infra/stack_config.py uses them too).
+LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _RESOURCE_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
@@ -164,6 +173,12 @@ def _int(value: Any, path: str, minimum: int = 0) -> int:
     return value
 
 
+def _required(data: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in data:
+        raise SettingsError(f"{path}.{key}", "is required")
+    return data[key]
+
+
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value:
         raise SettingsError(path, "must be a non-empty string")
@@ -226,9 +241,9 @@ def parse_gpu(value: Any, path: str = "launch.gpu") -> GpuSettings | None:
         raise SettingsError(f"{path}.resourceName", f"{resource!r} is not a resource name")
     selector = _mapping(data.get("nodeSelector"), f"{path}.nodeSelector")
     for key, label in selector.items():
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             raise SettingsError(f"{path}.nodeSelector", f"{key!r} is not a label key")
-        if not isinstance(label, str) or not _LABEL_VALUE.match(label):
+        if not isinstance(label, str) or not LABEL_VALUE.match(label):
             raise SettingsError(f"{path}.nodeSelector.{key}", f"{label!r} is not a label value")
     tolerations = data.get("tolerations", [])
     if not isinstance(tolerations, list):
@@ -281,6 +296,7 @@ _CULL_MINIMUM = {"every": 1, "concurrency": 1, "idle_timeout": 1, "kernel_cull_i
 
 
 def parse_culling(value: Any) -> CullSettings:
+    """The `culling` section; what it leaves out is CullSettings()'s."""
     data = _mapping(value, "culling")
     _reject_unknown(data, tuple(_CULL_KEYS), "culling")
     kwargs: dict[str, Any] = {}
@@ -295,20 +311,25 @@ def parse_culling(value: Any) -> CullSettings:
     return CullSettings(**kwargs)
 
 
-_ISSUER = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_ISSUER = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
+#: A provider on this machine (the local hub's) may speak plain HTTP.
+_LOOPBACK_ISSUER = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/[^\s?#]*)?$")
 
 
 def parse_sso(value: Any) -> SsoSettings | None:
+    """The `sso` section (None: no gate); the issuer is https://, or http:// on loopback."""
     if value is None:
         return None
     data = _mapping(value, "sso")
     _reject_unknown(data, ("issuer", "clientId"), "sso")
-    issuer = _string(data.get("issuer"), "sso.issuer").rstrip("/")
-    if not _ISSUER.match(issuer):
-        raise SettingsError("sso.issuer", f"{issuer!r} is not an issuer URL (https://host/path)")
+    issuer = _string(_required(data, "issuer", "sso"), "sso.issuer").rstrip("/")
+    if not (_ISSUER.match(issuer) or _LOOPBACK_ISSUER.match(issuer)):
+        raise SettingsError(
+            "sso.issuer", f"{issuer!r} is not an https:// issuer URL (the realm's URL)"
+        )
     return SsoSettings(
         issuer=issuer,
-        client_id=_string(data.get("clientId"), "sso.clientId"),
+        client_id=_string(_required(data, "clientId", "sso"), "sso.clientId"),
     )
 
 
@@ -322,13 +343,17 @@ _LIMIT_KEYS = {
 
 
 def parse_limits(value: Any) -> LimitSettings:
+    """The `limits` section; what it leaves out is DEFAULT_LIMITS'."""
     data = _mapping(value, "limits")
     _reject_unknown(data, tuple(_LIMIT_KEYS), "limits")
     return LimitSettings(
         **{
-            attribute: _int(data[key], f"limits.{key}", 1 if key == "retryAfter" else 0)
+            attribute: (
+                _int(data[key], f"limits.{key}", 1 if key == "retryAfter" else 0)
+                if key in data
+                else getattr(DEFAULT_LIMITS, attribute)
+            )
             for key, attribute in _LIMIT_KEYS.items()
-            if key in data
         }
     )
 

@@ -1,7 +1,8 @@
-"""Spawners that start the course a launch link names: Kubernetes (production), Docker (local).
+"""The spawner that starts the course a launch link names: `CourseKubeSpawner` (production).
 
-Both are thin: `CourseSpawner` holds the glue once (query -> `hub.launch.plan_launch` -> the
-spawner's traits), and each subclass only translates a `LaunchPlan` into its platform's terms.
+`CourseSpawner` holds the glue once (query -> `hub.launch.plan_launch` -> the spawner's traits),
+and each platform's subclass only translates a `LaunchPlan` into its terms: Kubernetes here, Docker
+for the local hub (`local_hub.spawner.CourseDockerSpawner`).
 
 How a launch link travels through JupyterHub (6.1):
 
@@ -23,24 +24,19 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dockerspawner import DockerSpawner
 from jupyterhub.spawner import Spawner, SpawnException
-from jupyterhub.utils import random_port, url_path_join
+from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
-from traitlets import Bool, Instance, Integer, Unicode, default
+from traitlets import Instance, Unicode, default
 
+from hub.contract import COURSE_ENV, COURSE_LABEL
 from hub.launch import LaunchError, LaunchPlan, plan_launch
 from hub.limits import Admissions, Refusal, ServerInUse, check_limits
 from hub.pages import launch_error_html, limit_html, retry_form_html
 from hub.settings import HubSettings
 from hub.sso import RESUME_PATH, identity_of
-
-#: Pod/container label with the course's slug (dashboards join on it: see dashboards/common.py).
-COURSE_LABEL = "course"
-COURSE_ENV = "OL_COURSE"
 
 
 class LaunchRefused(SpawnException):
@@ -132,7 +128,7 @@ def _as_list(value: Any) -> list[Any]:
 class CourseSpawner(Spawner):
     """The shared part: launch planning, error pages, clean state, kernel culling arguments.
 
-    Use through `CourseKubeSpawner` or `CourseDockerSpawner` (this class comes first in their
+    Use through `CourseKubeSpawner` (or the local hub's `CourseDockerSpawner`) (this class comes first in their
     bases so its `start`/`stop` wrap the platform's).
     """
 
@@ -357,81 +353,3 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
             self.node_affinity_required = gpu_node_affinity(
                 _as_list(self.node_affinity_required), dict(plan.node_selector)
             )
-
-
-def docker_host_config(plan: LaunchPlan) -> dict[str, Any]:
-    """Docker's terms for a plan's guarantees and GPUs (limits are DockerSpawner's own traits):
-    a memory reservation, CPU shares as Kubernetes derives them from a CPU request, a device
-    request per GPU; and, as production's pods (allowPrivilegeEscalation: false), no process in
-    the container may gain privileges (setuid binaries, file capabilities)."""
-    host: dict[str, Any] = {
-        "mem_reservation": plan.memory_guarantee,
-        "cpu_shares": max(2, int(1024 * plan.cpu_guarantee)),
-        "security_opt": ["no-new-privileges"],
-    }
-    if plan.gpu_count:
-        host["device_requests"] = [
-            {"Driver": "", "Count": plan.gpu_count, "Capabilities": [["gpu"]]}
-        ]
-    return host
-
-
-class LoopbackDockerSpawner(DockerSpawner):
-    """DockerSpawner that can keep every connection on loopback (the local hub's network).
-
-    With `loopback`, containers share the host network and listen on 127.0.0.1 at a fresh port
-    each start, so nothing needs a bridge or port bindings (configure `network_name = "host"`,
-    `use_internal_ip = True`, `ip = "127.0.0.1"`). Also the benchmark's stock spawner.
-    """
-
-    loopback = Bool(
-        False, help="Listen on 127.0.0.1 at a fresh port each start (host network)."
-    ).tag(config=True)
-
-    docker_threads = Integer(
-        4,
-        help="""Threads for Docker API calls, shared by all servers (DockerSpawner uses one, so
-        20 launches at once queue behind each other's create/start/stop calls).""",
-    ).tag(config=True)
-
-    _thread_pool: ThreadPoolExecutor | None = None
-
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        cls = LoopbackDockerSpawner
-        if cls._thread_pool is None:
-            cls._thread_pool = ThreadPoolExecutor(max(1, self.docker_threads))
-        return cls._thread_pool
-
-    async def start(self) -> Any:
-        if self.loopback:
-            self.port = random_port()
-        return await super().start()
-
-    # JupyterHub refuses a Spawner subclass that does not define start, stop and poll itself.
-    async def stop(self, now: bool = False) -> Any:
-        return await super().stop(now=now)
-
-    async def poll(self) -> Any:
-        return await super().poll()
-
-    async def get_ip_and_port(self) -> tuple[str, int]:
-        if self.loopback:
-            return "127.0.0.1", self.port
-        return await super().get_ip_and_port()
-
-
-class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
-    """Local: one container per learner on the machine's Docker engine."""
-
-    extra_host_config: dict[str, Any]
-    extra_create_kwargs: dict[str, Any]
-
-    planned_traits = CourseSpawner.planned_traits + ("extra_host_config", "extra_create_kwargs")
-
-    def apply_plan(self, plan: LaunchPlan) -> None:
-        self.image = plan.image
-        self.extra_host_config = {**self.extra_host_config, **docker_host_config(plan)}
-        create = dict(self.extra_create_kwargs)
-        create["labels"] = {**create.get("labels", {}), COURSE_LABEL: plan.course}
-        self.extra_create_kwargs = create

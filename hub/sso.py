@@ -7,7 +7,7 @@ authenticator):
    creates nothing: it sends the browser to `/hub/oauth_login?next=/hub/spawn?opt-course=X&...`
    (the link's arguments as `hub.auth` keeps them), and oauthenticator keeps `next` in its state
    cookie through the round trip.
-2. The identity provider (Keycloak in production, `hub/local_sso_provider.mjs` locally) signs the
+2. The identity provider (Keycloak in production, `local_hub/sso_provider.mjs` locally) signs the
    person in and sends the browser back to `/hub/oauth_callback`.
 3. oauthenticator exchanges the code and reads the userinfo; `update_auth_model` (its extension
    point) turns the person into a *new throwaway user* named `l-<identity key>-<random>`: each

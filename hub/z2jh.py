@@ -10,10 +10,9 @@ The Helm values carry::
 
 `extraConfig` runs last, after the chart has configured KubeSpawner from `singleuser.*`, so the
 chart's scheduling, storage and security settings stay and become each plan's baseline. The
-database is the chart's (`hub.db.type: postgres`, `hub.db.url`). The idle culler takes its
-timeouts from the chart's `cull` values (enabled, users, timeout, every, maxAge, concurrency),
-overridden by `custom.culling`, which also holds the kernel-culling settings; it replaces the
-chart's culler service of the same name, so there is exactly one.
+database is the chart's (`hub.db.type: postgres`, `hub.db.url`). Culling is `custom.culling`
+alone (servers, throwaway users and kernels); infra turns the chart's own culler off
+(`cull.enabled: false`), and ours takes its service name, so there is exactly one.
 """
 
 from __future__ import annotations
@@ -33,34 +32,10 @@ def _chart_get_config() -> Callable[..., Any]:
     return get_config  # type: ignore[no-any-return]
 
 
-#: The chart's `cull.<key>` -> `custom.culling.<key>`.
-CHART_CULL_KEYS = {
-    "enabled": "enabled",
-    "users": "users",
-    "timeout": "idleTimeout",
-    "every": "every",
-    "maxAge": "maxAge",
-    "concurrency": "concurrency",
-}
-
-
 def load_settings(get_config: Callable[..., Any] | None = None) -> HubSettings:
-    """The hub's settings from the chart's `custom` (and `cull`) values; SettingsError when
-    they are bad."""
+    """The hub's settings from the chart's `custom` values; SettingsError when they are bad."""
     get_config = get_config or _chart_get_config()
-    custom = {
-        key: value
-        for key in ("catalog", "imageMap", "launch", "sso", "limits")
-        if (value := get_config(f"custom.{key}", None)) is not None
-    }
-    culling = {
-        ours: value
-        for chart, ours in CHART_CULL_KEYS.items()
-        if (value := get_config(f"cull.{chart}", None)) is not None
-    }
-    culling.update(get_config("custom.culling", None) or {})
-    custom["culling"] = culling
-    return parse_custom(custom)
+    return parse_custom(get_config("custom", None))
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from dashboards.alerts import GROUP, rules_document
 from dashboards.common import Settings
+from hub.contract import HUB_JOB, HUB_PORT
 from infra.stack_config import StackConfig
 
 NAMESPACE = "monitoring"
@@ -45,9 +46,6 @@ METRICS_SERVICE = "prometheus"
 CHART_SECRET = "hub"
 METRICS_TOKEN_KEY = f"hub.services.{METRICS_SERVICE}.apiToken"
 HUB_SERVICE_MONITOR = "jupyterhub-hub"
-#: The Prometheus job of the hub's metrics: the hub Service's name, as the dashboards expect.
-HUB_JOB = "hub"
-HUB_PORT = 8081
 #: The labels the Prometheus operator gives Prometheus' pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
@@ -55,7 +53,7 @@ PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 def dashboard_settings(stack: StackConfig) -> Settings:
     """The deployment facts the dashboards and alert rules depend on, for this stack."""
     return Settings(
-        namespace=stack.namespace, hub_job=HUB_JOB, culler_max_age_seconds=stack.cull.max_age
+        namespace=stack.namespace, hub_job=HUB_JOB, culler_max_age_seconds=stack.culling.max_age
     )
 
 

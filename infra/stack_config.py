@@ -3,8 +3,10 @@
 The stack files are Pulumi's own format (`config:` with `<project>:<key>` entries), so the Pulumi
 CLI reads the same files. Besides Pulumi, this module is the only reader: it alone knows which
 keys exist, and the rest of the code (`infra/deploy.py`, `tools/links.py`) gets a stack's
-settings as a `StackConfig` from `load_stack_config`. It does no I/O besides
-`load_stack_config`, which reads one file.
+settings as a `StackConfig` from `load_stack_config`. The `sso`, `limits` and `culling` sections
+are the hub's own settings, in the shape the hub reads from its Helm values: they are read by
+the hub's reader (`hub/settings.py`), so both sides validate and default them alike. It does no
+I/O besides `load_stack_config`, which reads one file.
 
 One key is a secret, and only that one: `ssoClientSecret`, the hub's client secret at the
 identity provider (`pulumi config set --secret ssoClientSecret ...`). Pulumi decrypts it at
@@ -18,12 +20,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import yaml
 
+from hub.contract import NAMESPACE
 from hub.limits import LimitSettings
-from hub.settings import SsoSettings
+from hub.settings import (
+    DEFAULT_LIMITS,
+    LABEL_KEY,
+    LABEL_VALUE,
+    CullSettings,
+    SettingsError,
+    SsoSettings,
+    parse_culling,
+    parse_limits,
+    parse_sso,
+)
 
 PROJECT = "ol-course-platform"
 STACKS = ("dev", "stage", "prod")
@@ -32,12 +45,8 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-# Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|[KMGT]i?)?$")
+T = TypeVar("T")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -48,15 +57,6 @@ class StackConfigError(ValueError):
         self.source = source
         self.key = key
         super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
-
-
-@dataclass(frozen=True)
-class Culling:
-    """jupyterhub-idle-culler settings (seconds); `max_age` 0 means no age limit."""
-
-    every: int
-    timeout: int
-    max_age: int
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,6 @@ class PrePull:
     cpu_images_on_gpu_nodes: bool = False
 
 
-#: A stack's launch limits when its file names none (hub/limits.py; 0 means none).
-DEFAULT_LIMITS = LimitSettings(servers_per_identity=2, spawns_per_identity_per_minute=5)
-
-
 @dataclass(frozen=True)
 class StackConfig:
     name: str
@@ -146,7 +142,7 @@ class StackConfig:
     cluster_name: str
     namespace: str
     allow_preview_tags: bool
-    cull: Culling
+    culling: CullSettings
     database: Database
     gpu: Gpu
     ingress: Ingress
@@ -167,7 +163,7 @@ _KEYS = {
     "clusterName",
     "namespace",
     "allowPreviewTags",
-    "cull",
+    "culling",
     "database",
     "gpu",
     "ingress",
@@ -183,7 +179,7 @@ _REQUIRED = {
     "domain",
     "clusterName",
     "allowPreviewTags",
-    "cull",
+    "culling",
     "database",
     "gpu",
     "registry",
@@ -191,7 +187,6 @@ _REQUIRED = {
 }
 #: The one setting that is a secret, and must be stored encrypted.
 SECRET_KEYS = {"ssoClientSecret"}
-_ISSUER = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
 
 
 class _Reader:
@@ -271,15 +266,6 @@ class _Reader:
         return value
 
 
-def _cull(r: _Reader) -> Culling:
-    r.only({"every", "timeout", "maxAge"})
-    return Culling(
-        every=r.integer("every", minimum=1),
-        timeout=r.integer("timeout", minimum=1),
-        max_age=r.integer("maxAge", 0),
-    )
-
-
 def _database(r: _Reader) -> Database:
     r.only(
         {
@@ -316,20 +302,20 @@ def _gpu(r: _Reader) -> Gpu:
     taint = r.table("taint", required=True)
     taint.only({"key", "value", "effect"})
     value = taint.optional_string("value")
-    if value is not None and not _LABEL_VALUE.match(value):
+    if value is not None and not LABEL_VALUE.match(value):
         raise taint.fail("value", f"{value!r} is not a valid taint value")
     effect = taint.string("effect", "NoSchedule")
     if effect not in TAINT_EFFECTS:
         raise taint.fail("effect", f"{effect!r}; use one of {', '.join(TAINT_EFFECTS)}")
     label_value = label.data.get("value")
-    if not isinstance(label_value, str) or not _LABEL_VALUE.match(label_value):
+    if not isinstance(label_value, str) or not LABEL_VALUE.match(label_value):
         raise label.fail("value", f"{label_value!r} is not a label value (quote 'true')")
     return Gpu(
-        node_label_key=label.string("key", pattern=_LABEL_KEY),
+        node_label_key=label.string("key", pattern=LABEL_KEY),
         node_label_value=label_value,
-        taint=Taint(key=taint.string("key", pattern=_LABEL_KEY), value=value, effect=effect),
+        taint=Taint(key=taint.string("key", pattern=LABEL_KEY), value=value, effect=effect),
         count=r.integer("count", 1, minimum=1),
-        resource_name=r.string("resourceName", "nvidia.com/gpu", pattern=_LABEL_KEY),
+        resource_name=r.string("resourceName", "nvidia.com/gpu", pattern=LABEL_KEY),
     )
 
 
@@ -368,37 +354,19 @@ def _hub(r: _Reader) -> Hub:
     )
 
 
-def _sso(r: _Reader) -> SsoSettings:
-    r.only({"issuer", "clientId"})
-    issuer = r.string("issuer")
-    if not _ISSUER.match(issuer):
-        raise r.fail("issuer", f"{issuer!r} is not an https:// issuer URL (the realm's URL)")
-    return SsoSettings(
-        issuer=issuer.rstrip("/"),
-        client_id=r.string("clientId"),
-    )
+def _sso(value: Any) -> SsoSettings:
+    """Every stack is behind the gate: its `sso` section is required (checked above)."""
+    sso = parse_sso(value)
+    assert sso is not None
+    return sso
 
 
-def _limits(r: _Reader) -> LimitSettings:
-    r.only(
-        {
-            "activeServers",
-            "gpuServers",
-            "serversPerIdentity",
-            "spawnsPerIdentityPerMinute",
-            "retryAfter",
-        }
-    )
-    d = DEFAULT_LIMITS
-    return LimitSettings(
-        active_servers=r.integer("activeServers", d.active_servers),
-        gpu_servers=r.integer("gpuServers", d.gpu_servers),
-        servers_per_identity=r.integer("serversPerIdentity", d.servers_per_identity),
-        spawns_per_identity_per_minute=r.integer(
-            "spawnsPerIdentityPerMinute", d.spawns_per_identity_per_minute
-        ),
-        retry_after=r.integer("retryAfter", d.retry_after, minimum=1),
-    )
+def _hub_section(r: _Reader, key: str, parse: Callable[[Any], T]) -> T:
+    """A section whose shape the hub defines (hub/settings.py reads it, here and in the hub)."""
+    try:
+        return parse(r.data.get(key))
+    except SettingsError as e:
+        raise StackConfigError(r.source, r.prefix + e.path, e.message) from None
 
 
 def _pre_pull(r: _Reader) -> PrePull:
@@ -454,18 +422,18 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         cluster_name=r.string(
             "clusterName", pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
         ),
-        namespace=r.string("namespace", "jupyterhub", pattern=_DNS_LABEL),
+        namespace=r.string("namespace", NAMESPACE, pattern=_DNS_LABEL),
         allow_preview_tags=r.boolean("allowPreviewTags"),
-        cull=_cull(r.table("cull")),
+        culling=_hub_section(r, "culling", parse_culling),
         database=_database(r.table("database")),
         gpu=_gpu(r.table("gpu")),
         ingress=_ingress(r.table("ingress")),
         registry=_registry(r.table("registry"), stack),
         hub=_hub(r.table("hub")),
-        sso=_sso(r.table("sso", required=True)),
+        sso=_hub_section(r, "sso", _sso),
         start_timeout=r.integer("startTimeout", 600, minimum=30),
         pre_pull=_pre_pull(r.table("prePull")),
-        limits=_limits(r.table("limits")),
+        limits=_hub_section(r, "limits", parse_limits),
     )
 
 

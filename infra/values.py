@@ -21,7 +21,7 @@ from typing import Any
 
 from catalog import Catalog
 from hub.launch import GpuSettings, LaunchSettings
-from hub.settings import CullSettings, HubSettings, settings_to_custom
+from hub.settings import HubSettings, settings_to_custom
 from infra import monitoring
 from infra.images import ImageRef
 from infra.monitoring import METRICS_SERVICE, prometheus_ingress_rule
@@ -98,9 +98,7 @@ def hub_settings(
             ),
             gpu=gpu_launch(stack),
         ),
-        culling=CullSettings(
-            idle_timeout=stack.cull.timeout, max_age=stack.cull.max_age, every=stack.cull.every
-        ),
+        culling=stack.culling,
         sso=stack.sso,
         limits=stack.limits,
     )
@@ -220,13 +218,9 @@ def helm_values(
         "ingress": _ingress(stack),
         "singleuser": _singleuser(stack, catalog, images),
         "prePuller": chart_prepuller(stack, catalog, images),
-        "cull": {
-            "enabled": True,
-            "users": True,
-            "every": stack.cull.every,
-            "timeout": stack.cull.timeout,
-            "maxAge": stack.cull.max_age,
-        },
+        # Culling is written once, in `custom.culling`: the hub runs its own culler service
+        # (hub/config.py) in place of the chart's.
+        "cull": {"enabled": False},
         "custom": _plain(settings_to_custom(hub_settings(stack, catalog, images, preview_tags))),
     }
     return values

@@ -31,6 +31,7 @@ from pathlib import Path
 import docker
 
 from catalog import load_catalog
+from catalog.course_toml import CourseDraft, render_course_toml
 from catalog.image_facts import (
     BASE_REPOSITORY,
     COURSE_REPOSITORY,
@@ -112,10 +113,10 @@ def add_generated_courses(repo: Path, count: int) -> None:
         (directory / "BUILD").write_text("course()\n")
         (directory / "requirements.txt").write_text("")
         (directory / LOCK_FILE).write_text(course_lock(directory.name, flavor, ""))
-        (directory / "course.toml").write_text(
-            f'title = "Generated course {index}"\nflavor = "{flavor}"\n'
-            'notebooks = ["notebooks/a.ipynb", "notebooks/b.ipynb"]\n'
+        draft = CourseDraft(
+            f"Generated course {index}", flavor, ("notebooks/a.ipynb", "notebooks/b.ipynb")
         )
+        (directory / "course.toml").write_text(render_course_toml(draft))
         for name, n in (("a", index + 10), ("b", index + 20)):
             text = (
                 json.dumps(NOTEBOOK)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import posixpath
 import re
 import shlex
@@ -32,6 +31,8 @@ from pathlib import Path
 from catalog import find_repo_root
 from catalog.catalog import COURSES_DIR
 from catalog.course import MAX_REPO_FILE_BYTES, SLUG_PATTERN
+from catalog.course_toml import CourseDraft, DataDraft, render_course_toml
+from catalog.flavors import DEFAULT_FLAVOR, flavor_of_image
 from tools.lock import REQUIREMENTS_FILE
 
 HOME = "/home/jovyan"
@@ -63,15 +64,6 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
             keyword, _, rest = line.partition(" ")
             result.append((keyword.upper(), rest.strip()))
     return result
-
-
-def _flavor(image: str) -> str | None:
-    name = image.split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1]
-    if "tensorflow" in name:
-        return "tensorflow"
-    if name.endswith("-notebook"):  # docker-stacks: pytorch, scipy, datascience, minimal...
-        return "pytorch"
-    return None
 
 
 def _pip_packages(command: str) -> list[str] | None:
@@ -143,9 +135,11 @@ def plan_import(
     for keyword, args in dockerfile_instructions(dockerfile or ""):
         if keyword == "FROM":
             image = args.split()[0]
-            flavor = _flavor(image)
+            flavor = flavor_of_image(image)
             if flavor is None:
-                unconverted.append(f"FROM {args}: not a docker-stacks image; flavor set to pytorch")
+                unconverted.append(
+                    f"FROM {args}: not a docker-stacks image; flavor set to {DEFAULT_FLAVOR}"
+                )
         elif keyword in ("COPY", "ADD"):
             words = [w for w in shlex.split(args) if not w.startswith("--")]
             destination = _home_path(words[-1], workdir) if len(words) > 1 else None
@@ -177,9 +171,9 @@ def plan_import(
         else:
             unconverted.append(f"{keyword} {args}")
     if flavor is None:
-        flavor = "pytorch"
+        flavor = DEFAULT_FLAVOR
         if dockerfile is None:
-            unconverted.append("no Dockerfile: flavor set to pytorch")
+            unconverted.append(f"no Dockerfile: flavor set to {DEFAULT_FLAVOR}")
     if not copied:
         placed = {f: f for f in files}
     placed = {d: s for d, s in placed.items() if s not in BUILD_FILES and not d.startswith("..")}
@@ -201,28 +195,20 @@ def plan_import(
 
 
 def course_toml(plan: ImportPlan, title: str, source: str) -> str:
-    lines = [f"# Imported from {source} by ./pants run tools:import-course."]
+    header = [f"Imported from {source} by ./pants run tools:import-course."]
     if plan.unconverted:
-        lines.append("# Not converted, for a person to decide (then delete these lines):")
-        lines += [f"#   {item}" for item in plan.unconverted]
-    lines += [
-        f"title = {json.dumps(title)}",
-        'description = "TODO: one or two sentences that tell learners what this course is about."',
-        f'flavor = "{plan.flavor}"',
-        "gpu = false",
-        "notebooks = [",
-        *(f"    {json.dumps(n)}," for n in plan.notebooks),
-        "]",
-    ]
-    for path, (size, sha256) in sorted(plan.data.items()):
-        lines += [
-            "",
-            f"[[data]]  # {size / 1e6:.0f} MB: over the repository limit, publish it and say where",
-            f"path = {json.dumps(path)}",
-            'url = "TODO: the https:// address this file is published at"',
-            f'sha256 = "{sha256}"',
-        ]
-    return "\n".join(lines) + "\n"
+        header.append("Not converted, for a person to decide (then delete these lines):")
+        header += [f"  {item}" for item in plan.unconverted]
+    data = tuple(
+        DataDraft(
+            path,
+            sha256,
+            note=f"{size / 1e6:.0f} MB: over the repository limit, publish it and say where",
+        )
+        for path, (size, sha256) in sorted(plan.data.items())
+    )
+    draft = CourseDraft(title, plan.flavor, plan.notebooks, data=data, header=tuple(header))
+    return render_course_toml(draft)
 
 
 def _sha256(path: Path) -> str:

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from catalog import Course, find_repo_root, load_catalog
 from catalog.image_facts import ImageMapError, image_map_path, image_of, read_image_map
+from hub.contract import launch_link
 from infra.stack_config import StackConfigError, load_stack_config
 
 LOCAL_BASE_URL = "http://127.0.0.1:8000"
@@ -40,13 +40,6 @@ def base_url(stack: str | None, infra_dir: Path) -> str:
         return load_stack_config(infra_dir, stack).url
     except StackConfigError as e:
         raise LinkError(str(e)) from None
-
-
-def launch_link(base: str, slug: str, notebook: str | None = None) -> str:
-    query = f"course={quote(slug, safe='')}"
-    if notebook is not None:
-        query += f"&notebook={quote(notebook, safe='/')}"
-    return f"{base.rstrip('/')}/tmplogin?{query}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ image and the image map the hub reads).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,34 +19,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from catalog import FLAVORS, CatalogError, find_repo_root, parse_course
 from catalog.catalog import COURSES_DIR
+from catalog.course_toml import CourseDraft, render_course_toml
 from tools.lock import LOCK_FILE, course_lock
 
 NOTEBOOK = "notebooks/01-welcome.ipynb"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def course_toml(title: str, flavor: str, gpu: bool) -> str:
-    memory = "4G" if gpu or flavor == "tensorflow" else "1G"
-    guarantee = "2G" if gpu or flavor == "tensorflow" else "512M"
-    return f"""title = {json.dumps(title)}
-description = "TODO: one or two sentences that tell learners what this course is about."
-flavor = "{flavor}"       # base image: {" or ".join(FLAVORS)}
-gpu = {"true" if gpu else "false"}
-# The notebooks learners get launch links for, relative to this directory (any folder layout).
-# Every other *.ipynb here ships too, and is checked and smoke-tested like these.
-notebooks = ["{NOTEBOOK}"]
-
-[resources]               # what each learner's server gets (production limits)
-memory_limit = "{memory}"
-memory_guarantee = "{guarantee}"
-cpu_limit = {2.0 if gpu or flavor == "tensorflow" else 1.0}
-cpu_guarantee = 0.5
-
-[smoke_test]              # every notebook runs in the image before the image is published
-timeout_seconds = 300     # per notebook
-network = false           # true, or the notebooks that must download: ["data/get.ipynb"]
-# skip = {{ "path/to.ipynb" = "why it cannot run here" }}   # left out, reason in every report
-"""
 
 
 def welcome_notebook(title: str, flavor: str, gpu: bool) -> nbformat.NotebookNode:
@@ -111,7 +87,7 @@ def scaffold(root: Path, slug: str, flavor: str, gpu: bool, title: str | None = 
         raise FileExistsError(f"{directory} already exists")
     files = {
         "BUILD": "course()\n",
-        "course.toml": course_toml(title, flavor, gpu),
+        "course.toml": render_course_toml(CourseDraft(title, flavor, (NOTEBOOK,), gpu=gpu)),
         "requirements.txt": (
             "# Extra packages for this course, pinned: one `name==version` per line.\n"
             "# The base image already has numpy, pandas, scipy, scikit-learn and matplotlib"

@@ -1,7 +1,7 @@
 """What the hub's end-to-end tests need: Docker with the course images, the proxy, Chromium,
 and a throwaway PostgreSQL server. Each helper skips with the reason when something is missing.
 
-Course images are found as the local hub finds them (`hub.local_images`): from the image map
+Course images are found as the local hub finds them (`local_hub.images`): from the image map
 (`HUB_IMAGE_MAP`, the one the Pants test carries in its sandbox, or the checkout's). Without an
 image map the tests skip; a course missing from it, or an image it names that Docker lacks, is
 an error (the build should have made it).
@@ -17,14 +17,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlparse
 
 import pytest
+import requests
 
 from catalog import Catalog, find_repo_root, load_catalog
 from catalog.image_facts import BUILD_COMMAND, read_image_map
-from hub.local_images import docker_client, image_map_file, local_images
-from hub.local_postgres import PostgresServer as LocalPostgresServer
-from hub.local_postgres import PostgresUnavailable
+from local_hub.images import docker_client, image_map_file, local_images
+from local_hub.postgres import PostgresServer as LocalPostgresServer
+from local_hub.postgres import PostgresUnavailable
 
 CHROMIUM = os.environ.get("HUB_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -105,7 +107,7 @@ def chromium_browser() -> Iterator[Any]:
 
 
 class PostgresServer(LocalPostgresServer):
-    """`hub.local_postgres.PostgresServer` that skips the test, with the reason, on a machine
+    """`local_hub.postgres.PostgresServer` that skips the test, with the reason, on a machine
     that cannot run PostgreSQL."""
 
     def __init__(self, databases: Sequence[str] = ("jupyterhub",), **kwargs: Any) -> None:
@@ -151,3 +153,18 @@ def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.5) -
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def redirects_to_spawn(url: str) -> list[str]:
+    """The redirect chain of a launch link, up to (not into) `/hub/spawn`: nothing spawns."""
+    session = requests.Session()
+    hops = [url]
+    for _ in range(8):
+        response = session.get(url, allow_redirects=False, timeout=30)
+        if response.status_code not in (301, 302, 303, 307, 308):
+            break
+        url = urljoin(url, response.headers["Location"])
+        hops.append(url)
+        if urlparse(url).path == "/hub/spawn":
+            break
+    return hops

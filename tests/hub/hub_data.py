@@ -3,8 +3,12 @@ of the real courses (which change while courses are written)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from catalog import Catalog, Course, Resources
 from hub.launch import GpuSettings, LaunchSettings
+from hub.settings import CullSettings, HubSettings, settings_to_custom
 
 GiB = 2**30
 MiB = 2**20
@@ -58,3 +62,20 @@ PREVIEW = LaunchSettings(
     gpu=GPU,
 )
 LOCAL = LaunchSettings()  # no GPUs, no previews
+
+
+def local_hub_params(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """What LocalHub writes for its hub process (params.json), for this catalog."""
+    settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings())
+    return {
+        "custom": settings_to_custom(settings),
+        "instance": "abc",
+        "port": 8000,
+        "hub_port": 8081,
+        "proxy_api_port": 8001,
+        "proxy_token": "p" * 32,
+        "api_token": "a" * 32,
+        "db_url": f"sqlite:///{tmp_path}/db.sqlite",
+        "state_dir": str(tmp_path),
+        **extra,
+    }

@@ -22,9 +22,9 @@ import pytest
 import requests
 
 from hub.launch import LaunchSettings
-from hub.local_client import user_from_url
-from hub.local_processes import LocalHub
 from hub.settings import CullSettings, HubSettings
+from local_hub.client import user_from_url
+from local_hub.processes import LocalHub
 from tests.hub.e2e_support import (
     chromium_browser,
     count_rows,

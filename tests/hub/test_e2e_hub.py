@@ -12,21 +12,21 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 
-from hub.bench_launch import stock_hub
 from hub.launch import LaunchSettings
-from hub.local_client import user_from_url
-from hub.local_processes import LocalHub
 from hub.settings import CullSettings, HubSettings
+from local_hub.client import user_from_url
+from local_hub.processes import LocalHub
 from tests.hub.e2e_support import (
     PostgresServer,
     chromium_browser,
     count_rows,
     course_images,
+    redirects_to_spawn,
     repository_catalog,
     require_proxy,
 )
@@ -262,39 +262,9 @@ def test_metrics_need_a_token(hub: LocalHub) -> None:
     )
 
 
-def redirects_to_spawn(url: str) -> list[str]:
-    """The redirect chain of a launch link, up to (not into) `/hub/spawn`: nothing spawns."""
-    session = requests.Session()
-    hops = [url]
-    for _ in range(8):
-        response = session.get(url, allow_redirects=False, timeout=30)
-        if response.status_code not in (301, 302, 303, 307, 308):
-            break
-        url = urljoin(url, response.headers["Location"])
-        hops.append(url)
-        if urlparse(url).path == "/hub/spawn":
-            break
-    return hops
-
-
 def test_tmplogin_keeps_the_link_arguments(hub: LocalHub) -> None:
     slug = next(iter(hub.settings.image_map))
     notebook = hub.settings.catalog[slug].notebooks[0]
     hops = redirects_to_spawn(hub.link(slug, notebook))
     assert [urlparse(h).path for h in hops] == ["/tmplogin", "/hub/tmplogin", "/hub/spawn"]
     assert parse_qs(urlparse(hops[-1]).query) == {"opt-course": [slug], "opt-notebook": [notebook]}
-
-
-def test_stock_tmpauthenticator_keeps_the_query_too(tmp_path: Path) -> None:
-    """The finding behind hub.auth: with JupyterHub 6.1 the stock TmpAuthenticator's redirect
-    already keeps the query (JupyterHub appends it to the post-login URL); ours makes it
-    explicit and `opt-` prefixed."""
-    courses = course_images()
-    require_proxy()
-    slug = next(iter(courses.images))
-    settings = HubSettings(courses.catalog, courses.images, LaunchSettings(), CullSettings())
-    with stock_hub(settings, tmp_path, slug) as stock:
-        hops = redirects_to_spawn(stock.link(slug, "a/b.ipynb"))
-        assert not stock.containers()
-    assert urlparse(hops[-1]).path == "/hub/spawn"
-    assert parse_qs(urlparse(hops[-1]).query) == {"course": [slug], "notebook": ["a/b.ipynb"]}

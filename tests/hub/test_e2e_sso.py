@@ -1,7 +1,7 @@
 """End to end, all real: the SSO gate and the launch limits on the local hub.
 
 A real OpenID Connect provider (the certified npm library `oidc-provider`, run by
-`hub/local_sso.py` on 127.0.0.1 with test users) stands in for production's Keycloak realm; the
+`local_hub/sso_provider.py` on 127.0.0.1 with test users) stands in for production's Keycloak realm; the
 hub is the production configuration (hub/sso.py, hub/limits.py) with DockerSpawner, PostgreSQL
 as its database, the course images. Learners are `requests` sessions that follow redirects and
 submit the provider's sign-in form as a browser without JavaScript would, and one is headless
@@ -24,11 +24,11 @@ import requests
 
 from hub.launch import LaunchSettings
 from hub.limits import LimitSettings
-from hub.local_client import user_from_url
-from hub.local_processes import LocalHub, LocalHubError
-from hub.local_sso import LocalSsoProvider, provider_module, sign_in
 from hub.settings import CullSettings, HubSettings
 from hub.sso import identity_key, identity_of
+from local_hub.client import user_from_url
+from local_hub.processes import LocalHub, LocalHubError
+from local_hub.sso_provider import LocalSsoProvider, provider_module, sign_in
 from tests.hub.e2e_support import (
     PostgresServer,
     chromium_browser,

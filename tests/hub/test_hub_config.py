@@ -8,10 +8,10 @@ already put its own culler service and roles into `c.JupyterHub.services`/`load_
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +22,30 @@ from traitlets.config import Config
 from catalog import catalog_to_list
 from catalog.image_facts import ImageMapError
 from hub.auth import CourseTmpAuthenticator, spawn_arguments
-from hub.bench_launch import configure_stock
 from hub.config import CULLER_SCOPES, TEMPLATES, configure_hub
-from hub.local import launch_links
-from hub.local_client import user_from_url
-from hub.local_config import configure_local
-from hub.local_images import local_images
-from hub.settings import CullSettings, HubSettings, settings_to_custom
-from hub.spawner import CourseDockerSpawner, CourseKubeSpawner
+from hub.settings import DEFAULT_LIMITS, CullSettings, HubSettings
+from hub.spawner import CourseKubeSpawner
 from hub.sso import CourseSsoAuthenticator
 from hub.z2jh import configure
-from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION, REGISTRY
+from local_hub.client import user_from_url
+from local_hub.config import configure_local
+from local_hub.images import local_images
+from local_hub.main import launch_links
+from local_hub.spawner import CourseDockerSpawner
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION, REGISTRY, local_hub_params
 
 VALUES = {
     "custom": {
         "catalog": catalog_to_list(CATALOG),
         "imageMap": {**IMAGE_MAP, "unbuilt": "127.0.0.1:5000/ol-course-notebooks:unbuilt-1"},
         "launch": {"allowPreviewTags": False, "gpu": {"count": 1}},
-        "culling": {"maxAge": 7200, "kernelIdleTimeout": 900},
+        "culling": {"idleTimeout": 1800, "every": 600, "maxAge": 7200, "kernelIdleTimeout": 900},
+        # Every stack is behind the SSO gate (infra/stack_config.py requires it).
+        "sso": {"issuer": "https://sso.example.edu/realms/learners", "clientId": "hub"},
+        "limits": {"activeServers": 300, "serversPerIdentity": 2},
     },
-    "cull": {"enabled": True, "users": True, "timeout": 1800, "every": 600, "maxAge": 0},
+    # As infra writes it: culling is custom.culling's alone.
+    "cull": {"enabled": False},
 }
 
 
@@ -88,17 +92,18 @@ def test_z2jh_extra_config() -> None:
     settings = configure(c, chart_get_config)
     assert settings.image_map["intro-ml"] == IMAGE_MAP["intro-ml"]
     assert c.JupyterHub.spawner_class == "hub.spawner.CourseKubeSpawner"
-    assert c.JupyterHub.authenticator_class == "hub.auth.CourseTmpAuthenticator"
+    assert c.JupyterHub.authenticator_class == "hub.sso.CourseSsoAuthenticator"
     assert c.Authenticator.allow_all is True
     assert c.CourseSpawner.hub_settings is settings
-    # Metrics need a token (production: Prometheus' service token; hub.local opens them).
+    # Limits the values name, DEFAULT_LIMITS for the rest.
+    assert settings.limits == replace(DEFAULT_LIMITS, active_servers=300, servers_per_identity=2)
+    # Metrics need a token (production: Prometheus' service token; local_hub.main opens them).
     assert "authenticate_prometheus" not in c.JupyterHub
     assert c.JupyterHub.template_paths == [TEMPLATES, "/usr/local/share/templates"]
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert set(services) == {"jupyterhub-idle-culler", "other"}
     command = services["jupyterhub-idle-culler"]["command"]
     assert command[1:3] == ["-m", "jupyterhub_idle_culler"]
-    # The chart's cull values, custom.culling on top.
     assert {"--timeout=1800", "--cull-every=600", "--max-age=7200", "--cull-users=true"} <= set(
         command
     )
@@ -110,28 +115,13 @@ def test_z2jh_extra_config() -> None:
 
 
 def test_z2jh_config_loads_in_jupyterhub() -> None:
-    """The configuration resolves to our classes in a real JupyterHub application object."""
+    """The configuration resolves to our classes in a real JupyterHub application object: the
+    OIDC authenticator with the issuer and client, the course spawner."""
     c = chart_config()
     configure(c, chart_get_config)
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseKubeSpawner
-    assert app.authenticator_class is CourseTmpAuthenticator
     assert app.authenticate_prometheus is True
-
-
-def test_z2jh_config_with_the_sso_gate_loads_in_jupyterhub() -> None:
-    """With `custom.sso`, the real JupyterHub application gets the OIDC authenticator with the
-    issuer and client, and the limits reach the spawner."""
-    gated: dict[str, Any] = copy.deepcopy(VALUES)
-    gated["custom"]["sso"] = {
-        "issuer": "https://sso.example.edu/realms/learners",
-        "clientId": "hub",
-    }
-    gated["custom"]["limits"] = {"activeServers": 300, "serversPerIdentity": 2}
-    c = chart_config()
-    settings = configure(c, lambda key, default=None: lookup(gated, key, default))
-    assert settings.limits.active_servers == 300
-    app = JupyterHub(config=c)
     assert app.authenticator_class is CourseSsoAuthenticator
     authenticator = CourseSsoAuthenticator(config=c)
     assert authenticator.issuer == "https://sso.example.edu/realms/learners"
@@ -183,29 +173,12 @@ def test_login_keeps_launch_arguments(query: str, expected: list[tuple[str, str]
     assert spawn_arguments(query) == expected
 
 
-def local_params(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    """What LocalHub writes for its hub process (params.json)."""
-    settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings())
-    return {
-        "custom": settings_to_custom(settings),
-        "instance": "abc",
-        "port": 8000,
-        "hub_port": 8081,
-        "proxy_api_port": 8001,
-        "proxy_token": "p" * 32,
-        "api_token": "a" * 32,
-        "db_url": f"sqlite:///{tmp_path}/db.sqlite",
-        "state_dir": str(tmp_path),
-        **extra,
-    }
-
-
 def test_local_config(tmp_path: Path) -> None:
-    params = local_params(tmp_path)
+    params = local_hub_params(tmp_path)
     (tmp_path / "params.json").write_text(json.dumps(params))
     c = Config()
     configure_local(c, str(tmp_path / "params.json"))
-    assert c.JupyterHub.spawner_class == "hub.spawner.CourseDockerSpawner"
+    assert c.JupyterHub.spawner_class == "local_hub.spawner.CourseDockerSpawner"
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     assert c.Spawner.hub_connect_url == "http://127.0.0.1:8081"
@@ -218,12 +191,14 @@ def test_local_config(tmp_path: Path) -> None:
     assert names == ["jupyterhub-idle-culler", "ol-local"]
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseDockerSpawner
+    # No `sso`: throwaway users for whoever follows a link.
+    assert app.authenticator_class is CourseTmpAuthenticator
 
 
 def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
     """Containers on the hub's own network: JupyterHub listens on its gateway (the only host
     address they reach), each server on its container's own address."""
-    params = {**local_params(tmp_path), "hub_ip": "172.30.0.1", "learner_network": "olhub-abc"}
+    params = {**local_hub_params(tmp_path), "hub_ip": "172.30.0.1", "learner_network": "olhub-abc"}
     (tmp_path / "params.json").write_text(json.dumps(params))
     c = Config()
     configure_local(c, str(tmp_path / "params.json"))
@@ -233,19 +208,6 @@ def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
     assert c.DockerSpawner.network_name == "olhub-abc"
     assert c.LoopbackDockerSpawner.loopback is False
     assert c.DockerSpawner.use_internal_ip is True and c.Spawner.ip == "0.0.0.0"
-
-
-def test_the_benchmark_baseline_is_stock_jupyterhub_with_our_container(tmp_path: Path) -> None:
-    params = local_params(tmp_path, stock_course="intro-ml")
-    (tmp_path / "params.json").write_text(json.dumps(params))
-    c = Config()
-    configure_stock(c, str(tmp_path / "params.json"))
-    assert c.JupyterHub.authenticator_class == "tmpauthenticator.TmpAuthenticator"
-    assert c.JupyterHub.spawner_class == "hub.spawner.LoopbackDockerSpawner"
-    assert c.DockerSpawner.image == IMAGE_MAP["intro-ml"]
-    assert c.DockerSpawner.mem_limit == CATALOG["intro-ml"].resources.memory_limit
-    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
-    assert [s["name"] for s in c.JupyterHub.services] == ["ol-local"]
 
 
 def test_user_from_url() -> None:
@@ -260,7 +222,7 @@ def test_launch_links_cover_every_built_notebook() -> None:
     assert [(slug, notebook) for slug, notebook, _ in links] == expected
     assert links[0][2] == (
         "http://127.0.0.1:8000/tmplogin?course=data-analytics"
-        "&notebook=lectures%2F01-dataframes%2Fdataframes.ipynb"
+        "&notebook=lectures/01-dataframes/dataframes.ipynb"
     )
 
 

@@ -11,6 +11,7 @@ from catalog import catalog_to_list
 from hub.launch import GpuSettings, LaunchSettings
 from hub.limits import LimitSettings
 from hub.settings import (
+    DEFAULT_LIMITS,
     CullSettings,
     HubSettings,
     SettingsError,
@@ -48,6 +49,7 @@ def test_the_contract_parses() -> None:
             allow_preview_tags=False, preview_tags={"data-analytics": ("pr-42",)}, gpu=GPU
         ),
         culling=CullSettings(),
+        limits=DEFAULT_LIMITS,
     )
 
 
@@ -67,13 +69,35 @@ def test_sso_and_limits_round_trip() -> None:
     )
     assert settings.sso == SsoSettings("https://sso.example.edu/realms/learners", "hub")
     assert settings.limits == LimitSettings(
-        active_servers=400, gpu_servers=8, servers_per_identity=2
+        active_servers=400,
+        gpu_servers=8,
+        servers_per_identity=2,
+        spawns_per_identity_per_minute=DEFAULT_LIMITS.spawns_per_identity_per_minute,
     )
     assert parse_custom(settings_to_custom(settings)) == settings
-    # Neither section: no gate (throwaway users for anyone), no limits.
+    # Neither section: no gate (throwaway users for anyone), the default limits.
     plain = parse_custom(CUSTOM)
-    assert plain.sso is None and plain.limits == LimitSettings()
+    assert plain.sso is None and plain.limits == DEFAULT_LIMITS
     assert parse_custom(settings_to_custom(plain)) == plain
+
+
+@pytest.mark.parametrize(
+    "issuer, accepted",
+    [
+        ("https://sso.example.edu/realms/learners", True),
+        ("http://127.0.0.1:5556", True),  # the local hub's provider
+        ("http://localhost:5556/realm", True),
+        ("http://sso.example.edu/realms/learners", False),
+        ("http://127.0.0.1.example.org/", False),
+    ],
+)
+def test_the_issuer_is_https_except_on_loopback(issuer: str, accepted: bool) -> None:
+    custom = {**CUSTOM, "sso": {"issuer": issuer, "clientId": "hub"}}
+    if accepted:
+        assert parse_custom(custom).sso == SsoSettings(issuer.rstrip("/"), "hub")
+    else:
+        with pytest.raises(SettingsError, match="custom.sso.issuer"):
+            parse_custom(custom)
 
 
 def test_no_gpu_section_means_no_gpus() -> None:
@@ -123,7 +147,8 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
         ("culling.users", "true", "custom.culling.users"),
         ("culling.idle", 5, "custom.culling.idle: unknown key"),
         ("extra", 1, "custom.extra: unknown key"),
-        ("sso", {"clientId": "hub"}, "custom.sso.issuer: must be a non-empty string"),
+        ("sso", {"clientId": "hub"}, "custom.sso.issuer: is required"),
+        ("sso", {"issuer": "http://sso.example.edu", "clientId": "hub"}, "custom.sso.issuer"),
         ("sso", {"issuer": "sso.example.edu", "clientId": "hub"}, "custom.sso.issuer"),
         ("sso", {"issuer": "https://sso.example.edu"}, "custom.sso.clientId"),
         ("sso", {"issuer": "https://a.b", "clientId": "h", "secret": "x"}, "unknown key"),

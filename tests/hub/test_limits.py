@@ -18,8 +18,9 @@ from traitlets.config import Config
 from hub.limits import Admissions, LimitSettings, ServerInUse, check_limits, wait_text
 from hub.pages import limit_html
 from hub.settings import HubSettings
-from hub.spawner import CourseDockerSpawner, LimitReached, servers_in_use
+from hub.spawner import LimitReached, servers_in_use
 from hub.sso import identity_key, identity_of, throwaway_name
+from local_hub.spawner import CourseDockerSpawner
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
 
 ADA = identity_key("https://sso.example.edu/realms/x", "ada")

@@ -10,27 +10,27 @@ ever sent to it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 from typing import Any
 from unittest.mock import Mock
 
+import jupyterhub
 import kubernetes_validate
+import kubespawner
 import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
-from catalog import Catalog, load_catalog
+from catalog import Catalog
 from hub.launch import LaunchSettings, query_arguments
 from hub.settings import CullSettings, HubSettings
 from hub.spawner import (
-    COURSE_LABEL,
-    CourseDockerSpawner,
     CourseKubeSpawner,
-    CourseSpawner,
     LaunchRefused,
     gpu_node_affinity,
 )
-from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP, LOCAL, PRODUCTION, GiB
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, LOCAL, PRODUCTION
 from tests.hub.kube import MockUser, manifests, use_unreachable_kubeconfig
 
 KUBERNETES_VERSION = "1.31"
@@ -92,154 +92,222 @@ def validate(pod: dict[str, Any]) -> None:
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 
 
-def notebook_container(pod: dict[str, Any]) -> dict[str, Any]:
-    (container,) = (c for c in pod["spec"]["containers"] if c["name"] == "notebook")
-    return container
+def normalized(pod: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without what depends on the machine: the hub's host and ports in the
+    server's environment become `HUB` (the server's own address, 0.0.0.0:8888, stays)."""
+    pod = copy.deepcopy(pod)
+    for container in pod["spec"]["containers"]:
+        for item in container.get("env", []):
+            if isinstance(item.get("value"), str):
+                item["value"] = re.sub(
+                    r"^http://(?!0\.0\.0\.0)[^/]+:\d+/", "http://HUB/", item["value"]
+                )
+    return pod
 
 
-def env(pod: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item.get("value") for item in notebook_container(pod)["env"]}
+USER = MockUser.name
+GPU_REQUIRED = {
+    "matchExpressions": [
+        {"key": "k8s.amazonaws.com/accelerator", "operator": "In", "values": ["nvidia-tesla-t4"]}
+    ]
+}
+GPU_TOLERATION = {"key": GPU_KEY, "operator": "Exists", "effect": "NoSchedule"}
+ZONE = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}
 
 
-def gpu_parts(pod: dict[str, Any]) -> tuple[Any, Any, Any]:
-    spec = pod["spec"]
-    limits = notebook_container(pod)["resources"]["limits"]
-    required = (
-        spec.get("affinity", {})
-        .get("nodeAffinity", {})
-        .get("requiredDuringSchedulingIgnoredDuringExecution")
-    )
-    gpu_tolerations = [t for t in spec.get("tolerations", []) if t.get("key") == GPU_KEY]
-    return limits.get(GPU_KEY), required, gpu_tolerations
-
-
-# --- KubeSpawner ------------------------------------------------------------------------------
-
-
-def test_cpu_course_pod() -> None:
-    notebook = "lectures/01-dataframes/dataframes.ipynb"
-    pod = manifest({"course": "data-analytics", "notebook": notebook})
-    validate(pod)
-    container = notebook_container(pod)
-    assert container["image"] == IMAGE_MAP["data-analytics"]
-    assert container["resources"] == {
-        "limits": {"cpu": 2.0, "memory": 1 * GiB},
-        "requests": {"cpu": 0.5, "memory": GiB // 2},
+def expected_pod(
+    course: str, url: str = "/lab", gpu: bool = False, required: list[Any] | None = None
+) -> dict[str, Any]:
+    """The whole pod KubeSpawner must produce for a plan of `course` (hub_data's catalog, the
+    chart's baseline of `kube_config`): every field written out."""
+    resources = CATALOG[course].resources
+    image = IMAGE_MAP[course]
+    limits: dict[str, Any] = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
+    if gpu:
+        limits[GPU_KEY] = "1"
+    access = f'["access:servers!server={USER}/", "access:servers!user={USER}"]'
+    env = {
+        "CPU_GUARANTEE": str(resources.cpu_guarantee),
+        "CPU_LIMIT": str(resources.cpu_limit),
+        "JPY_API_TOKEN": "",
+        "JUPYTERHUB_ACTIVITY_URL": f"http://HUB/hub/api/users/{USER}/activity",
+        "JUPYTERHUB_API_TOKEN": "",
+        "JUPYTERHUB_API_URL": "http://HUB/hub/api",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_CLIENT_ID": "",
+        "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "0",
+        "JUPYTERHUB_DEFAULT_URL": url,
+        "JUPYTERHUB_HOST": "",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": access,
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "http://HUB/oauth_callback",
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+        "JUPYTERHUB_OAUTH_SCOPES": access,
+        "JUPYTERHUB_PUBLIC_HUB_URL": "",
+        "JUPYTERHUB_PUBLIC_URL": "",
+        "JUPYTERHUB_SERVER_NAME": "",
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/",
+        "JUPYTERHUB_USER": USER,
+        "JUPYTER_IMAGE": image,
+        "JUPYTER_IMAGE_SPEC": image,
+        "MEM_GUARANTEE": str(resources.memory_guarantee),
+        "MEM_LIMIT": str(resources.memory_limit),
+        "OL_COURSE": course,
     }
-    assert pod["metadata"]["labels"][COURSE_LABEL] == "data-analytics"
-    assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == f"/lab/tree/{notebook}"
-    assert env(pod)["OL_COURSE"] == "data-analytics"
-    assert gpu_parts(pod) == (None, None, [])
-    # The platform's own scheduling settings stay as configured.
-    assert pod["spec"]["tolerations"] == [Z2JH_TOLERATION]
-    assert pod["spec"]["affinity"]["nodeAffinity"] == {
+    node_affinity: dict[str, Any] = {
         "preferredDuringSchedulingIgnoredDuringExecution": [Z2JH_PREFERRED]
     }
-    # Idle kernels are culled by the server itself, even with a browser tab connected.
-    assert container["args"][0] == "jupyterhub-singleuser"
-    assert "--MappingKernelManager.cull_idle_timeout=600" in container["args"]
-    assert "--MappingKernelManager.cull_connected=True" in container["args"]
-
-
-def test_gpu_course_pod() -> None:
-    pod = manifest({"course": "deep-learning-gpu"})
-    validate(pod)
-    limit, required, tolerations = gpu_parts(pod)
-    assert limit == "1"
-    assert required == {
-        "nodeSelectorTerms": [
-            {
-                "matchExpressions": [
-                    {
-                        "key": "k8s.amazonaws.com/accelerator",
-                        "operator": "In",
-                        "values": ["nvidia-tesla-t4"],
-                    }
-                ]
-            }
-        ]
+    if required:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": required
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "annotations": {
+                "hub.jupyter.org/jupyterhub-version": jupyterhub.__version__,
+                "hub.jupyter.org/kubespawner-version": kubespawner.__version__,
+                "hub.jupyter.org/username": USER,
+            },
+            "labels": {
+                "app": "jupyterhub",
+                "app.kubernetes.io/component": "singleuser-server",
+                "app.kubernetes.io/managed-by": "kubespawner",
+                "app.kubernetes.io/name": "jupyterhub",
+                "component": "singleuser-server",
+                "course": course,
+                "heritage": "jupyterhub",
+                "hub.jupyter.org/network-access-hub": "true",
+                "hub.jupyter.org/servername": "",
+                "hub.jupyter.org/username": USER,
+            },
+            "name": f"jupyter-x-{USER}---8dfe6d51",
+        },
+        "spec": {
+            "affinity": {"nodeAffinity": node_affinity},
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    # Idle kernels are culled by the server itself, even with a tab connected.
+                    "args": [
+                        "jupyterhub-singleuser",
+                        "--MappingKernelManager.cull_idle_timeout=600",
+                        "--MappingKernelManager.cull_interval=120",
+                        "--MappingKernelManager.cull_connected=True",
+                        "--TerminalManager.cull_inactive_timeout=1200",
+                        "--TerminalManager.cull_interval=120",
+                    ],
+                    "env": [{"name": name, "value": value} for name, value in sorted(env.items())],
+                    "image": image,
+                    "lifecycle": {},
+                    "name": "notebook",
+                    "ports": [{"containerPort": 8888, "name": "notebook-port"}],
+                    "resources": {
+                        "limits": limits,
+                        "requests": {
+                            "cpu": resources.cpu_guarantee,
+                            "memory": resources.memory_guarantee,
+                        },
+                    },
+                    "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 1000},
+                    "volumeMounts": [],
+                }
+            ],
+            "imagePullSecrets": [],
+            "restartPolicy": "OnFailure",
+            "securityContext": {"fsGroup": 100},
+            "tolerations": [Z2JH_TOLERATION] + ([GPU_TOLERATION] if gpu else []),
+            "volumes": [],
+        },
     }
-    assert tolerations == [{"key": GPU_KEY, "operator": "Exists", "effect": "NoSchedule"}]
-    assert Z2JH_TOLERATION in pod["spec"]["tolerations"]
-    assert notebook_container(pod)["resources"]["limits"]["memory"] == 4 * GiB
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
+NB = "lectures/01-dataframes/dataframes.ipynb"
+
+#: (link options, the deployment's launch settings, KubeSpawner traits) -> the whole pod.
+POD_CASES = [
+    pytest.param(
+        {"course": "data-analytics", "notebook": NB},
+        PRODUCTION,
+        {},
+        expected_pod("data-analytics", f"/lab/tree/{NB}"),
+        id="cpu-course-with-notebook",
+    ),
+    pytest.param(
+        {"course": "intro-ml"}, PRODUCTION, {}, expected_pod("intro-ml"), id="cpu-course-3gib"
+    ),
+    pytest.param(
+        {"course": "deep-learning-gpu"},
+        PRODUCTION,
+        {},
+        expected_pod("deep-learning-gpu", gpu=True, required=[GPU_REQUIRED]),
+        id="gpu-course",
+    ),
+    pytest.param(
         {"course": "deep-learning-gpu", "needs_gpu": "false"},
+        PRODUCTION,
+        {},
+        expected_pod("deep-learning-gpu"),
+        id="gpu-course-opts-out",
+    ),
+    pytest.param(
         {"course": "data-analytics", "needs_gpu": "true"},
-    ],
-    ids=["gpu-course-opts-out", "cpu-course-asks"],
-)
-def test_gpu_only_where_course_and_link_agree(options: dict[str, str]) -> None:
-    pod = manifest(options)
+        PRODUCTION,
+        {},
+        expected_pod("data-analytics"),
+        id="cpu-course-asks-for-a-gpu",
+    ),
+    pytest.param(
+        {"course": "deep-learning-gpu"},
+        LOCAL,
+        {},
+        expected_pod("deep-learning-gpu"),
+        id="no-gpus-in-the-deployment",
+    ),
+    pytest.param(
+        {"course": "deep-learning-gpu"},
+        PRODUCTION,
+        {"node_affinity_required": [ZONE]},
+        # Kubernetes ORs the terms: the GPU's labels join the configured term.
+        expected_pod(
+            "deep-learning-gpu",
+            gpu=True,
+            required=[
+                {"matchExpressions": ZONE["matchExpressions"] + GPU_REQUIRED["matchExpressions"]}
+            ],
+        ),
+        id="gpu-joins-configured-required-terms",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "launch", "kube", "expected"), POD_CASES)
+def test_the_whole_pod(
+    options: dict[str, str], launch: LaunchSettings, kube: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    (pod,) = manifests(kube_config(hub_settings(launch), **kube), options)
     validate(pod)
-    assert gpu_parts(pod) == (None, None, [])
-
-
-def test_no_gpus_in_deployment() -> None:
-    pod = manifest({"course": "deep-learning-gpu"}, launch=LOCAL)
-    validate(pod)
-    assert gpu_parts(pod) == (None, None, [])
-
-
-@pytest.mark.parametrize("course", [c for c in CATALOG.slugs if c in IMAGE_MAP])
-def test_per_course_memory_and_cpu(course: str) -> None:
-    pod = manifest({"course": course})
-    validate(pod)
-    resources = CATALOG[course].resources
-    container = notebook_container(pod)
-    assert container["resources"]["limits"]["memory"] == resources.memory_limit
-    assert container["resources"]["requests"]["memory"] == resources.memory_guarantee
-    assert container["resources"]["limits"]["cpu"] == resources.cpu_limit
-    assert container["image"] == IMAGE_MAP[course]
+    assert normalized(pod) == expected
 
 
 def test_nothing_carries_over_between_spawns() -> None:
-    """The same spawner object (one user) launching a GPU course, then a CPU course."""
-    gpu, cpu, gpu_again = manifests(
-        kube_config(hub_settings()),
+    """The same spawner object (one user) launching a GPU course, then a CPU course, then the
+    GPU course again: each pod is the one a fresh spawner makes."""
+    launches = (
         {"course": "deep-learning-gpu", "notebook": "lectures/lecture1/tensors.ipynb"},
         {"course": "data-analytics"},
         {"course": "deep-learning-gpu"},
     )
-    for pod in (gpu, cpu, gpu_again):
-        validate(pod)
-    assert gpu_parts(gpu)[0] == "1" and gpu_parts(gpu_again)[0] == "1"
-    assert gpu_parts(cpu) == (None, None, [])
-    assert cpu["spec"]["tolerations"] == [Z2JH_TOLERATION]
-    assert notebook_container(cpu)["image"] == IMAGE_MAP["data-analytics"]
-    assert env(cpu)["JUPYTERHUB_DEFAULT_URL"] == "/lab"
-    assert len(gpu_again["spec"]["tolerations"]) == len(gpu["spec"]["tolerations"]) == 2
+    config = kube_config(hub_settings())
+    one_spawner = manifests(config, *launches)
+    fresh = [manifests(config, options)[0] for options in launches]
+    assert [normalized(p) for p in one_spawner] == [normalized(p) for p in fresh]
+    assert normalized(one_spawner[1]) == expected_pod("data-analytics")
 
 
-def test_gpu_affinity_joins_configured_required_terms() -> None:
-    zone = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}
-    pod = manifest({"course": "deep-learning-gpu"}, node_affinity_required=[zone])
-    validate(pod)
-    (term,) = gpu_parts(pod)[1]["nodeSelectorTerms"]
-    assert [e["key"] for e in term["matchExpressions"]] == ["zone", "k8s.amazonaws.com/accelerator"]
+def test_gpu_affinity_without_labels_adds_nothing() -> None:
     assert gpu_node_affinity([], {}) == []
-
-
-def test_every_repository_course_validates() -> None:
-    try:
-        repo_catalog = load_catalog()
-    except FileNotFoundError:
-        pytest.skip("no courses/ directory here (the test needs courses:content)")
-    image_map = {
-        slug: f"127.0.0.1:5000/ol-course-notebooks:{slug}-x" for slug in repo_catalog.slugs
-    }
-    settings = hub_settings(catalog=repo_catalog, image_map=image_map)
-    pods = manifests(kube_config(settings), *({"course": slug} for slug in repo_catalog.slugs))
-    for course, pod in zip(repo_catalog, pods):
-        validate(pod)
-        assert (
-            notebook_container(pod)["resources"]["limits"]["memory"]
-            == course.resources.memory_limit
-        )
-        assert (gpu_parts(pod)[0] == "1") == course.gpu
+    assert gpu_node_affinity([ZONE], {}) == [ZONE]
 
 
 # --- The shared glue: options, refusals, state ----------------------------------------------
@@ -291,8 +359,8 @@ def test_refusal_becomes_the_error_page(query: str, status: int) -> None:
     for slug in ("data-analytics", "deep-learning-gpu", "intro-ml"):
         assert f'href="/hub/spawn?course={slug}"' in html
     assert (
-        "/hub/spawn?course=data-analytics&amp;notebook=lectures%2F01-dataframes%2Fdataframes.ipynb"
-        in html
+        "/hub/spawn?course=data-analytics&amp;notebook=lectures/01-dataframes/dataframes.ipynb"
+        in (html)
     )
     assert "unbuilt" not in html
 
@@ -344,62 +412,6 @@ def test_no_settings_is_a_clear_error() -> None:
     spawner = asyncio.run(make())
     with pytest.raises(Exception, match="no course catalog"):
         spawner.plan({"course": "data-analytics"})
-
-
-def test_mixin_is_shared() -> None:
-    assert issubclass(CourseKubeSpawner, CourseSpawner) and issubclass(
-        CourseDockerSpawner, CourseSpawner
-    )
-    assert CourseKubeSpawner.options_from_query is CourseDockerSpawner.options_from_query
-
-
-# --- DockerSpawner ----------------------------------------------------------------------------
-
-
-def docker_spawner(launch: LaunchSettings, **docker: Any) -> CourseDockerSpawner:
-    c = Config()
-    c.CourseSpawner.hub_settings = hub_settings(launch)
-    for name, value in docker.items():
-        setattr(c.CourseDockerSpawner, name, value)
-    return CourseDockerSpawner(hub=Hub(base_url="/hub/"), user=MockUser(), config=c)
-
-
-def test_docker_cpu_course() -> None:
-    spawner = docker_spawner(
-        LOCAL,
-        loopback=True,
-        extra_host_config={"pids_limit": 512},
-        extra_create_kwargs={"labels": {"ol.hub": "test"}},
-    )
-    spawner.user_options = {"course": "intro-ml", "notebook": "notebooks/My Notebook.ipynb"}
-    spawner.prepare_launch()
-    assert spawner.image == IMAGE_MAP["intro-ml"]
-    assert spawner.mem_limit == 3 * GiB
-    assert spawner.cpu_limit == 2.0
-    assert spawner.default_url == "/lab/tree/notebooks/My%20Notebook.ipynb"
-    assert spawner.extra_host_config == {
-        "pids_limit": 512,
-        "mem_reservation": 3 * GiB // 2,
-        "cpu_shares": 512,
-        "security_opt": ["no-new-privileges"],
-    }
-    assert spawner.extra_create_kwargs["labels"] == {COURSE_LABEL: "intro-ml", "ol.hub": "test"}
-    spawner.port = 43210
-    assert asyncio.run(spawner.get_ip_and_port()) == ("127.0.0.1", 43210)
-    assert "--MappingKernelManager.cull_idle_timeout=600" in spawner.get_args()
-
-
-def test_docker_gpu_then_cpu() -> None:
-    spawner = docker_spawner(LaunchSettings(gpu=GPU))
-    spawner.user_options = {"course": "deep-learning-gpu"}
-    spawner.prepare_launch()
-    assert spawner.extra_host_config["device_requests"] == [
-        {"Driver": "", "Count": 1, "Capabilities": [["gpu"]]}
-    ]
-    spawner.user_options = {"course": "data-analytics"}
-    spawner.prepare_launch()
-    assert "device_requests" not in spawner.extra_host_config
-    assert spawner.image == IMAGE_MAP["data-analytics"] and spawner.mem_limit == 1 * GiB
 
 
 def test_a_start_error_after_a_good_link_offers_the_same_launch_again() -> None:

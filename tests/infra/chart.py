@@ -32,11 +32,13 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
 from catalog import find_repo_root
+from infra.values import CHART_VERSION
 from tools.helm import helm_binary
 
 KUBERNETES_VERSION = "1.31"
 REFERENCE = find_repo_root().parent / "shared" / "reference"
-Z2JH = "z2jh-4.4.0"
+#: The chart infra deploys (infra/values.py pins it), from ../shared/reference/.
+Z2JH = f"z2jh-{CHART_VERSION}"
 KUBE_PROMETHEUS_STACK = "kube-prometheus-stack-88.5.3"
 DCGM_EXPORTER = "dcgm-exporter-4.8.2"
 #: Where the hub pod mounts the chart's files, Secret and ConfigMap.

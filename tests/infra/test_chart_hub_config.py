@@ -87,9 +87,9 @@ def test_exactly_one_culler_with_the_stacks_settings(hub_config: HubConfig) -> N
     (culler,) = cullers(c)
     arguments = set(culler["command"])
     assert {
-        f"--timeout={stack.cull.timeout}",
-        f"--cull-every={stack.cull.every}",
-        f"--max-age={stack.cull.max_age}",
+        f"--timeout={stack.culling.idle_timeout}",
+        f"--cull-every={stack.culling.every}",
+        f"--max-age={stack.culling.max_age}",
         "--cull-users=true",
     } <= arguments
     roles = [r for r in c.JupyterHub.load_roles if culler["name"] in r.get("services", [])]

@@ -107,7 +107,8 @@ def test_the_alert_rules_are_loaded_with_the_stacks_settings(
     assert ours == expected
     text = yaml.safe_dump(ours)
     assert (
-        str(stack.cull.max_age + monitoring.dashboard_settings(stack).culler_slack_seconds) in text
+        str(stack.culling.max_age + monitoring.dashboard_settings(stack).culler_slack_seconds)
+        in text
     )
 
 

@@ -21,7 +21,7 @@ from infra.in_use import InUse, in_use_from_outputs
 from infra.prepull import gpu_prepuller
 from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
-from infra.values import CHART_REPOSITORY, helm_values
+from infra.values import CHART_REPOSITORY, CHART_VERSION, helm_values
 from tests.infra.support import (
     HUB_IMAGE,
     MOCK_PASSWORD,
@@ -175,7 +175,7 @@ def test_hub_release_is_the_pinned_chart_with_generated_values(
     run = run_program(deployment(stack, sample_catalog))
     release = run.named("kubernetes:helm.sh/v3:Release", "jupyterhub")
     inputs = release.inputs
-    assert inputs["chart"] == "jupyterhub" and inputs["version"] == "4.4.0"
+    assert inputs["chart"] == "jupyterhub" and inputs["version"] == CHART_VERSION
     assert inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
     assert inputs["namespace"] == stack.namespace and inputs["name"] == "jupyterhub"
     assert inputs["atomic"] is True

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hub.settings import DEFAULT_LIMITS, SettingsError, parse_custom
 from infra.stack_config import (
     PROJECT,
     STACKS,
@@ -73,8 +74,12 @@ def test_every_stack_is_behind_the_sso_gate(stacks: dict[str, StackConfig], stac
         (lambda c: c.pop(f"{PROJECT}:domain"), "domain: is required"),
         (lambda c: c.update({f"{PROJECT}:domian": "x.example.org"}), "domian: unknown key"),
         (lambda c: c.update({f"{PROJECT}:domain": "not a host"}), "domain"),
-        (lambda c: c[f"{PROJECT}:cull"].update(every=0), "cull.every"),
-        (lambda c: c[f"{PROJECT}:cull"].update(timeout="1h"), "cull.timeout"),
+        (lambda c: c[f"{PROJECT}:culling"].update(every=0), f"{PROJECT}:culling.every"),
+        (
+            lambda c: c[f"{PROJECT}:culling"].update(idleTimeout="1h"),
+            f"{PROJECT}:culling.idleTimeout: must be a whole number >= 1",
+        ),
+        (lambda c: c[f"{PROJECT}:culling"].update(timeout=60), "culling.timeout: unknown key"),
         (lambda c: c[f"{PROJECT}:gpu"]["taint"].update(effect="Never"), "gpu.taint.effect"),
         (lambda c: c[f"{PROJECT}:gpu"]["nodeLabel"].update(value=True), "gpu.nodeLabel.value"),
         (
@@ -136,6 +141,42 @@ def test_gpu_taint_toleration(
     assert stacks[stack].gpu.taint.toleration() == toleration
 
 
+@pytest.mark.parametrize(
+    ("section", "bad"),
+    [
+        ("sso", {"issuer": "http://sso.example.org/realms/x", "clientId": "hub"}),
+        ("sso", {"issuer": "https://sso.example.org/realms/x"}),
+        ("limits", {"gpuServers": -1}),
+        ("limits", {"retryAfter": 0}),
+        ("culling", {"every": 0}),
+        ("culling", {"users": "yes"}),
+    ],
+)
+def test_the_hub_sections_have_one_reader(infra_dir: Path, section: str, bad: Any) -> None:
+    """A stack file's `sso`, `limits` and `culling` are the shape of the hub's `custom` sections,
+    read by the hub's reader: the same value fails with the same message, here naming the stack
+    file and the field."""
+    document = copy.deepcopy(_document(infra_dir, "dev"))
+    document["config"][f"{PROJECT}:{section}"] = bad
+    with pytest.raises(StackConfigError) as in_stack:
+        parse_stack_config("dev", document)
+    with pytest.raises(SettingsError) as in_hub:
+        parse_custom({"catalog": [], section: bad})
+    expected = f"infra/Pulumi.dev.yaml: {PROJECT}:{in_hub.value.path}: {in_hub.value.message}"
+    assert str(in_stack.value) == expected
+
+
+def test_one_set_of_defaults(infra_dir: Path) -> None:
+    """What a stack file leaves out of `limits` and `culling`, the hub's values would too."""
+    document = copy.deepcopy(_document(infra_dir, "dev"))
+    document["config"].pop(f"{PROJECT}:limits")
+    document["config"][f"{PROJECT}:culling"] = {}
+    stack = parse_stack_config("dev", document)
+    hub = parse_custom({"catalog": [], "culling": {}})
+    assert stack.limits == hub.limits == DEFAULT_LIMITS
+    assert stack.culling == hub.culling
+
+
 def test_unknown_stack_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(StackConfigError, match="unknown stack"):
         parse_stack_config("qa", {"config": {}})
@@ -171,7 +212,7 @@ def test_the_readme_table_says_what_each_stack_file_says(
             stack.domain,
             registry,
             f"{db.instance_class}, {'multi-AZ' if db.multi_az else 'single-AZ'}",
-            f"{stack.cull.timeout} s / {stack.cull.max_age} s",
+            f"{stack.culling.idle_timeout} s / {stack.culling.max_age} s",
             "yes" if stack.allow_preview_tags else "no",
             f"{stack.start_timeout} s",
             stack.sso.issuer,

@@ -1,4 +1,4 @@
-"""Spawners that start cheap learner servers in a server farm (`hub.cheap_servers`) instead of
+"""Spawners that start cheap learner servers in a server farm (`benchmarks.cheap_servers`) instead of
 containers, and the jupyterhub_config functions of the two hubs the capacity scenario compares.
 
 - `FarmSpawner`: the platform part, as DockerSpawner or KubeSpawner would be: `start()` sends
@@ -9,11 +9,12 @@ containers, and the jupyterhub_config functions of the two hubs the capacity sce
 - `CourseFarmSpawner`: ours, `CourseSpawner` (the launch planning, error pages, clean state of
   production's `CourseKubeSpawner`) on `FarmSpawner`, as `CourseDockerSpawner` is on Docker.
 
-`configure_cheap` is the production hub configuration (`hub.config.configure_hub`: our
-TmpAuthenticator, CourseSpawner, the culler service) on loopback (`hub.local_config`) with
+`configure_cheap` is the hub configuration production shares (`hub.config.configure_hub`:
+CourseSpawner, limits, the culler service; our TmpAuthenticator where production has the SSO
+gate) on loopback (`local_hub.config`) with
 `CourseFarmSpawner`; `configure_cheap_stock` is the baseline: stock TmpAuthenticator and the
-plain `FarmSpawner` with the course fixed, as `hub.bench_launch.configure_stock` fixes the image.
-`LocalHub(..., configuration="hub.cheap_spawner:configure_cheap", params=farm_params(...))`.
+plain `FarmSpawner` with the course fixed, as `benchmarks.stock_hub.configure_stock` fixes the image.
+`LocalHub(..., configuration="benchmarks.cheap_spawner:configure_cheap", params=farm_params(...))`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from traitlets import Unicode
 
 from hub.config import configure_hub
 from hub.launch import LaunchPlan, plan_launch
-from hub.local_config import configure_loopback, hub_settings, read_params
 from hub.spawner import COURSE_ENV, CourseSpawner
+from local_hub.config import configure_loopback, hub_settings, read_params
 
 #: Parameters (hub-params.json) of the hubs configured here.
 FARM_URL = "farm_url"
@@ -46,7 +47,7 @@ class FarmError(RuntimeError):
 
 
 class FarmSpawner(Spawner):
-    """Starts the learner's server in the server farm (`hub.cheap_servers`) on 127.0.0.1."""
+    """Starts the learner's server in the server farm (`benchmarks.cheap_servers`) on 127.0.0.1."""
 
     farm_url = Unicode("", help="The server farm's control API, http://127.0.0.1:<port>/").tag(
         config=True
@@ -135,9 +136,9 @@ def configure_farm(c: Any, params: dict[str, Any]) -> None:
 
 
 def configure_cheap(c: Any, params_file: str) -> None:
-    """jupyterhub_config.py of ours: the production configuration, cheap servers."""
+    """jupyterhub_config.py of ours: the shared hub configuration, cheap servers."""
     params = read_params(params_file)
-    configure_hub(c, hub_settings(params), "hub.cheap_spawner.CourseFarmSpawner")
+    configure_hub(c, hub_settings(params), "benchmarks.cheap_spawner.CourseFarmSpawner")
     configure_loopback(c, params)
     configure_farm(c, params)
 
@@ -153,7 +154,7 @@ def configure_cheap_stock(c: Any, params_file: str) -> None:
     plan = plan_launch(query, settings.catalog, settings.image_map, settings.launch)
     c.JupyterHub.authenticator_class = "tmpauthenticator.TmpAuthenticator"
     c.Authenticator.allow_all = True
-    c.JupyterHub.spawner_class = "hub.cheap_spawner.FarmSpawner"
+    c.JupyterHub.spawner_class = "benchmarks.cheap_spawner.FarmSpawner"
     c.FarmSpawner.image = plan.image
     c.Spawner.default_url = plan.url
     c.Spawner.environment = {COURSE_ENV: plan.course}

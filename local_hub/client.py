@@ -9,9 +9,11 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlparse
+from urllib.parse import quote, urlparse
 
 import requests
+
+from hub.contract import launch_link
 
 
 class HubError(RuntimeError):
@@ -31,12 +33,6 @@ class Launch:
     response: requests.Response
 
 
-def launch_link(hub_url: str, course: str, notebook: str | None = None, **extra: str) -> str:
-    """The launch link, as published: `/tmplogin?course=...&notebook=...`."""
-    arguments = {"course": course, **({"notebook": notebook} if notebook else {}), **extra}
-    return f"{hub_url}/tmplogin?{urlencode(arguments, quote_via=quote)}"
-
-
 def user_from_url(url: str) -> str | None:
     """The user name in a hub URL (`/hub/spawn-pending/<name>`, `/user/<name>/...`)."""
     path = urlparse(url).path
@@ -45,7 +41,7 @@ def user_from_url(url: str) -> str | None:
 
 
 class HubClient:
-    """The hub at `url`, with an API token of the admin scopes (hub.local_config.ADMIN_SCOPES)."""
+    """The hub at `url`, with an API token of the admin scopes (local_hub.config.ADMIN_SCOPES)."""
 
     def __init__(self, url: str, api_token: str) -> None:
         self.url = url

@@ -1,8 +1,8 @@
 """The local hub's JupyterHub configuration: the production hub configuration (`hub.config`) on
 loopback, with DockerSpawner on the learners' own network (or the host network: see
-hub/local_processes.py).
+local_hub/processes.py).
 
-`LocalHub` (hub/local_processes.py) writes the parameters as JSON and a jupyterhub_config.py
+`LocalHub` (local_hub/processes.py) writes the parameters as JSON and a jupyterhub_config.py
 that calls `configure_local(c, <params file>)`.
 """
 
@@ -42,7 +42,7 @@ def hub_settings(params: dict[str, Any]) -> HubSettings:
 def configure_local(c: Any, params_file: str) -> None:
     """jupyterhub_config.py of the local hub: the production configuration, on loopback."""
     params = read_params(params_file)
-    configure_hub(c, hub_settings(params), "hub.spawner.CourseDockerSpawner")
+    configure_hub(c, hub_settings(params), "local_hub.spawner.CourseDockerSpawner")
     configure_loopback(c, params)
 
 

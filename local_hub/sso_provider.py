@@ -5,7 +5,7 @@
         hub = LocalHub(settings, state_dir, sso_client_secret=provider.client_secret)
         provider.start([f"{hub.url}/hub/oauth_callback"])
 
-runs `hub/local_sso_provider.mjs` (the npm library `oidc-provider`, installed globally like the
+runs `local_hub/sso_provider.mjs` (the npm library `oidc-provider`, installed globally like the
 proxy: `npm install -g oidc-provider@9.13.3`) on 127.0.0.1 with one client, the hub, and the
 given users. Production's provider is a Keycloak realm; the hub talks to both the same way.
 """
@@ -26,10 +26,10 @@ from urllib.parse import urljoin
 
 import requests
 
-from hub.local_processes import LocalHubError, free_port, port_open, stop_process, tail_of
 from hub.settings import SsoSettings
+from local_hub.processes import LocalHubError, free_port, port_open, stop_process, tail_of
 
-SCRIPT = Path(__file__).with_name("local_sso_provider.mjs")
+SCRIPT = Path(__file__).with_name("sso_provider.mjs")
 CLIENT_ID = "ol-course-hub"
 #: The version .ci/setup installs (the script is written against its API).
 OIDC_PROVIDER = "oidc-provider@9.13.3"

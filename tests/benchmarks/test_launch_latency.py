@@ -12,7 +12,7 @@ import pytest
 import requests
 import requests.adapters
 
-from hub.bench_launch import (
+from benchmarks.launch_latency import (
     STEPS,
     Outcome,
     Samples,
@@ -23,7 +23,7 @@ from hub.bench_launch import (
     table,
     timed_launch,
 )
-from hub.local_client import HubClient, HubError, Launch
+from local_hub.client import HubClient, HubError, Launch
 
 
 class JupyterLabPage(requests.adapters.BaseAdapter):
@@ -111,7 +111,6 @@ class StandInHub(HubClient):
 def test_every_launch_ends_as_an_outcome(hub: StandInHub, expected: tuple[Any, ...]) -> None:
     outcome = timed_launch(hub, "http://127.0.0.1:9/tmplogin?course=x", poll=0)
     assert (outcome.status, outcome.reason, outcome.user) == expected
-    assert outcome.seconds >= 0
 
 
 def test_clean_up_reports_what_it_could_not_delete() -> None:

@@ -1,6 +1,6 @@
 """Benchmark: launch latency from `/tmplogin` to a ready notebook server, ours vs stock.
 
-    python -m hub.bench_launch            # or: ./pants run hub:bench-launch
+    python -m benchmarks.launch_latency            # or: ./pants run hub:bench-launch
 
 Starts two local hubs side by side on 127.0.0.1 (same machine, same image, same network set-up,
 same container resources): ours (course launcher, our TmpAuthenticator, culler service) and a
@@ -18,8 +18,8 @@ or failed (with the reason): a launch that fails is a row of the table, never a 
 per scenario and hub, how the launches ended and p50/p95/max of the successful ones, then our p50
 overhead, which must stay within 5% with every launch ok.
 
-Then the hub's own capacity (`hub.capacity`), with containers out of the picture: the same two
-hub configurations on PostgreSQL with cheap learner servers (`hub.cheap_servers`), a class of
+Then the hub's own capacity (`benchmarks.capacity`), with containers out of the picture: the same two
+hub configurations on PostgreSQL with cheap learner servers (`benchmarks.cheap_servers`), a class of
 `--capacity` learners arriving at random within `--capacity-window` seconds on both hubs at once,
 then a stepped search of arrival rates on each hub alone: launches per second sustained at p95
 <= 2 s, CPU per launch and memory per user of the hub and the proxy, and the first thing that
@@ -46,25 +46,18 @@ from urllib.parse import quote, urlparse
 
 import requests
 
+from benchmarks.capacity import CHART_HUB_TRAITS, run_capacity
+from benchmarks.capacity_report import comparison, render
+from benchmarks.learners import REFUSALS, first_line
+from benchmarks.stock_hub import stock_hub
 from catalog import find_repo_root, load_catalog
-from hub.capacity import (
-    CHART_HUB_TRAITS,
-    REFUSALS,
-    comparison,
-    first_line,
-    render,
-    run_capacity,
-)
-from hub.cheap_spawner import STOCK_COURSE
 from hub.launch import LaunchSettings, plan_launch
 from hub.limits import LimitSettings
-from hub.local_client import HubClient, HubError, user_from_url
-from hub.local_config import configure_loopback, hub_settings, read_params
-from hub.local_images import build_images, docker_client, load_image_map, local_images
-from hub.local_processes import LocalHub
-from hub.local_sso import LocalSsoProvider, sign_in
 from hub.settings import CullSettings, HubSettings
-from hub.spawner import docker_host_config
+from local_hub.client import HubClient, HubError, user_from_url
+from local_hub.images import build_images, docker_client, load_image_map, local_images
+from local_hub.processes import LocalHub
+from local_hub.sso_provider import LocalSsoProvider, sign_in
 
 LIMIT = 0.05
 #: Ours behind the SSO gate (login excluded: the browser already has the provider's session),
@@ -76,37 +69,6 @@ CAPACITY_LIMIT = 0.10
 CAPACITY_LIMITS = LimitSettings(active_servers=100_000, gpu_servers=100_000)
 #: The capacity scenario's stepped search (launches/s).
 CAPACITY_RATES = (4, 8, 10, 12, 14, 16, 20, 24, 32, 48)
-
-
-def configure_stock(c: Any, params_file: str) -> None:
-    """jupyterhub_config.py of the baseline: stock TmpAuthenticator and DockerSpawner, configured
-    with the container our launcher would start for the course (image, limits, guarantees), on
-    loopback like ours."""
-    params = read_params(params_file)
-    settings = hub_settings(params)
-    plan = plan_launch(
-        {"course": params[STOCK_COURSE]}, settings.catalog, settings.image_map, settings.launch
-    )
-    c.JupyterHub.authenticator_class = "tmpauthenticator.TmpAuthenticator"
-    c.Authenticator.allow_all = True
-    c.JupyterHub.spawner_class = "hub.spawner.LoopbackDockerSpawner"
-    c.DockerSpawner.image = plan.image
-    c.DockerSpawner.mem_limit = plan.memory_limit
-    c.DockerSpawner.cpu_limit = plan.cpu_limit
-    c.DockerSpawner.extra_host_config = docker_host_config(plan)
-    c.JupyterHub.authenticate_prometheus = False
-    configure_loopback(c, params)
-
-
-def stock_hub(settings: HubSettings, state_dir: Path, course: str, **kwargs: Any) -> LocalHub:
-    """The baseline hub, launching `course`'s container with stock JupyterHub parts."""
-    return LocalHub(
-        settings,
-        state_dir,
-        configuration="hub.bench_launch:configure_stock",
-        params={STOCK_COURSE: course},
-        **kwargs,
-    )
 
 
 #: Answers that mean the hub refused the launch on purpose (limits), not that it failed.
@@ -444,7 +406,7 @@ def container_benchmark(args: argparse.Namespace, root: Path) -> bool:
 
 
 def capacity_benchmark(args: argparse.Namespace, root: Path) -> bool:
-    """The capacity scenario (hub.capacity: cheap servers, PostgreSQL) and its tables; returns
+    """The capacity scenario (benchmarks.capacity: cheap servers, PostgreSQL) and its tables; returns
     whether it met its targets (ours within 10 % of stock, every class launch ok)."""
     catalog = load_catalog(root)
     limits = ", ".join(f"{name} {value}" for name, value in CHART_HUB_TRAITS.items())
@@ -480,7 +442,7 @@ def _rates(text: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hub.bench_launch", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.launch_latency", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--sequential", type=int, default=10, help="sequential launches per hub")
     parser.add_argument("--concurrent", type=int, default=20, help="launches at once")

@@ -1,6 +1,6 @@
 """Cheap learner servers for measuring the hub itself: one "server farm" process that serves every
 learner's server, each on a 127.0.0.1 port of its own, so that hundreds of launches cost the
-machine almost nothing outside the hub (`hub.capacity`, `./pants run hub:bench-launch`).
+machine almost nothing outside the hub (`benchmarks.capacity`, `./pants run hub:bench-launch`).
 
 Real, as jupyterhub-singleuser behaves towards the hub and the browser:
 
@@ -21,12 +21,12 @@ default URL, and `<prefix>lab[/tree/<notebook>]` is a small page naming the cour
 which `CourseSpawner` sets), the notebook, the user and the image the launch plan chose (never
 pulled, never run); `read_page` reads those back. No kernels, contents or websockets.
 
-The farm's control API, for `hub.cheap_spawner.FarmSpawner` (127.0.0.1 only, header
+The farm's control API, for `benchmarks.cheap_spawner.FarmSpawner` (127.0.0.1 only, header
 `Authorization: token $OL_FARM_TOKEN`): `POST /servers` `{"env", "args", "image"}` -> 201
 `{"id", "port"}`; `GET /servers/<id>` -> 200 or 404; `DELETE /servers/<id>` -> 204 or 404;
 `GET /servers` -> `{"count"}`.
 
-    OL_FARM_TOKEN=... python -m hub.cheap_servers --port 9000
+    OL_FARM_TOKEN=... python -m benchmarks.cheap_servers --port 9000
 
 This module imports only tornado and JupyterHub's service library, so the farm process stays
 small (a process per learner would cost at least that process's size each).
@@ -63,13 +63,14 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-log = logging.getLogger("hub.cheap_servers")
+from hub.contract import COURSE_ENV
+
+log = logging.getLogger("benchmarks.cheap_servers")
 
 #: The control API's token (environment of the farm process).
 FARM_TOKEN_ENV = "OL_FARM_TOKEN"
 #: The course a server is for; the value of hub.spawner.COURSE_ENV (not imported: that module
 #: brings KubeSpawner and DockerSpawner into the farm process).
-COURSE_ENV = "OL_COURSE"
 #: What `<prefix>api` says (jupyter_server says its own version there).
 SERVER_VERSION = f"cheap-{JUPYTERHUB_VERSION}"
 #: How a notebook page names what it shows: `data-<field>` attributes of its body.
@@ -92,7 +93,7 @@ def notebook_page(fields: Mapping[str, str]) -> str:
         f"<body {attributes}>\n"
         f"<h1>{e['course']}</h1>\n<p>Notebook: {e['notebook'] or '(home folder)'}</p>\n"
         f"<p>User: {e['user']}</p>\n"
-        "<p>A cheap stand-in for JupyterLab (hub.cheap_servers): no container runs; the launch "
+        "<p>A cheap stand-in for JupyterLab (benchmarks.cheap_servers): no container runs; the launch "
         f"plan chose the image {e['image']}.</p>\n"
         "</body></html>\n"
     )
@@ -455,7 +456,7 @@ async def serve(port: int, token: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hub.cheap_servers", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.cheap_servers", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--port", type=int, required=True, help="control API port (127.0.0.1)")
     args = parser.parse_args(argv)

@@ -1,20 +1,20 @@
 """The local hub: JupyterHub, its proxy and DockerSpawner on 127.0.0.1 with the course images.
 
-    python -m hub.local            # or: ./pants run hub:local
+    python -m local_hub.main            # or: ./pants run hub:local
 
 builds the course images and the image map (`./pants package courses::`), starts
 configurable-http-proxy and JupyterHub (SQLite in a state directory, throwaway users, the idle
 culler), prints the launch link of every notebook, and on Ctrl-C stops everything and removes
 the containers it started. People reach it on 127.0.0.1; learner containers run on a Docker
-network of the hub's own and reach only the hub (see `hub.local_processes`).
+network of the hub's own and reach only the hub (see `local_hub.processes`).
 
 With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID provider
-(`hub.local_sso`) starts too, and a launch link first asks you to sign in (the user and password
+(`local_hub.sso_provider`) starts too, and a launch link first asks you to sign in (the user and password
 are printed).
 
-This is the command line; the pieces are the course images (`hub.local_images`), the hub's
-configuration (`hub.local_config`), its processes (`hub.local_processes.LocalHub`) and a client
-of a running hub (`hub.local_client`).
+This is the command line; the pieces are the course images (`local_hub.images`), the hub's
+configuration (`local_hub.config`), its processes (`local_hub.processes.LocalHub`) and a client
+of a running hub (`local_hub.client`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import Any
 
 from catalog import Catalog, find_repo_root, load_catalog
 from catalog.image_facts import ImageMapError
+from hub.contract import launch_link
 from hub.launch import LaunchSettings
-from hub.local_client import launch_link
-from hub.local_images import build_images, docker_client, load_image_map, local_images
-from hub.local_processes import LocalHub
-from hub.local_sso import LocalSsoProvider
 from hub.settings import CullSettings, HubSettings
+from local_hub.images import build_images, docker_client, load_image_map, local_images
+from local_hub.processes import LocalHub
+from local_hub.sso_provider import LocalSsoProvider
 
 #: The sign-in of `--sso` (a local provider on loopback: not a secret).
 SSO_USER = ("learner", "learner")
@@ -59,7 +59,7 @@ def launch_links(
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     defaults = CullSettings()
     parser = argparse.ArgumentParser(
-        prog="python -m hub.local", description=__doc__.split("\n\n")[0]
+        prog="python -m local_hub.main", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--port", type=int, default=8000, help="public port on 127.0.0.1")
     parser.add_argument("--state-dir", type=Path, help="database, logs (default: a temp dir)")

@@ -30,12 +30,12 @@ from typing import Any, TypeVar
 
 import requests
 
-from hub.local_client import HubClient, HubError
-from hub.local_images import docker_client
 from hub.settings import HubSettings, settings_to_custom
+from local_hub.client import HubClient, HubError
+from local_hub.images import docker_client
 
 #: The jupyterhub_config.py function that configures the local hub (`module:function`).
-LOCAL_CONFIGURATION = "hub.local_config:configure_local"
+LOCAL_CONFIGURATION = "local_hub.config:configure_local"
 
 
 class LocalHubError(HubError):
@@ -259,7 +259,7 @@ class LocalHub(HubClient, Started):
         module, function = self.configuration.split(":")
         config = self.state_dir / "jupyterhub_config.py"
         config.write_text(
-            "# Written by hub.local_processes.LocalHub; the parameters are in hub-params.json.\n"
+            "# Written by local_hub.processes.LocalHub; the parameters are in hub-params.json.\n"
             f"from {module} import {function}\n\n"
             f"{function}(c, {str(params_file)!r})  # noqa: F821\n"
         )

@@ -1,5 +1,5 @@
-"""The hub's own capacity scenario, small and not timed (`hub.capacity`): our hub (the production
-configuration) with cheap learner servers (`hub.cheap_servers`), its database on a PostgreSQL
+"""The hub's own capacity scenario, small and not timed (`benchmarks.capacity`): our hub (the production
+configuration) with cheap learner servers (`benchmarks.cheap_servers`), its database on a PostgreSQL
 server started here, the real configurable-http-proxy; 50 learners, spread over every course,
 follow their launch links through the OAuth round trip, and every one must land on its own
 course's notebook. The check itself must be able to fail: on the stock hub, which serves one
@@ -21,27 +21,23 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from catalog import Catalog
-from hub.capacity import (
+from benchmarks.capacity import CapacityReport
+from benchmarks.capacity_lab import OURS, STOCK, CapacityLab, Load, LoadResult
+from benchmarks.capacity_report import comparison, render
+from benchmarks.cheap_servers import notebook_page, read_page
+from benchmarks.learners import (
     BROWSER_HEADERS,
-    OURS,
-    STOCK,
-    CapacityLab,
-    CapacityReport,
-    Load,
-    LoadResult,
     Visit,
     VisitError,
     check_landing,
-    comparison,
     learner_links,
-    render,
     visit,
 )
-from hub.cheap_servers import notebook_page, read_page
-from hub.local_client import launch_link, user_from_url
-from hub.local_postgres import PostgresUnavailable
+from catalog import Catalog
+from hub.contract import launch_link
 from hub.settings import CullSettings
+from local_hub.client import user_from_url
+from local_hub.postgres import PostgresUnavailable
 from tests.hub.e2e_support import repository_catalog, require_proxy
 
 pytestmark = pytest.mark.timeout(600)

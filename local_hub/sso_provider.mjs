@@ -1,9 +1,9 @@
 // A local OpenID Connect provider for the local hub (`hub:local -- --sso`) and the tests: the
 // certified `oidc-provider` library (npm), configured with one client (the hub) and test users,
-// listening on 127.0.0.1. It stands in for production's Keycloak realm; `hub/local_sso.py`
+// listening on 127.0.0.1. It stands in for production's Keycloak realm; `local_hub/sso_provider.py`
 // starts it.
 //
-//   node hub/local_sso_provider.mjs CONFIG.json
+//   node local_hub/sso_provider.mjs CONFIG.json
 //
 // CONFIG.json: {"issuer": "http://127.0.0.1:PORT", "port": PORT, "module": "/abs/path/to/oidc-provider",
 //               "client": {"client_id": ..., "client_secret": ..., "redirect_uris": [...]},

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.local_processes import Started, free_port
+from local_hub.processes import Started, free_port
 
 #: Where to look for initdb besides Debian's versioned folders.
 PG_BIN_ENV = "HUB_E2E_PG_BIN"

@@ -1,0 +1,73 @@
+"""The base image flavors a course can name in course.toml (`flavor = "pytorch"`), in one place:
+their names, the base image each builds FROM, the resources a course of each gets where its
+course.toml names none, and which upstream images mean which flavor (an old Dockerfile's FROM,
+read by tools:import-course). Pure data; the reader (catalog.course), the writer
+(catalog.course_toml), the build (pants-plugins/course_targets) and the tools read it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_GiB = 2**30
+
+
+@dataclass(frozen=True)
+class Flavor:
+    name: str
+    #: What is in it, for people choosing one.
+    summary: str
+    #: Memory limit and guarantee (bytes), CPU limit and guarantee of a learner's server, where
+    #: course.toml has no [resources]; a GPU course gets at least GPU_RESOURCES.
+    resources: tuple[int, int, float, float]
+
+    @property
+    def base_image(self) -> str:
+        """The Pants address of the base image a course of this flavor builds FROM."""
+        return f"images/base:{self.name}"
+
+
+#: The least a GPU course's server gets by default (the GPU's work needs host memory too).
+GPU_RESOURCES = (4 * _GiB, 2 * _GiB, 2.0, 0.5)
+
+_FLAVORS = (
+    Flavor(
+        "pytorch",
+        "docker-stacks' pytorch-notebook: Python, the scientific stack and PyTorch",
+        (2 * _GiB, 1 * _GiB, 2.0, 0.5),
+    ),
+    Flavor(
+        "tensorflow",
+        "pytorch plus TensorFlow (as the system this replaces had it)",
+        (4 * _GiB, 2 * _GiB, 2.0, 0.5),
+    ),
+)
+BY_NAME = {flavor.name: flavor for flavor in _FLAVORS}
+#: The flavor names, in the order people are offered them (the first is the default).
+FLAVORS = tuple(BY_NAME)
+DEFAULT_FLAVOR = FLAVORS[0]
+
+
+def default_resources(flavor: str, gpu: bool) -> tuple[int, int, float, float]:
+    """What a course of `flavor` gets where its course.toml has no [resources]."""
+    base = BY_NAME.get(flavor, BY_NAME[DEFAULT_FLAVOR]).resources
+    if not gpu:
+        return base
+    return (
+        max(base[0], GPU_RESOURCES[0]),
+        max(base[1], GPU_RESOURCES[1]),
+        max(base[2], GPU_RESOURCES[2]),
+        max(base[3], GPU_RESOURCES[3]),
+    )
+
+
+def flavor_of_image(image: str) -> str | None:
+    """The flavor an upstream image reference stands for (`FROM` of the system this replaces):
+    a TensorFlow image -> tensorflow, any other docker-stacks `*-notebook` -> pytorch; None for
+    an image that is no docker-stacks notebook."""
+    name = image.split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    if "tensorflow" in name:
+        return "tensorflow"
+    if name.endswith("-notebook"):  # docker-stacks: pytorch, scipy, datascience, minimal...
+        return DEFAULT_FLAVOR
+    return None
