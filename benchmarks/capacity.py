@@ -4,8 +4,8 @@ are cheap, ours against stock, side by side.
 Real: both hubs are the local hub's processes (`LocalHub`: JupyterHub and configurable-http-proxy
 on 127.0.0.1) with PostgreSQL as their database (one server, a database each), ours with the hub
 configuration production shares (`hub.config`: CourseSpawner planning, limits, the culler service)
-but our TmpAuthenticator where production has the SSO gate, stock with TmpAuthenticator and the plain spawner with the course fixed. Each
-learner is a browser without JavaScript (a `requests.Session` of its own, with a browser's
+but our TmpAuthenticator where production has the SSO gate, stock with TmpAuthenticator and the
+plain spawner with the course fixed. Each learner is a browser without JavaScript (a `requests.Session` of its own, with a browser's
 `Sec-Fetch-*` headers): it opens `/tmplogin?course=X&notebook=Y` and follows every redirect
 (throwaway user, `/hub/spawn`, the spawn-pending page and its progress event stream where the
 spawn takes longer than the hub waits, the OAuth round trip with the learner's server) until the
@@ -23,6 +23,10 @@ growth over the load / launches, with every learner's server still running), the
 connections the hub held, and the warnings and errors of the hub's and the proxy's logs. A
 stepped search raises the arrival rate until a launch fails: the rate sustained with p95 <= 2 s
 and no failure, and the first thing that broke with its error.
+
+Here: the scenario (`run_capacity`: a class, then the stepped search). Its parts: the processes
+and one measured load (`capacity_lab`), the learners (`learners`), /proc (`process_stats`), the
+tables and the verdict (`capacity_report`).
 """
 
 from __future__ import annotations

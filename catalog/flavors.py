@@ -1,6 +1,6 @@
 """The base image flavors a course can name in course.toml (`flavor = "pytorch"`), in one place:
-their names, the base image each builds FROM, the resources a course of each gets where its
-course.toml names none, and which upstream images mean which flavor (an old Dockerfile's FROM,
+their names, the base image each builds FROM and its locked layers, the resources a course of
+each gets where its course.toml names none, and which upstream images mean which flavor (an old Dockerfile's FROM,
 read by tools:import-course). Pure data; the reader (catalog.course), the writer
 (catalog.course_toml), the build (pants-plugins/course_targets) and the tools read it here.
 """
@@ -20,6 +20,9 @@ class Flavor:
     #: Memory limit and guarantee (bytes), CPU limit and guarantee of a learner's server, where
     #: course.toml has no [resources]; a GPU course gets at least GPU_RESOURCES.
     resources: tuple[int, int, float, float]
+    #: The base image's locked layers (images/base/<layer>.lock), bottom first, in local builds
+    #: and CI (tools/lock_base_images.py: what each holds).
+    layers: tuple[str, ...]
 
     @property
     def base_image(self) -> str:
@@ -35,11 +38,13 @@ _FLAVORS = (
         "pytorch",
         "docker-stacks' pytorch-notebook: Python, the scientific stack and PyTorch",
         (2 * _GiB, 1 * _GiB, 2.0, 0.5),
+        ("standin", "torch"),
     ),
     Flavor(
         "tensorflow",
         "pytorch plus TensorFlow (as the system this replaces had it)",
         (4 * _GiB, 2 * _GiB, 2.0, 0.5),
+        ("standin", "torch", "tensorflow"),
     ),
 )
 BY_NAME = {flavor.name: flavor for flavor in _FLAVORS}

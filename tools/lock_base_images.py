@@ -20,6 +20,7 @@ from pathlib import Path
 
 import docker
 
+from catalog import flavors
 from tools.lock import constraints_text, parse_lock, render_lock
 from tools.resolver import Job, ResolveError, resolve
 from tools.wheelhouse import local_pins
@@ -66,10 +67,10 @@ LAYERS = (
 )
 
 BY_NAME = {layer.name: layer for layer in LAYERS}
-#: The layers whose packages make each flavor in local builds and CI (the stand-in upstream).
+#: The layers whose packages make each flavor in local builds and CI (catalog/flavors.py).
 FLAVOR_LAYERS = {
-    "pytorch": (BY_NAME["standin"], BY_NAME["torch"]),
-    "tensorflow": (BY_NAME["standin"], BY_NAME["torch"], BY_NAME["tensorflow"]),
+    name: tuple(BY_NAME[layer] for layer in flavor.layers)
+    for name, flavor in flavors.BY_NAME.items()
 }
 
 

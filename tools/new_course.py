@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from catalog import FLAVORS, CatalogError, find_repo_root, parse_course
 from catalog.catalog import COURSES_DIR
 from catalog.course_toml import CourseDraft, render_course_toml
+from catalog.flavors import DEFAULT_FLAVOR
 from tools.lock import LOCK_FILE, course_lock
 
 NOTEBOOK = "notebooks/01-welcome.ipynb"
@@ -109,7 +110,7 @@ def scaffold(root: Path, slug: str, flavor: str, gpu: bool, title: str | None = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("slug", help="the course's directory name and image tag (a-z, 0-9, -)")
-    parser.add_argument("--flavor", choices=FLAVORS, default="pytorch")
+    parser.add_argument("--flavor", choices=FLAVORS, default=DEFAULT_FLAVOR)
     parser.add_argument("--gpu", action="store_true", help="learners get a GPU where there is one")
     parser.add_argument("--title", help="the course's name as learners see it")
     parser.add_argument("--root", type=Path, help="the monorepo (default: the current one)")

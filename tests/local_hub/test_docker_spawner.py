@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
@@ -13,7 +14,7 @@ from hub.launch import LaunchSettings
 from hub.settings import CullSettings, HubSettings
 from hub.spawner import COURSE_LABEL
 from local_hub.spawner import CourseDockerSpawner
-from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP, LOCAL, GiB
+from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP, LOCAL
 from tests.hub.kube import MockUser
 
 
@@ -29,39 +30,101 @@ def docker_spawner(launch: LaunchSettings, **docker: Any) -> CourseDockerSpawner
     return CourseDockerSpawner(hub=Hub(base_url="/hub/"), user=MockUser(), config=c)
 
 
-def test_docker_cpu_course() -> None:
-    spawner = docker_spawner(
-        LOCAL,
-        loopback=True,
-        extra_host_config={"pids_limit": 512},
-        extra_create_kwargs={"labels": {"ol.hub": "test"}},
-    )
-    spawner.user_options = {"course": "intro-ml", "notebook": "notebooks/My Notebook.ipynb"}
-    spawner.prepare_launch()
-    assert spawner.image == IMAGE_MAP["intro-ml"]
-    assert spawner.mem_limit == 3 * GiB
-    assert spawner.cpu_limit == 2.0
-    assert spawner.default_url == "/lab/tree/notebooks/My%20Notebook.ipynb"
-    assert spawner.extra_host_config == {
+def planned(spawner: CourseDockerSpawner) -> dict[str, Any]:
+    """Every trait a plan sets on the Docker spawner, and the server's arguments."""
+    return {
+        "image": spawner.image,
+        "mem_limit": spawner.mem_limit,
+        "mem_guarantee": spawner.mem_guarantee,
+        "cpu_limit": spawner.cpu_limit,
+        "cpu_guarantee": spawner.cpu_guarantee,
+        "default_url": spawner.default_url,
+        "environment": {k: v for k, v in spawner.environment.items() if k == "OL_COURSE"},
+        "extra_host_config": spawner.extra_host_config,
+        "extra_create_kwargs": spawner.extra_create_kwargs,
+        "kernel_culling": [a for a in spawner.get_args() if a.startswith("--")],
+    }
+
+
+KERNEL_CULLING = [
+    "--MappingKernelManager.cull_idle_timeout=600",
+    "--MappingKernelManager.cull_interval=120",
+    "--MappingKernelManager.cull_connected=True",
+    "--TerminalManager.cull_inactive_timeout=1200",
+    "--TerminalManager.cull_interval=120",
+]
+#: The local hub's own container settings (local_hub/config.py): kept under every plan.
+CONFIGURED = {
+    "extra_host_config": {"pids_limit": 512},
+    "extra_create_kwargs": {"labels": {"ol.hub": "test"}},
+}
+
+
+def expected(course: str, url: str = "/lab", gpus: int = 0) -> dict[str, Any]:
+    resources = CATALOG[course].resources
+    host: dict[str, Any] = {
         "pids_limit": 512,
-        "mem_reservation": 3 * GiB // 2,
-        "cpu_shares": 512,
+        "mem_reservation": resources.memory_guarantee,
+        "cpu_shares": int(1024 * resources.cpu_guarantee),
         "security_opt": ["no-new-privileges"],
     }
-    assert spawner.extra_create_kwargs["labels"] == {COURSE_LABEL: "intro-ml", "ol.hub": "test"}
+    if gpus:
+        host["device_requests"] = [{"Driver": "", "Count": gpus, "Capabilities": [["gpu"]]}]
+    return {
+        "image": IMAGE_MAP[course],
+        "mem_limit": resources.memory_limit,
+        "mem_guarantee": resources.memory_guarantee,
+        "cpu_limit": resources.cpu_limit,
+        "cpu_guarantee": resources.cpu_guarantee,
+        "default_url": url,
+        "environment": {"OL_COURSE": course},
+        "extra_host_config": host,
+        "extra_create_kwargs": {"labels": {COURSE_LABEL: course, "ol.hub": "test"}},
+        "kernel_culling": KERNEL_CULLING,
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "launch", "want"),
+    [
+        pytest.param(
+            {"course": "intro-ml", "notebook": "notebooks/My Notebook.ipynb"},
+            LOCAL,
+            expected("intro-ml", "/lab/tree/notebooks/My%20Notebook.ipynb"),
+            id="cpu-course-with-notebook",
+        ),
+        pytest.param(
+            {"course": "deep-learning-gpu"},
+            LaunchSettings(gpu=GPU),
+            expected("deep-learning-gpu", gpus=1),
+            id="gpu-course-on-a-machine-with-gpus",
+        ),
+        pytest.param(
+            {"course": "deep-learning-gpu"},
+            LOCAL,
+            expected("deep-learning-gpu"),
+            id="gpu-course-without-gpus",
+        ),
+    ],
+)
+def test_the_whole_plan_in_dockers_terms(
+    options: dict[str, str], launch: LaunchSettings, want: dict[str, Any]
+) -> None:
+    spawner = docker_spawner(launch, **CONFIGURED)
+    spawner.user_options = options
+    spawner.prepare_launch()
+    assert planned(spawner) == want
+
+
+def test_nothing_carries_over_between_spawns() -> None:
+    spawner = docker_spawner(LaunchSettings(gpu=GPU), **CONFIGURED)
+    for course, gpus in (("deep-learning-gpu", 1), ("data-analytics", 0), ("deep-learning-gpu", 1)):
+        spawner.user_options = {"course": course}
+        spawner.prepare_launch()
+        assert planned(spawner) == expected(course, gpus=gpus)
+
+
+def test_loopback_servers_listen_on_a_port_of_their_own() -> None:
+    spawner = docker_spawner(LOCAL, loopback=True)
     spawner.port = 43210
     assert asyncio.run(spawner.get_ip_and_port()) == ("127.0.0.1", 43210)
-    assert "--MappingKernelManager.cull_idle_timeout=600" in spawner.get_args()
-
-
-def test_docker_gpu_then_cpu() -> None:
-    spawner = docker_spawner(LaunchSettings(gpu=GPU))
-    spawner.user_options = {"course": "deep-learning-gpu"}
-    spawner.prepare_launch()
-    assert spawner.extra_host_config["device_requests"] == [
-        {"Driver": "", "Count": 1, "Capabilities": [["gpu"]]}
-    ]
-    spawner.user_options = {"course": "data-analytics"}
-    spawner.prepare_launch()
-    assert "device_requests" not in spawner.extra_host_config
-    assert spawner.image == IMAGE_MAP["data-analytics"] and spawner.mem_limit == 1 * GiB
