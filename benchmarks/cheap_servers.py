@@ -28,8 +28,8 @@ The farm's control API, for `benchmarks.cheap_spawner.FarmSpawner` (127.0.0.1 on
 
     OL_FARM_TOKEN=... python -m benchmarks.cheap_servers --port 9000
 
-This module imports only tornado and JupyterHub's service library, so the farm process stays
-small (a process per learner would cost at least that process's size each).
+This module imports only tornado, JupyterHub's service library and the names in hub/contract.py,
+so the farm process stays small (a process per learner would cost at least that process's size each).
 """
 
 from __future__ import annotations
@@ -69,8 +69,6 @@ log = logging.getLogger("benchmarks.cheap_servers")
 
 #: The control API's token (environment of the farm process).
 FARM_TOKEN_ENV = "OL_FARM_TOKEN"
-#: The course a server is for; the value of hub.spawner.COURSE_ENV (not imported: that module
-#: brings KubeSpawner and DockerSpawner into the farm process).
 #: What `<prefix>api` says (jupyter_server says its own version there).
 SERVER_VERSION = f"cheap-{JUPYTERHUB_VERSION}"
 #: How a notebook page names what it shows: `data-<field>` attributes of its body.

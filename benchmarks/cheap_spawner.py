@@ -29,8 +29,9 @@ from jupyterhub.utils import url_path_join
 from traitlets import Unicode
 
 from hub.config import configure_hub
+from hub.contract import COURSE_ENV
 from hub.launch import LaunchPlan, plan_launch
-from hub.spawner import COURSE_ENV, CourseSpawner
+from hub.spawner import CourseSpawner
 from local_hub.config import configure_loopback, hub_settings, read_params
 
 #: Parameters (hub-params.json) of the hubs configured here.

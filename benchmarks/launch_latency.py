@@ -71,9 +71,6 @@ CAPACITY_LIMITS = LimitSettings(active_servers=100_000, gpu_servers=100_000)
 CAPACITY_RATES = (4, 8, 10, 12, 14, 16, 20, 24, 32, 48)
 
 
-#: Answers that mean the hub refused the launch on purpose (limits), not that it failed.
-
-
 #: Where a launch's time goes, in order; each is measured in seconds from opening the link.
 STEPS = (
     "user created",  # /hub/tmplogin (with the SSO gate: /hub/oauth_callback) answered: the

@@ -557,7 +557,8 @@ def _read(
         for path in file_set
         if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
     )
-    resources = _parse_resources(data, default_resources(flavor, gpu is True), source, problems)
+    defaults = default_resources(flavor if flavor in FLAVORS else FLAVORS[0], gpu is True)
+    resources = _parse_resources(data, defaults, source, problems)
     fetched = _parse_data(data, source, problems)
     smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
     course = None

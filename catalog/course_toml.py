@@ -45,18 +45,24 @@ class CourseDraft:
 
 
 def _string(text: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
-    return json.dumps(text, ensure_ascii=False)
+    """A TOML basic string: JSON's escapes are TOML's, and TOML also wants DEL escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _comment(text: str) -> str:
+    """`text` as one comment line: line breaks and the other control characters TOML refuses
+    in a comment become spaces."""
+    return "".join(" " if (ord(c) < 0x20 and c != "\t") or c == "\x7f" else c for c in text)
 
 
 def render_course_toml(draft: CourseDraft) -> str:
     """course.toml's text for `draft`; catalog.course reads it back to the same course."""
     resources = default_resources(draft.flavor, draft.gpu)
     smoke = SmokeTest()
-    lines = [f"# {line}" if line else "#" for line in draft.header]
+    lines = [f"# {_comment(line)}" if line else "#" for line in draft.header]
     notebooks = ["notebooks = ["] + [f"    {_string(n)}," for n in draft.notebooks] + ["]"]
     lines += [
-        f"title = {_string(draft.title)}",
+        f"title = {_string(draft.title.strip())}",
         f"description = {_string(draft.description)}",
         f"flavor = {_string(draft.flavor)}       # base image: {' or '.join(FLAVORS)}",
         f"gpu = {'true' if draft.gpu else 'false'}",
@@ -78,7 +84,7 @@ def render_course_toml(draft: CourseDraft) -> str:
     for entry in draft.data:
         lines += [
             "",
-            "[[data]]" + (f"  # {entry.note}" if entry.note else ""),
+            "[[data]]" + (f"  # {_comment(entry.note)}" if entry.note else ""),
             f"path = {_string(entry.path)}",
             f"url = {_string(entry.url)}",
             f'sha256 = "{entry.sha256}"',

@@ -44,6 +44,7 @@ from grafanalib.core import (
 
 from catalog import Catalog, Course
 from hub import contract
+from hub.settings import CullSettings
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
@@ -65,7 +66,7 @@ class Settings:
     hub_job: str = contract.HUB_JOB  # Prometheus job scraping the hub's /hub/metrics
     hub_container: str = contract.HUB_JOB
     proxy_container: str = contract.PROXY_CONTAINER
-    culler_max_age_seconds: int = 8 * 3600  # the idle culler's --max-age; 0: no age limit
+    culler_max_age_seconds: int = CullSettings().max_age  # the culler's --max-age; 0: none
     culler_slack_seconds: int = 30 * 60  # grace before an old server means the culler is stuck
     spawn_failure_ratio: float = 0.2  # share of spawns failing that pages someone
     alert_window: str = "15m"  # rate/increase window of the alert rules

@@ -3,7 +3,9 @@ format and the names they share. Pure; no JupyterHub.
 
 A launch link is `<hub>/tmplogin?course=<slug>[&notebook=<path>][&needs_gpu=...][&tag=...]`,
 percent-encoded as UTF-8 with the path's `/` kept; `hub.launch.query_arguments` reads it back.
-The hub's error pages link to `<hub>/hub/spawn?<the same query>`.
+The hub's error pages link to `<hub>/hub/spawn?<the same query>`. (The login handlers' redirect
+to `/hub/spawn?opt-course=...` is JupyterHub's own form of a spawn's options, not a link anyone
+publishes: `hub.auth.spawn_arguments` writes it.)
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 
 from dashboards.alerts import GROUP, rules_document
 from dashboards.common import Settings
-from hub.contract import HUB_JOB, HUB_PORT
+from hub.contract import COURSE_LABEL, HUB_JOB, HUB_PORT
 from infra.stack_config import StackConfig
 
 NAMESPACE = "monitoring"
@@ -53,7 +53,10 @@ PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 def dashboard_settings(stack: StackConfig) -> Settings:
     """The deployment facts the dashboards and alert rules depend on, for this stack."""
     return Settings(
-        namespace=stack.namespace, hub_job=HUB_JOB, culler_max_age_seconds=stack.culling.max_age
+        namespace=stack.namespace,
+        hub_job=HUB_JOB,
+        # No culler, no age limit to alert on.
+        culler_max_age_seconds=stack.culling.max_age if stack.culling.enabled else 0,
     )
 
 
@@ -105,7 +108,7 @@ def prometheus_values(stack: StackConfig) -> dict[str, Any]:
         "fullnameOverride": PROMETHEUS_RELEASE,
         # Grafana runs outside the cluster; CI applies the dashboards to it.
         "grafana": {"enabled": False},
-        "kube-state-metrics": {"metricLabelsAllowlist": ["pods=[course]"]},
+        "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{COURSE_LABEL}]"]},
         "prometheus": {
             "prometheusSpec": {
                 # Select the ServiceMonitors and rules of every release, not only this one's.

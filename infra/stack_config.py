@@ -355,9 +355,14 @@ def _hub(r: _Reader) -> Hub:
 
 
 def _sso(value: Any) -> SsoSettings:
-    """Every stack is behind the gate: its `sso` section is required (checked above)."""
+    """The hub's reader, and what only a deployed stack needs: a gate (every stack's hub is on
+    the internet) whose provider speaks https (the hub's reader also takes a loopback provider,
+    the local hub's)."""
     sso = parse_sso(value)
-    assert sso is not None
+    if sso is None:
+        raise SettingsError("sso", "is required: every stack's hub is on the internet")
+    if not sso.issuer.startswith("https://"):
+        raise SettingsError("sso.issuer", f"{sso.issuer!r} is not an https:// issuer URL")
     return sso
 
 

@@ -110,7 +110,7 @@ def test_one_deployment_s_settings_reach_every_output() -> None:
 
 
 def test_a_culler_without_maximum_age_gets_no_age_threshold_panel_or_alert() -> None:
-    """`cull.maxAge: 0` (no age limit) must not flag every server older than the slack."""
+    """`culling.maxAge: 0` (no age limit) must not flag every server older than the slack."""
     files = build.build(make_catalog(), Settings(culler_max_age_seconds=0))
     assert [key for key in thresholds(files) if key[0] == "courses.json"] == [
         ("courses.json", "Memory: largest server as a share of the course limit"),

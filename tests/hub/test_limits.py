@@ -18,9 +18,8 @@ from traitlets.config import Config
 from hub.limits import Admissions, LimitSettings, ServerInUse, check_limits, wait_text
 from hub.pages import limit_html
 from hub.settings import HubSettings
-from hub.spawner import LimitReached, servers_in_use
+from hub.spawner import CourseSpawner, LimitReached, servers_in_use
 from hub.sso import identity_key, identity_of, throwaway_name
-from local_hub.spawner import CourseDockerSpawner
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
 
 ADA = identity_key("https://sso.example.edu/realms/x", "ada")
@@ -257,7 +256,7 @@ def test_servers_in_use_counts_active_servers_and_launches_about_to_start() -> N
     }
 
 
-def limited_spawner(name: str, users: dict[str, Any], **limits: int) -> CourseDockerSpawner:
+def limited_spawner(name: str, users: dict[str, Any], **limits: int) -> CourseSpawner:
     c = Config()
     c.CourseSpawner.hub_settings = HubSettings(
         catalog=CATALOG,
@@ -267,7 +266,7 @@ def limited_spawner(name: str, users: dict[str, Any], **limits: int) -> CourseDo
     )
     user = FakeUser(name, settings={"users": users})
     users[name] = user
-    spawner = CourseDockerSpawner(hub=Hub(base_url="/hub/"), user=user, config=c)
+    spawner = CourseSpawner(hub=Hub(base_url="/hub/"), user=user, config=c)
     spawner.admissions = Admissions()  # not the hub-wide one: tests stay independent
     return spawner
 
@@ -285,7 +284,7 @@ def test_a_person_hammering_a_gpu_link_gets_429_pages_beyond_the_limits() -> Non
             outcomes.append(reached)
             assert reached.status_code == 429
             assert reached.headers["Retry-After"] == "300"
-            page = CourseDockerSpawner._refusal_page(spawner)
+            page = CourseSpawner._refusal_page(spawner)
             assert 'class="ol-launch-limit"' in page and 'name="course"' in page
         else:
             outcomes.append(None)
@@ -306,7 +305,7 @@ def test_a_start_that_failed_frees_its_place_and_its_rate() -> None:
         spawner.admissions = admissions
         spawner.options_from_query({"course": ["data-analytics"]})
         # JupyterHub refused the spawn; it shows the form, whose page is ours.
-        page = CourseDockerSpawner._refusal_page(spawner)
+        page = CourseSpawner._refusal_page(spawner)
         assert 'class="ol-launch-retry"' in page and "ol-launch-limit" not in page
     assert admissions.spawns == [] and admissions.waiting == {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from infra.images import (
     hub_image_from_docker_info,
     preview_tags,
 )
+from infra.monitoring import dashboard_settings
 from infra.prepull import prepull_key
 from infra.stack_config import STACKS, StackConfig
 from infra.values import (
@@ -110,6 +112,14 @@ def test_culling_comes_from_the_stack(
     values = values_for(stack, sample_catalog)
     assert values["cull"] == {"enabled": False}
     assert parse_culling(values["custom"]["culling"]) == stack.culling
+
+
+def test_the_age_alert_follows_the_culler(stacks: dict[str, StackConfig]) -> None:
+    """The dashboards' "past the maximum age" threshold is the culler's, and none without one."""
+    stack = stacks["prod"]
+    assert dashboard_settings(stack).culler_max_age_seconds == stack.culling.max_age > 0
+    off = replace(stack, culling=replace(stack.culling, enabled=False))
+    assert dashboard_settings(off).culler_max_age_seconds == 0
 
 
 @pytest.mark.parametrize("name", STACKS)

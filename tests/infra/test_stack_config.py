@@ -97,6 +97,12 @@ def test_every_stack_is_behind_the_sso_gate(stacks: dict[str, StackConfig], stac
             lambda c: c[f"{PROJECT}:sso"].update(issuer="http://sso.example.org/realms/x"),
             "sso.issuer",
         ),
+        # The hub's reader takes a provider on loopback (the local hub's); a stack never.
+        (
+            lambda c: c[f"{PROJECT}:sso"].update(issuer="http://127.0.0.1:5556"),
+            f"{PROJECT}:sso.issuer: 'http://127.0.0.1:5556' is not an https:// issuer URL",
+        ),
+        (lambda c: c.update({f"{PROJECT}:sso": None}), f"{PROJECT}:sso: is required"),
         (lambda c: c.update({f"{PROJECT}:ssoClientSecret": "plain"}), "--secret ssoClientSecret"),
         (lambda c: c[f"{PROJECT}:limits"].update(activeServers=-1), "limits.activeServers"),
         (lambda c: c[f"{PROJECT}:limits"].update(perPerson=1), "limits.perPerson: unknown key"),

@@ -10,9 +10,9 @@ import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
+from hub.contract import COURSE_LABEL
 from hub.launch import LaunchSettings
 from hub.settings import CullSettings, HubSettings
-from hub.spawner import COURSE_LABEL
 from local_hub.spawner import CourseDockerSpawner
 from tests.hub.hub_data import CATALOG, GPU, IMAGE_MAP, LOCAL
 from tests.hub.kube import MockUser

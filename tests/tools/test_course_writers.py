@@ -42,14 +42,21 @@ def expected_defaults(flavor: str, gpu: bool) -> tuple[object, ...]:
             data=(DataDraft("data/big.bin", "ab" * 32, url="https://example.org/big.bin"),),
             header=("Imported from somewhere.", "", "  two lines"),
         ),
+        CourseDraft(
+            "  Control \x7f characters\t ",
+            "pytorch",
+            ("a.ipynb",),
+            data=(DataDraft("d.bin", "cd" * 32, "https://example.org/d", note="two\nlines"),),
+            header=("a header\nwith a newline\x01 and \x7f",),
+        ),
     ],
-    ids=["plain", "gpu-tensorflow-quoting", "data-and-header"],
+    ids=["plain", "gpu-tensorflow-quoting", "data-and-header", "control-characters-newlines"],
 )
 def test_what_is_written_reads_back(draft: CourseDraft) -> None:
     files = {"requirements.txt": "", **{n: "{}" for n in draft.notebooks}}
     course = parse_course("c", render_course_toml(draft), files)
     assert (course.title, course.flavor, course.gpu, course.notebooks) == (
-        draft.title,
+        draft.title.strip(),
         draft.flavor,
         draft.gpu,
         draft.notebooks,

@@ -1,0 +1,136 @@
+"""The local hub's configuration (local_hub/config.py: the production configuration on loopback
+with DockerSpawner), its course images (only the image map's) and its launch links."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+from catalog.image_facts import ImageMapError
+from hub.auth import CourseTmpAuthenticator
+from local_hub.client import user_from_url
+from local_hub.config import configure_local
+from local_hub.images import local_images
+from local_hub.main import launch_links
+from local_hub.spawner import CourseDockerSpawner
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, REGISTRY, local_hub_params
+
+
+def test_local_config(tmp_path: Path) -> None:
+    params = local_hub_params(tmp_path)
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    c = Config()
+    configure_local(c, str(tmp_path / "params.json"))
+    assert c.JupyterHub.spawner_class == "local_hub.spawner.CourseDockerSpawner"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert c.Spawner.hub_connect_url == "http://127.0.0.1:8081"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.DockerSpawner.network_name == "host" and c.LoopbackDockerSpawner.loopback is True
+    assert c.DockerSpawner.extra_create_kwargs == {"labels": {"ol.hub": "abc"}}
+    assert c.DockerSpawner.env_keep == []
+    assert c.CourseSpawner.hub_settings.image_map == IMAGE_MAP
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert names == ["jupyterhub-idle-culler", "ol-local"]
+    app = JupyterHub(config=c)
+    assert app.spawner_class is CourseDockerSpawner
+    # No `sso`: throwaway users for whoever follows a link.
+    assert app.authenticator_class is CourseTmpAuthenticator
+
+
+def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
+    """Containers on the hub's own network: JupyterHub listens on its gateway (the only host
+    address they reach), each server on its container's own address."""
+    params = {
+        **local_hub_params(tmp_path, owner="builder:4242"),
+        "hub_ip": "172.30.0.1",
+        "learner_network": "olhub-abc",
+    }
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    c = Config()
+    configure_local(c, str(tmp_path / "params.json"))
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
+    assert c.Spawner.hub_connect_url == "http://172.30.0.1:8081"
+    assert c.DockerSpawner.network_name == "olhub-abc"
+    assert c.LoopbackDockerSpawner.loopback is False
+    assert c.DockerSpawner.use_internal_ip is True and c.Spawner.ip == "0.0.0.0"
+    # The process that owns the hub, on every container: what a killed hub leaves is found.
+    assert c.DockerSpawner.extra_create_kwargs == {
+        "labels": {"ol.hub": "abc", "ol.hub.owner": "builder:4242"}
+    }
+
+
+def test_user_from_url() -> None:
+    assert user_from_url("http://h/hub/spawn-pending/abc-1?x=1") == "abc-1"
+    assert user_from_url("http://h/user/abc-1/lab/tree/a.ipynb") == "abc-1"
+    assert user_from_url("http://h/hub/spawn?course=x") is None
+
+
+def test_launch_links_cover_every_built_notebook() -> None:
+    links = list(launch_links("http://127.0.0.1:8000", CATALOG, IMAGE_MAP))
+    expected = [(c.slug, n) for c in CATALOG if c.slug in IMAGE_MAP for n in c.notebooks]
+    assert [(slug, notebook) for slug, notebook, _ in links] == expected
+    assert links[0][2] == (
+        "http://127.0.0.1:8000/tmplogin?course=data-analytics"
+        "&notebook=lectures/01-dataframes/dataframes.ipynb"
+    )
+
+
+class FakeImage:
+    def __init__(self, tags: list[str]) -> None:
+        self.tags = tags
+
+
+class FakeClient:
+    def __init__(self, images: list[FakeImage]) -> None:
+        self.images = types.SimpleNamespace(list=lambda: images)
+
+
+BUILT = {**IMAGE_MAP, "unbuilt": f"{REGISTRY}:unbuilt-{'0' * 64}"}
+MOVING = [f"localhost/ol-course-notebooks:{slug}" for slug in BUILT]
+REBUILD = "build them with `./pants package courses::`"
+
+
+@pytest.mark.parametrize(
+    "image_map, docker, expected",
+    [
+        pytest.param(BUILT, [*BUILT.values(), *MOVING], BUILT, id="every-course-built"),
+        pytest.param(
+            {slug: BUILT[slug] for slug in ("data-analytics", "intro-ml")},
+            [*BUILT.values(), *MOVING],
+            "the image map has no image for deep-learning-gpu, unbuilt: " + REBUILD,
+            id="no-moving-tag-for-courses-missing-from-the-map",
+        ),
+        pytest.param(
+            BUILT,
+            [BUILT["intro-ml"], *MOVING],
+            f"Docker has no image {BUILT['data-analytics']} (data-analytics), "
+            f"{BUILT['deep-learning-gpu']} (deep-learning-gpu), {BUILT['unbuilt']} (unbuilt): "
+            + REBUILD,
+            id="no-moving-tag-for-images-docker-lacks",
+        ),
+        pytest.param(
+            {"intro-ml": BUILT["intro-ml"]},
+            [],
+            "the image map has no image for data-analytics, deep-learning-gpu, unbuilt; "
+            f"Docker has no image {BUILT['intro-ml']} (intro-ml): " + REBUILD,
+            id="both-problems-in-one-message",
+        ),
+    ],
+)
+def test_local_images_come_from_the_image_map_only(
+    image_map: dict[str, str], docker: list[str], expected: dict[str, str] | str
+) -> None:
+    client = FakeClient([FakeImage([reference]) for reference in docker])
+    if isinstance(expected, str):
+        with pytest.raises(ImageMapError) as raised:
+            local_images(CATALOG, image_map, client)
+        assert str(raised.value) == expected
+    else:
+        assert local_images(CATALOG, image_map, client) == expected
