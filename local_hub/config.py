@@ -27,6 +27,10 @@ ADMIN_SCOPES = [
     "read:metrics",
 ]
 ADMIN_SERVICE = "ol-local"
+#: Labels of the containers and the network a local hub makes: its instance, and the process that
+#: owns it (`<host>:<pid>`), so that what a killed hub left behind can be found and removed.
+INSTANCE_LABEL = "ol.hub"
+OWNER_LABEL = "ol.hub.owner"
 
 
 def read_params(params_file: str) -> dict[str, Any]:
@@ -74,7 +78,8 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True
     c.DockerSpawner.prefix = f"olhub-{instance}"
-    c.DockerSpawner.extra_create_kwargs = {"labels": {"ol.hub": instance}}
+    owner = {OWNER_LABEL: params["owner"]} if params.get("owner") else {}
+    c.DockerSpawner.extra_create_kwargs = {"labels": {INSTANCE_LABEL: instance, **owner}}
     c.DockerSpawner.pull_policy = "ifnotpresent"
     # The hub's own environment (PYTHONPATH, PATH) has no business inside the containers.
     c.DockerSpawner.env_keep = []

@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ import requests
 
 from hub.settings import HubSettings, settings_to_custom
 from local_hub.client import HubClient, HubError
+from local_hub.config import INSTANCE_LABEL, OWNER_LABEL
 from local_hub.images import docker_client
 
 #: The jupyterhub_config.py function that configures the local hub (`module:function`).
@@ -110,6 +111,50 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) -
         process.wait(10)
 
 
+def owner() -> str:
+    """This process, as the owner label of what a local hub makes in Docker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def orphaned(labels: Mapping[str, str], host: str, alive: Callable[[int], bool]) -> bool:
+    """Whether a container or network a local hub made outlived the process that owned it
+    (on this host: a process of another host is not ours to judge)."""
+    owner_host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    return owner_host == host and pid.isdigit() and not alive(int(pid))
+
+
+def remove_orphans(client: Any) -> list[str]:
+    """Removes the containers, then the networks, of local hubs whose process is gone: a hub
+    killed before it could clean up (SIGKILL, a supervisor's stop of its process group). Returns
+    their names."""
+    host, removed = socket.gethostname(), []
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        if orphaned(container.labels, host, pid_alive):
+            try:
+                container.remove(force=True)
+                removed.append(container.name)
+            except Exception:  # noqa: BLE001 - gone meanwhile
+                pass
+    for network in client.networks.list(filters={"label": OWNER_LABEL}):
+        if orphaned(network.attrs.get("Labels") or {}, host, pid_alive):
+            try:
+                network.remove()
+                removed.append(network.name)
+            except Exception:  # noqa: BLE001 - gone meanwhile, or a container still on it
+                pass
+    return removed
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -178,6 +223,7 @@ class LocalHub(HubClient, Started):
 
     def start(self) -> None:
         try:
+            self.remove_orphans()
             if self.learner_network:
                 self.create_network()
             self.start_proxy()
@@ -193,11 +239,20 @@ class LocalHub(HubClient, Started):
         self.network = client.networks.create(
             self.network_name,
             driver="bridge",
-            labels={"ol.hub": self.instance},
+            labels={INSTANCE_LABEL: self.instance, OWNER_LABEL: owner()},
             options={"com.docker.network.bridge.enable_icc": "false"},
         )
         self.network.reload()
         self.hub_ip = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+
+    def remove_orphans(self) -> None:
+        """What earlier hubs left behind when they were killed; reported, never fatal."""
+        try:
+            removed = remove_orphans(docker_client())
+        except Exception:  # noqa: BLE001 - no Docker: nothing was left in it
+            return
+        if removed:
+            print(f"local hub: removed what killed hubs left: {', '.join(removed)}", flush=True)
 
     def remove_network(self) -> None:
         if self.network is None:
@@ -250,6 +305,7 @@ class LocalHub(HubClient, Started):
             "data_files_path": _data_files_path(),
             "sso_client_secret": self.sso_client_secret,
             "hub_ip": self.hub_ip,
+            "owner": owner(),
             "learner_network": self.network_name if self.network is not None else None,
             **self.extra_params,
         }
@@ -323,7 +379,9 @@ class LocalHub(HubClient, Started):
         try:
             client = docker_client()
             return list(
-                client.containers.list(all=all, filters={"label": f"ol.hub={self.instance}"})
+                client.containers.list(
+                    all=all, filters={"label": f"{INSTANCE_LABEL}={self.instance}"}
+                )
             )
         except Exception:  # noqa: BLE001 - no Docker: nothing to list
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from catalog import find_repo_root
 from catalog.image_facts import (
     BASE_REPOSITORY,
+    BUILD_COMMAND,
     HUB_REPOSITORY,
     HUB_TAG_TEMPLATE,
     IMAGE_MAP,
@@ -17,6 +19,7 @@ from catalog.image_facts import (
     IMAGE_MAP_TARGET,
     TAG_PATTERN,
     ImageMapError,
+    built_names,
     content_reference,
     content_tag,
     content_tag_name,
@@ -28,6 +31,7 @@ from catalog.image_facts import (
     parse_image_map,
     read_image_map,
     split_reference,
+    stale_image,
 )
 
 HASH = "0123456789abcdef" * 4
@@ -291,3 +295,35 @@ def test_the_image_map_target_is_the_one_courses_build_declares() -> None:
     text = (find_repo_root() / directory / "BUILD").read_text()
     assert f'course_image_map(name="{name}")' in text
     assert IMAGE_MAP_OUTPUT.startswith(f"{directory}/")
+
+
+INFO = json.dumps(
+    {
+        "version": 1,
+        "image_id": "sha256:" + "c" * 64,
+        "registries": [
+            {"alias": "courses", "tags": [{"name": f"r/ol-course-notebooks:intro-ml-{'b' * 64}"}]},
+            {"alias": "local", "tags": [{"name": "localhost/ol-course-notebooks:intro-ml"}]},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("mapped", "info", "stale"),
+    [
+        pytest.param(f"r/ol-course-notebooks:intro-ml-{'b' * 64}", INFO, False, id="current"),
+        pytest.param(f"r/ol-course-notebooks:intro-ml-{'a' * 64}", INFO, True, id="older"),
+        pytest.param(f"r/ol-course-notebooks:intro-ml-{'a' * 64}", "{}", False, id="no-record"),
+    ],
+)
+def test_an_image_map_older_than_the_last_build_is_named(
+    mapped: str, info: str, stale: bool
+) -> None:
+    """A course packaged alone after an edit leaves the map naming the image before it: the
+    smoke test says so (tools/course_check/smoke_cli.py) instead of testing the old image."""
+    message = stale_image("intro-ml", mapped, built_names(info))
+    assert (message is not None) is stale
+    if message:
+        assert f"its last build is r/ol-course-notebooks:intro-ml-{'b' * 64}" in message
+        assert BUILD_COMMAND in message

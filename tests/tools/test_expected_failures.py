@@ -7,6 +7,7 @@ import pytest
 
 from tools.course_check.expected import (
     ExpectedFailuresError,
+    accepted_by_name,
     judge,
     parse_expected,
     render_expected,
@@ -25,6 +26,21 @@ CELLS = {"a.ipynb": {2, 4, 5}, "lab/b.ipynb": {1}}
             id="valid",
         ),
         pytest.param("", {}, id="empty"),
+        pytest.param(
+            '["a.ipynb"]\n4 = { exception = "ValueError", reason = "shown on purpose" }\n',
+            {"a.ipynb": {4: "ValueError"}},
+            id="accepted-by-name",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n4 = "ModuleNotFoundError"\n',
+            '["a.ipynb"]: cell 4: ModuleNotFoundError is never a student\'s blank',
+            id="an-import-failure-needs-a-name-and-a-reason",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n4 = { exception = "ValueError" }\n',
+            '["a.ipynb"]: cell 4: a cell accepted by name is',
+            id="accepted-without-a-reason",
+        ),
         pytest.param(
             '["c.ipynb"]\n1 = "NameError"\n',
             '["c.ipynb"]: the course has no such notebook',
@@ -126,3 +142,17 @@ def test_judge(result: NotebookResult, expected: dict, status: Status, message: 
         assert judged.summary() == (
             "passed (expected failures: cell 4 NameError, cell 5 NotImplementedError)"
         )
+
+
+def test_a_reason_is_kept_while_its_cell_fails_so() -> None:
+    text = (
+        '["a.ipynb"]\n2 = "NameError"\n4 = { exception = "ValueError", reason = "why \\"so\\"" }\n'
+    )
+    accepted = accepted_by_name(text)
+    assert accepted == {"a.ipynb": {4: ("ValueError", 'why "so"')}}
+    again = render_expected("x", {"a.ipynb": {2: "NameError", 4: "ValueError"}}, accepted)
+    assert accepted_by_name(again) == accepted
+    assert parse_expected(again, CELLS) == {"a.ipynb": {2: "NameError", 4: "ValueError"}}
+    # Another exception now: the name was given for the old one, so it is not carried over.
+    moved = render_expected("x", {"a.ipynb": {4: "KeyError"}}, accepted)
+    assert accepted_by_name(moved) == {"a.ipynb": {}}

@@ -26,16 +26,18 @@ def plan_of(name: str) -> ImportPlan:
     sizes = {
         p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
     }
-    dockerfile, requirements = root / "Dockerfile", root / "requirements.txt"
-    return plan_import(
-        sizes,
-        dockerfile.read_text() if dockerfile.is_file() else None,
-        requirements.read_text() if requirements.is_file() else None,
-        {"data/big.bin": "ab" * 32},
-        LIMIT,
-    )
+    texts = {
+        f: (root / f).read_text()
+        for f in sizes
+        if f.endswith("Dockerfile") or f.endswith("requirements.txt")
+    }
+    return plan_import(sizes, texts, {"data/big.bin": "ab" * 32}, LIMIT)
 
 
+LEFT_OUT = (
+    "left out of the learner's home, as the repository's own: {} (copy one into the course if "
+    "learners need it)"
+)
 APT = "RUN apt-get install graphviz: Debian packages; a course Dockerfile of its own (README: add a course) or the base image"
 
 
@@ -46,13 +48,28 @@ APT = "RUN apt-get install graphviz: Debian packages; a course Dockerfile of its
             "plain",
             ImportPlan(
                 flavor="pytorch",
-                files={"README.md": "README.md", "data/prices.csv": "data/prices.csv",
-                       "week1.ipynb": "week1.ipynb"},
+                # README.md is the repository's: `COPY .` does not take it into the home.
+                files={"data/prices.csv": "data/prices.csv", "week1.ipynb": "week1.ipynb"},
                 requirements=("tabulate==0.9.0",),
                 notebooks=("week1.ipynb",),
                 data={"data/big.bin": (6000, "ab" * 32)},
+                unconverted=(LEFT_OUT.format("README.md"),),
             ),
             id="plain",
+        ),
+        pytest.param(
+            "subfolder",
+            ImportPlan(
+                flavor="pytorch",
+                # Not the README, LICENSE, Makefile or the Dockerfile's docker/ folder.
+                files={"notebooks/train.ipynb": "notebooks/train.ipynb"},
+                # docker/requirements.txt, through its COPY to /tmp and `pip install -r`; the
+                # cleanup after it (rm, fix-permissions) needs no converting.
+                requirements=("tabulate==0.9.0",),
+                notebooks=("notebooks/train.ipynb",),
+                unconverted=(LEFT_OUT.format("LICENSE, Makefile, README.md"),),
+            ),
+            id="dockerfile-in-a-folder-and-pip-install-r",
         ),
         pytest.param(
             "nested",
@@ -118,6 +135,7 @@ def test_plan(name: str, expected: ImportPlan) -> None:
             id="tensorflow-the-version",
         ),
         pytest.param("apt", [], id="apt-in-course-toml-comments"),
+        pytest.param("subfolder", [], id="subfolder"),
     ],
 )
 def test_an_imported_course_names_what_is_left_to_decide(
@@ -145,3 +163,102 @@ def test_an_existing_course_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         import_course.main([str(REPOS / "plain"), "--root", str(tmp_path)])
     assert list((tmp_path / "courses" / "plain").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("run", "requirements", "unconverted"),
+    [
+        pytest.param(
+            "pip install --no-cache-dir -r /tmp/requirements.txt && rm -rf /tmp/*",
+            ("tabulate==0.9.0",),
+            (),
+            id="install-then-cleanup",
+        ),
+        pytest.param(
+            "pip install nltk==3.9.1 && python -m nltk.downloader punkt",
+            ("nltk==3.9.1", "tabulate==0.9.0"),
+            ("RUN python -m nltk.downloader punkt: no equivalent; decide whether it matters",),
+            id="install-then-a-download",
+        ),
+        pytest.param(
+            "pip install -r extra-requirements.txt",
+            ("tabulate==0.9.0",),
+            ("RUN pip install -r extra-requirements.txt: extra-requirements.txt is not a file "
+             "of the repository",),
+            id="a-requirements-file-the-repository-lacks",
+        ),
+    ],
+)  # fmt: skip
+def test_run_lines_command_by_command(
+    run: str, requirements: tuple[str, ...], unconverted: tuple[str, ...]
+) -> None:
+    dockerfile = (
+        "FROM quay.io/jupyter/pytorch-notebook:2024-10-07\n"
+        "COPY requirements.txt /tmp/\n"
+        f"RUN {run}\n"
+        "COPY a.ipynb /home/jovyan/\n"
+    )
+    texts = {"Dockerfile": dockerfile, "requirements.txt": "tabulate==0.9.0\n"}
+    sizes = {"Dockerfile": 1, "requirements.txt": 1, "a.ipynb": 1}
+    plan = plan_import(sizes, texts)
+    assert (plan.requirements, plan.unconverted, dict(plan.files)) == (
+        requirements,
+        unconverted,
+        {"a.ipynb": "a.ipynb"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "paths", "files", "requirements", "unconverted"),
+    [
+        pytest.param(
+            "COPY . /home/jovyan/\nRUN rm -rf /home/jovyan/solutions\n",
+            ["a.ipynb", "solutions/a.ipynb"],
+            {"a.ipynb": "a.ipynb", "solutions/a.ipynb": "solutions/a.ipynb"},
+            (),
+            ("RUN rm -rf /home/jovyan/solutions: no equivalent; decide whether it matters",),
+            id="removing-course-files-is-no-cleanup",
+        ),
+        pytest.param(
+            "COPY start.sh /usr/local/bin/\nCOPY a.ipynb /opt/course/\nCOPY b.ipynb /home/jovyan/\n",
+            ["a.ipynb", "b.ipynb", "start.sh"],
+            {"b.ipynb": "b.ipynb"},
+            (),
+            ("COPY a.ipynb /opt/course/: not into the learner's home",
+             "COPY start.sh /usr/local/bin/: not into the learner's home"),
+            id="files-copied-elsewhere-are-reported",
+        ),
+        pytest.param(
+            "WORKDIR /home/jovyan\nCOPY requirements.txt ./\nRUN pip install -r requirements.txt\n",
+            ["a.ipynb", "requirements.txt"],
+            {"a.ipynb": "a.ipynb"},
+            ("tabulate==0.9.0",),
+            (),
+            id="requirements-copied-into-the-home-are-the-builds",
+        ),
+        pytest.param(
+            "WORKDIR /app\nCOPY env/requirements.txt .\nRUN pip install -r requirements.txt\n"
+            "COPY a.ipynb /home/jovyan/\n",
+            ["a.ipynb", "requirements.txt", "env/requirements.txt"],
+            {"a.ipynb": "a.ipynb"},
+            ("seaborn==0.13.2", "tabulate==0.9.0"),
+            (),
+            id="a-copy-into-the-working-folder",
+        ),
+    ],
+)  # fmt: skip
+def test_what_each_copy_and_run_becomes(
+    dockerfile: str, paths: list[str], files: dict, requirements: tuple, unconverted: tuple
+) -> None:
+    texts = {
+        "Dockerfile": "FROM quay.io/jupyter/pytorch-notebook:2024-10-07\n" + dockerfile,
+        "requirements.txt": "tabulate==0.9.0\n",
+        "env/requirements.txt": "seaborn==0.13.2\n",
+    }
+    paths = ["Dockerfile", *paths]
+    plan = plan_import({p: 1 for p in paths}, {p: texts[p] for p in texts if p in paths})
+    assert (dict(plan.files), plan.requirements, plan.unconverted) == (
+        files,
+        requirements,
+        unconverted,
+    )

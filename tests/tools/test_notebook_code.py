@@ -88,6 +88,20 @@ def test_reads_with_names_fstrings_and_paths() -> None:
     assert writes == {"out.csv", "log.txt"}
 
 
+def test_a_file_saved_after_its_object_is_written() -> None:
+    """torch.save and joblib.dump name the file after the object: a model saved, then loaded,
+    is no missing data."""
+    reads, writes = file_accesses(
+        parsed(
+            "import torch, joblib",
+            'torch.save(model.state_dict(), "model.pth")\nmodel.load_state_dict(torch.load("model.pth"))',
+            'joblib.dump(clf, filename="clf.joblib")\ntorch.save(obj=m, f="m2.pth")',
+        )
+    )
+    assert writes == {"model.pth", "clf.joblib", "m2.pth"}
+    assert [(r.cell, r.path) for r in reads] == [(3, "model.pth")]
+
+
 def test_a_reassigned_name_is_forgotten() -> None:
     reads, _ = file_accesses(parsed('D = "a"\nD = compute()\nopen(D + "/x")'))
     assert reads == []

@@ -60,6 +60,31 @@ def brief(text: str = "", images: list | None = None, error: str | None = None) 
             id="image-of-another-size",
         ),
         pytest.param(
+            brief(images=[["image/png", 640, 480]]),
+            brief(images=[["image/png", 1280, 960]]),
+            (),
+            id="the-same-plot-at-another-dpi",
+        ),
+        pytest.param(
+            brief("array([0. , 1.5, 2. ])\n"),
+            brief("array([ 0. ,  1.5,  2. ])\n"),
+            (),
+            id="numpy-padding",
+        ),
+        pytest.param(
+            brief("array([0. , 1.5, 2. ])\n"),
+            brief("array([0. , 1.5, 9. ])\n"),
+            ((2, "text", "array([0. , 1.5, 2. ])", "array([0. , 1.5, 9. ])"),),
+            id="numpy-another-number",
+        ),
+        pytest.param(brief("x - 1 = -0.50\n"), brief("x -1 = - 0.5\n"), (), id="signs-and-spaces"),
+        pytest.param(
+            brief("delta -0.50\n"),
+            brief("delta 0.50\n"),
+            ((2, "text", "delta -0.50", "delta 0.50"),),
+            id="a-sign-flip",
+        ),
+        pytest.param(
             brief(error="KeyError"),
             brief(),
             ((2, "error", "KeyError", "none"),),

@@ -69,6 +69,13 @@ def test_failed_cell_with_module_advice() -> None:
     [
         # The flavor has it: something in the course's lock broke it; pinning is no fix.
         ("sklearn", "pytorch", "the pytorch flavor has it installed"),
+        # The flavor has the package but not that module (an old package imports a module the
+        # installed version removed): no "installed" hint, the version that is there.
+        (
+            "IPython.core.inputsplitter",
+            "pytorch",
+            "the pytorch flavor has `IPython` (ipython ",
+        ),
         # Another flavor has it: that flavor is the fix, not its installed version as a pin.
         ("tensorflow", "pytorch", 'the tensorflow flavor provides it: set `flavor = "tensorflow"`'),
         ("seaborn", "pytorch", "add `seaborn==<version>` to requirements.txt"),
@@ -209,6 +216,18 @@ def test_summary_table() -> None:
     assert "gone: image r/img:gone-1 missing" in text
     assert "gpu: GPU course smoke-tested on CPU" in text
     assert text.endswith("2 of 4 course(s) passed")
+
+
+def test_a_course_whose_every_notebook_is_skipped_says_why_it_failed() -> None:
+    skipped = SmokeResult(
+        "quiet", "r/img:quiet-1", 2**30, 300, False, (), skipped=(("a.ipynb", "needs a GPU"),)
+    )
+    text = smoke_summary([skipped])
+    assert "quiet: a.ipynb: not run (course.toml smoke_test.skip: needs a GPU)" in text
+    assert "quiet: failed: no notebook ran (smoke_test.skip or --notebook left out" in text
+    assert text.endswith("0 of 1 course(s) passed")
+    suite = ElementTree.fromstring(smoke_junit(skipped))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "1", "0")
 
 
 def test_junit() -> None:

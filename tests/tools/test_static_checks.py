@@ -383,6 +383,43 @@ def test_cells_tagged_raises_exception_fail_on_purpose(
     assert [(f.check, f.cell) for f in report.findings] == expected
 
 
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        pytest.param(
+            '["a.ipynb"]\n1 = "SyntaxError"\n'
+            '2 = { exception = "ModuleNotFoundError", reason = "a lecture shows it" }\n'
+            '3 = { exception = "FileNotFoundError", reason = "a lecture shows it" }\n',
+            [],
+            id="every-cell-recorded",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n1 = "SyntaxError"\n',
+            [("missing-dependency", 2), ("missing-data", 3)],
+            id="one-cell-recorded",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n9 = "SyntaxError"\n',
+            [
+                ("syntax", 1),
+                ("missing-dependency", 2),
+                ("missing-data", 3),
+                ("expected-failures", None),
+            ],
+            id="a-wrong-file-records-nothing",
+        ),
+    ],
+)
+def test_cells_recorded_in_expected_failures_fail_on_purpose(
+    tmp_path: Path, recorded: str, expected: list[tuple[str, int | None]]
+) -> None:
+    """A student's blank that does not parse (`def ...`), once recorded by `--accept-failures`,
+    is no syntax finding: the static checks honour the file as the smoke test does."""
+    files = {"a.ipynb": taught(["other"]), "expected-failures.toml": recorded}
+    report = check_course(course(tmp_path, **files))
+    assert [(f.check, f.cell) for f in report.findings] == expected
+
+
 def markdown(*sources: str) -> str:
     cells = [{"cell_type": "markdown", "id": f"m{i}", "source": s, "metadata": {}}
              for i, s in enumerate(sources)]  # fmt: skip

@@ -268,6 +268,26 @@ def missing_module_advice(
     top = module.split(".")[0]
     if current_flavor is not None:
         if current_flavor in flavors and top in flavors[current_flavor].modules:
+            provider = suggest_distribution(module, {})
+            flavor = flavors[current_flavor]
+            has_provider = provider is not None and normalize(provider) in {
+                normalize(d) for d in flavor.distributions.get(top, ())
+            }
+            if module != top and (provider is None or has_provider):
+                # The flavor has the package, not this part of it: whatever imports it was
+                # written for another version of the package. (A namespace package's other
+                # parts, `google.cloud`, come from distributions of their own: advised below.)
+                versions = [
+                    f"{d} {flavor.installed[normalize(d)]}"
+                    for d in flavor.distributions.get(top, ())
+                    if normalize(d) in flavor.installed
+                ]
+                which = f" ({', '.join(versions)})" if versions else ""
+                return (
+                    f"the {current_flavor} flavor has `{top}`{which} but no `{module}`: the code "
+                    f"that imports it (the cell, or a package it uses) was written for another "
+                    f"version of {top}; use a version of that package made for this one"
+                )
             return (
                 f"the {current_flavor} flavor has it installed: a package of requirements.lock "
                 "may have replaced or broken it (pinning it again does not help)"

@@ -5,9 +5,11 @@ nonsense or whose model suddenly trains to a low accuracy. The runner (in_contai
 per code cell saved with outputs, a brief of those and of what ran now: the text (streams and
 plain-text results), the images (type, and size for PNGs) and the error name. Compared here:
 
-- text token by token, numbers as numbers (within `RELATIVE_TOLERANCE`), memory addresses and
-  trailing spaces ignored;
-- images by presence, type and size (within `IMAGE_SIZE_TOLERANCE` per side);
+- text token by token (numbers, words, each other character), numbers as numbers (within
+  `RELATIVE_TOLERANCE`), memory addresses and whitespace ignored (numpy pads an array's numbers
+  to the widest: `array([0. , 1.5])` and `array([ 0. , 1.5])` are the same array);
+- images by presence, type and shape: the width to height ratio, within `IMAGE_SIZE_TOLERANCE`
+  (a plot saved at another DPI is the same plot, larger);
 - errors by exception name.
 
 A warning by default; `[smoke_test] outputs = "strict"` in course.toml makes it a failure.
@@ -25,8 +27,8 @@ RELATIVE_TOLERANCE = 0.05
 IMAGE_SIZE_TOLERANCE = 0.10
 SHOWN = 60  # characters of each side in a report
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TOKEN = re.compile(rf"{_NUMBER}|\S+")
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # a sign is a token of its own
+_TOKEN = re.compile(rf"{_NUMBER}|[^\W\d]\w*|\S")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 #: (cell, what drifted: "text" | "image" | "error", what was saved, what ran now)
@@ -75,8 +77,10 @@ def _images_drifted(saved: Sequence[Sequence[Any]], now: Sequence[Sequence[Any]]
     if [i[0] for i in saved] != [i[0] for i in now]:
         return True
     for a, b in zip(saved, now):
-        for x, y in zip(a[1:], b[1:]):
-            if x and y and abs(x - y) > IMAGE_SIZE_TOLERANCE * max(x, y):
+        (_, *size_a), (_, *size_b) = (list(a) + [None, None])[:3], (list(b) + [None, None])[:3]
+        if all(size_a) and all(size_b):
+            ratio_a, ratio_b = size_a[0] / size_a[1], size_b[0] / size_b[1]
+            if abs(ratio_a - ratio_b) > IMAGE_SIZE_TOLERANCE * max(ratio_a, ratio_b):
                 return True
     return False
 

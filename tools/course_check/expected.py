@@ -10,6 +10,11 @@ writes `courses/<slug>/expected-failures.toml`:
     ["assignments/a1.ipynb"]
     3 = "NameError"            # cell number (every cell counts, as in JupyterLab) = exception
     7 = "NotImplementedError"
+    9 = { exception = "ValueError", reason = "shows Python's limit on purpose" }
+
+`--accept-failures` records only a student's blanks and what fails because of them
+(tools/course_check/blanks.py); any other failing cell is refused with its reason, unless the
+maintainer accepts it by name, as cell 9 above: with the exception and the reason, written by hand.
 
 From then on the smoke test passes such a notebook only while exactly those cells fail with those
 exceptions: a new failure (an import, a data file, another cell), another exception, or a recorded
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import tomllib
 
+from tools.course_check.blanks import BLANK_RAISES, FOLLOW_ON
 from tools.course_check.model import NotebookResult, Status
 
 EXPECTED_FILE = "expected-failures.toml"
@@ -60,7 +66,15 @@ def parse_expected(text: str, code_cells: Mapping[str, set[int]]) -> dict[str, d
         if not isinstance(cells, dict) or not cells:
             raise ExpectedFailuresError(f'{where}: must be a table of `CELL = "Exception"`')
         expected[notebook] = {}
-        for cell, exception in cells.items():
+        for cell, value in cells.items():
+            exception = value.get("exception") if isinstance(value, dict) else value
+            if isinstance(value, dict) and (
+                set(value) != {"exception", "reason"} or not str(value.get("reason", "")).strip()
+            ):
+                raise ExpectedFailuresError(
+                    f'{where}: cell {cell}: a cell accepted by name is `{{ exception = "X", '
+                    'reason = "why" }`, the reason written out'
+                )
             if not cell.isdigit() or int(cell) not in code_cells[notebook]:
                 raise ExpectedFailuresError(
                     f"{where}: {cell} is not a code cell of the notebook (its code cells: "
@@ -70,8 +84,27 @@ def parse_expected(text: str, code_cells: Mapping[str, set[int]]) -> dict[str, d
                 raise ExpectedFailuresError(
                     f'{where}: cell {cell} must name the exception it raises, like "NameError"'
                 )
+            if not isinstance(value, dict) and exception not in BLANK_RAISES | FOLLOW_ON:
+                raise ExpectedFailuresError(
+                    f"{where}: cell {cell}: {exception} is never a student's blank; fix the cell, "
+                    f'or accept it by name: {cell} = {{ exception = "{exception}", '
+                    'reason = "why" }'
+                )
             expected[notebook][int(cell)] = exception
     return expected
+
+
+def accepted_by_name(text: str) -> dict[str, dict[int, tuple[str, str]]]:
+    """The cells the maintainer accepted by name: notebook -> cell -> (exception, reason). The
+    text is one `parse_expected` accepted."""
+    return {
+        notebook: {
+            int(cell): (value["exception"], value["reason"])
+            for cell, value in cells.items()
+            if isinstance(value, dict)
+        }
+        for notebook, cells in tomllib.loads(text).items()
+    }
 
 
 def code_cell_numbers(notebook_text: str) -> set[int]:
@@ -99,11 +132,22 @@ def load_expected(directory: Path, notebooks: Iterable[str]) -> dict[str, dict[i
         raise ExpectedFailuresError(f"{path}: {e}") from None
 
 
-def render_expected(slug: str, expected: Expected) -> str:
+def render_expected(
+    slug: str,
+    expected: Expected,
+    accepted: Mapping[str, Mapping[int, tuple[str, str]]] | None = None,
+) -> str:
+    """The file's text; a cell `accepted` by name (with that exception) keeps its reason."""
     lines = [HEADER.format(slug=slug)]
     for notebook in sorted(expected):
         lines.append(f"\n[{json.dumps(notebook)}]\n")
-        lines += [f'{cell} = "{name}"\n' for cell, name in sorted(expected[notebook].items())]
+        named = (accepted or {}).get(notebook, {})
+        for cell, name in sorted(expected[notebook].items()):
+            if named.get(cell, ("", ""))[0] == name:
+                reason = json.dumps(named[cell][1], ensure_ascii=False)
+                lines.append(f'{cell} = {{ exception = "{name}", reason = {reason} }}\n')
+            else:
+                lines.append(f'{cell} = "{name}"\n')
     return "".join(lines)
 
 

@@ -197,7 +197,8 @@ READERS = frozenset(
 )
 #: Methods of a path object that read it (`Path("x").read_text()`).
 PATH_READ_METHODS = frozenset({"read_text", "read_bytes", "open"})
-#: Functions and methods that write the file named by their first argument.
+#: Functions and methods that write the file named by their first argument, or by their second
+#: after the object they save (`torch.save(model, "m.pth")`, `joblib.dump(model, "m.joblib")`).
 WRITERS = frozenset(
     {
         "to_csv",
@@ -224,6 +225,8 @@ WRITERS = frozenset(
 )
 PATH_WRITE_METHODS = frozenset({"write_text", "write_bytes", "mkdir", "touch"})
 _PATH_KEYWORDS = ("filepath_or_buffer", "path", "path_or_buf", "io", "fname", "file", "filename")
+#: Where writers name their file besides the first argument (torch.save's `f`).
+_WRITE_KEYWORDS = (*_PATH_KEYWORDS, "f")
 _PATH_CONSTRUCTORS = frozenset({"Path", "PurePath", "PosixPath", "PurePosixPath"})
 _JOINS = frozenset({"join", "joinpath"})
 _PASSTHROUGH_METHODS = frozenset({"resolve", "absolute", "expanduser", "as_posix"})
@@ -306,6 +309,13 @@ def _path_argument(call: ast.Call, env: Mapping[str, str]) -> str | None:
     return None
 
 
+def _written_paths(call: ast.Call, env: Mapping[str, str]) -> list[str]:
+    """The paths a writer call may name: its first two positional arguments and its path
+    keywords, those that are known strings (the saved object is none)."""
+    candidates = list(call.args[:2]) + [k.value for k in call.keywords if k.arg in _WRITE_KEYWORDS]
+    return [path for node in candidates if (path := evaluate(node, env)) is not None]
+
+
 def _open_mode(call: ast.Call, env: Mapping[str, str], position: int) -> str:
     mode = None
     if len(call.args) > position:
@@ -368,12 +378,13 @@ def file_accesses(parsed: Iterable[ParsedCell]) -> tuple[list[FileRead], set[str
                 if name in PATH_WRITE_METHODS and receiver is not None:
                     writes.add(receiver)
                     continue
+                if name in WRITERS:
+                    writes.update(_written_paths(call, env))
+                    continue
                 path = _path_argument(call, env)
                 if path is None:
                     continue
-                if name in WRITERS:
-                    writes.add(path)
-                elif name == "open" and set(_open_mode(call, env, 1)) & set("wax"):
+                if name == "open" and set(_open_mode(call, env, 1)) & set("wax"):
                     writes.add(path)
                 elif name in READERS:
                     reads.append(FileRead(p.cell.number, call.lineno, path, name))

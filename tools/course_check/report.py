@@ -48,6 +48,13 @@ def drift_table(drift: Sequence[tuple[int, str, str, str]]) -> str:
     return "\n".join(f"    {line}" for line in table.splitlines())
 
 
+#: Why a course none of whose notebooks ran fails.
+NOTHING_RAN = (
+    "no notebook ran (smoke_test.skip or --notebook left out every one); a course passes only "
+    "when its notebooks run"
+)
+
+
 def smoke_summary(results: Sequence[SmokeResult]) -> str:
     """The table printed after a smoke test, then one paragraph per notebook that did not pass."""
     rows = []
@@ -77,6 +84,8 @@ def smoke_summary(results: Sequence[SmokeResult]) -> str:
     for course in results:
         if course.error:
             details.append(f"{course.course}: {course.error}")
+        elif not course.notebooks:
+            details.append(f"{course.course}: failed: {NOTHING_RAN}")
         for n in course.notebooks:
             if not n.passed:
                 details.append(f"{course.course}: {n.path}: {n.summary()}")
@@ -113,6 +122,7 @@ def _xml(element: ElementTree.Element) -> str:
 def smoke_junit(result: SmokeResult) -> str:
     """JUnit XML: one test suite per course, one test case per notebook."""
     failures = sum(1 for n in result.notebooks if _JUNIT_FAILURE.get(n.status) == "failure")
+    failures += not result.error and not result.notebooks  # nothing ran: no pass to report
     errors = sum(1 for n in result.notebooks if n.status is Status.ERROR) + bool(result.error)
     suite = ElementTree.Element(
         "testsuite",
@@ -145,6 +155,11 @@ def smoke_junit(result: SmokeResult) -> str:
             suite, "testcase", classname=f"courses.{result.course}", name="image", time="0"
         )
         ElementTree.SubElement(case, "error", type="error", message=result.error)
+    elif not result.notebooks:
+        case = ElementTree.SubElement(
+            suite, "testcase", classname=f"courses.{result.course}", name="notebooks", time="0"
+        )
+        ElementTree.SubElement(case, "failure", type="failed", message=NOTHING_RAN)
     for n in result.notebooks:
         case = ElementTree.SubElement(
             suite,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -24,7 +25,16 @@ from pathlib import Path
 import docker
 
 from catalog import CatalogError
-from catalog.image_facts import IMAGE_MAP, ImageMapError, image_of, read_image_map
+from catalog.image_facts import (
+    IMAGE_MAP,
+    ImageMapError,
+    built_names,
+    course_image_info,
+    image_of,
+    read_image_map,
+    stale_image,
+)
+from tools.course_check.blanks import unaccepted
 from tools.course_check.cli_common import (
     add_output_arguments,
     course_directories,
@@ -34,11 +44,13 @@ from tools.course_check.cli_common import (
 from tools.course_check.expected import (
     EXPECTED_FILE,
     ExpectedFailuresError,
+    accepted_by_name,
     judge,
     load_expected,
     render_expected,
 )
 from tools.course_check.model import SmokeResult, Status
+from tools.course_check.notebook_code import code_cells
 from tools.course_check.report import smoke_junit, smoke_summary, to_json
 from tools.course_check.smoke import read_course_for_smoke_test, smoke_test_course
 
@@ -65,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--accept-failures",
         action="store_true",
         help=f"record the failing cells of every notebook as expected, in <course>/{EXPECTED_FILE} "
-        "(review the file before committing it): later runs pass only while exactly those fail",
+        "(review the file before committing it): later runs pass only while exactly those fail. "
+        "Only a student's blanks and what fails because of them are recorded; any other failing "
+        'cell is refused, unless the file accepts it by name: N = { exception = "X", '
+        'reason = "why" }',
     )
     args = parser.parse_args(argv)
     # Pants stops a test that runs past its timeout with SIGTERM: exit through the `finally`
@@ -91,6 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             image = args.image or image_of(image_map, course.slug, str(args.image_map))
         except ImageMapError as e:
             parser.error(str(e))
+        # The checkout's own map must be as new as the course's last build here.
+        info = Path(course_image_info(course.slug))
+        if (
+            not args.image
+            and args.image_map == Path(IMAGE_MAP)
+            and info.is_file()
+            # `package courses:image-map` alone rebuilds without writing docker-info: the map is
+            # then the newer record.
+            and info.stat().st_mtime > args.image_map.stat().st_mtime
+        ):
+            stale = stale_image(course.slug, image, built_names(info.read_text()))
+            if stale:
+                parser.error(stale)
         try:
             expected = load_expected(directory, course.all_notebooks)
         except ExpectedFailuresError as e:
@@ -128,28 +156,45 @@ def accept_failures(
     directory: Path, slug: str, result: SmokeResult, expected: dict[str, dict[int, str]]
 ) -> bool:
     """Writes what failed as the course's expected failures; False (and writes nothing) when a
-    notebook ended otherwise than by failing cells (timed out, out of memory, missing...)."""
+    notebook ended otherwise than by failing cells (timed out, out of memory, missing...), or a
+    failing cell is no student's blank, nor follows from one, nor is accepted by name in the
+    file (tools/course_check/blanks.py)."""
+    path = directory / EXPECTED_FILE
+    accepted = accepted_by_name(path.read_text(encoding="utf-8")) if path.is_file() else {}
     refused = [
         f"{n.path}: {n.summary()}"
         for n in result.notebooks
         if n.status not in (Status.PASSED, Status.FAILED)
         or (n.status is Status.FAILED and not n.failures)
     ]
+    for n in result.notebooks:
+        if not n.failures:
+            continue
+        notebook = json.loads((directory / n.path).read_text(encoding="utf-8"))
+        sources = {cell.number: cell.source for cell in code_cells(notebook)}
+        named = {cell: exception for cell, (exception, _) in accepted.get(n.path, {}).items()}
+        for reason in unaccepted(sources, dict(n.failures), named).values():
+            refused.append(f"{n.path}: {reason}")
     if result.error or refused:
         for line in [result.error, *refused]:
             if line:
                 print(
                     f"smoke-test: {slug}: cannot be accepted as expected: {line}", file=sys.stderr
                 )
+        print(
+            f"smoke-test: {slug}: fix those cells, tag one `raises-exception` if it fails on "
+            f"purpose for every reader, or accept it by name in {path}: "
+            '`CELL = { exception = "X", reason = "why" }`',
+            file=sys.stderr,
+        )
         return False
     recorded = {**expected}
     for n in result.notebooks:
         recorded.pop(n.path, None)
         if n.failures:
             recorded[n.path] = dict(n.failures)
-    path = directory / EXPECTED_FILE
     if recorded:
-        path.write_text(render_expected(slug, recorded))
+        path.write_text(render_expected(slug, recorded, accepted))
         print(f"smoke-test: {slug}: wrote {path}: review it, then commit it")
     elif path.exists():
         path.unlink()

@@ -4,8 +4,9 @@
 function of plain data (`CourseFiles`) returning findings, so each is tested on its own.
 
 Checks (model.CHECKS, in that order): metadata (every problem of the catalog's lenient reading),
-notebook-format (nbformat schema), syntax (every code cell parses once magics are removed),
-missing-dependency (every import is provided by the flavor, requirements.txt, the stdlib or the
+notebook-format (nbformat schema), syntax (every code cell parses once magics are removed;
+cells tagged `raises-exception` or recorded in expected-failures.toml fail on purpose, and no check
+looks into them), missing-dependency (every import is provided by the flavor, requirements.txt, the stdlib or the
 course's own modules), missing-data (every relative path a notebook reads exists), missing-image
 (every image a markdown cell shows from a file exists), file-size (nothing over the repository
 limit: use course.toml [[data]]), expected-failures (expected-failures.toml names the course's
@@ -15,8 +16,9 @@ requirements.txt, which it was made from).
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -139,8 +141,15 @@ def check_notebook_format(path: str, text: str) -> tuple[Any | None, list[Findin
     return notebook, []
 
 
-def check_syntax(path: str, notebook: Mapping[str, Any]) -> tuple[list[ParsedCell], list[Finding]]:
-    parsed, errors = parse_cells(code_cells(notebook))
+def check_syntax(
+    path: str, notebook: Mapping[str, Any], recorded: Iterable[int] = ()
+) -> tuple[list[ParsedCell], list[Finding]]:
+    """Every code cell parses, less those that fail on purpose: tagged `raises-exception`, or
+    recorded in expected-failures.toml (a student's blank, `def ...`, does not parse)."""
+    recorded = set(recorded)
+    cells = [dataclasses.replace(c, raises_exception=True) if c.number in recorded else c
+             for c in code_cells(notebook)]  # fmt: skip
+    parsed, errors = parse_cells(cells)
     return parsed, [
         Finding(
             "syntax",
@@ -276,6 +285,18 @@ def check_images(path: str, notebook: Mapping[str, Any], files: Sequence[str]) -
     return findings
 
 
+def recorded_failures(course: CourseFiles) -> dict[str, dict[int, str]]:
+    """The cells expected-failures.toml records ({} without it, or when it is wrong: that is
+    check_expected_failures' finding)."""
+    if course.expected is None:
+        return {}
+    cells = {path: code_cell_numbers(text) for path, text in course.notebooks.items()}
+    try:
+        return parse_expected(course.expected, cells)
+    except ExpectedFailuresError:
+        return {}
+
+
 def check_expected_failures(course: CourseFiles) -> list[Finding]:
     """expected-failures.toml names notebooks and code cells of this course (tools/course_check/
     expected.py)."""
@@ -407,13 +428,14 @@ def check_course_files(
         for module in modules:
             requirement_modules.setdefault(module, distribution)
     flavor = flavors.get(flavor_name) if flavor_name else None
+    recorded = recorded_failures(course)
     for path in sorted(course.notebooks):
         notebook, format_findings = check_notebook_format(path, course.notebooks[path])
         findings += format_findings
         if notebook is None:
             continue
         # Every notebook, listed or not: whatever is in the directory ships to learners.
-        parsed, syntax_findings = check_syntax(path, notebook)
+        parsed, syntax_findings = check_syntax(path, notebook, recorded.get(path, {}))
         findings += syntax_findings
         if flavor is not None:
             findings += check_imports(

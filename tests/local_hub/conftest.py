@@ -1,0 +1,1 @@
+from tests.docker_engine import client  # noqa: F401  (fixture)
