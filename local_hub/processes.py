@@ -326,20 +326,34 @@ class LocalHub(HubClient, Started):
             raise LocalHubError("the hub is already running")
         config = self._write_config()
         command = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
-        output: Any = None if self.echo_logs else open(self.hub_log, "ab")
-        try:
-            self.hub = subprocess.Popen(
-                command,
-                cwd=self.state_dir,
-                env=child_environment(),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            if output is not None:
-                output.close()
-        self._wait(self._hub_answers, 90, "JupyterHub", self.hub, self.hub_log)
+        # A native crash leaves Python's traceback of every thread in the hub's log.
+        env = {**child_environment(), "PYTHONFAULTHANDLER": "1"}
+        for attempt in (1, 2):
+            output: Any = None if self.echo_logs else open(self.hub_log, "ab")
+            try:
+                process = subprocess.Popen(
+                    command,
+                    cwd=self.state_dir,
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                if output is not None:
+                    output.close()
+            self.hub = process
+            try:
+                self._wait(self._hub_answers, 90, "JupyterHub", process, self.hub_log)
+                return
+            except LocalHubError:
+                if attempt == 2 or process.poll() is None:
+                    raise
+            # Exited while starting (a native crash was seen once under load: SIGSEGV): started
+            # once more, as Kubernetes restarts the hub's pod; the log keeps both. A hub that
+            # cannot start fails twice, with its error.
+            with open(self.hub_log, "a") as log:
+                log.write(f"local hub: JupyterHub exited ({process.returncode}) while starting\n")
 
     def _hub_answers(self) -> bool:
         try:
