@@ -184,7 +184,7 @@ class CourseReading:
         return not self.problems
 
 
-def default_resources(flavor: str, gpu: bool) -> Resources:
+def default_resources(flavor: object, gpu: bool) -> Resources:
     """What a learner's server gets where course.toml has no [resources] (catalog/flavors.py)."""
     return Resources(*_flavor_resources(flavor, gpu))
 
@@ -557,8 +557,7 @@ def _read(
         for path in file_set
         if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
     )
-    defaults = default_resources(flavor if flavor in FLAVORS else FLAVORS[0], gpu is True)
-    resources = _parse_resources(data, defaults, source, problems)
+    resources = _parse_resources(data, default_resources(flavor, gpu is True), source, problems)
     fetched = _parse_data(data, source, problems)
     smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
     course = None

@@ -53,9 +53,11 @@ FLAVORS = tuple(BY_NAME)
 DEFAULT_FLAVOR = FLAVORS[0]
 
 
-def default_resources(flavor: str, gpu: bool) -> tuple[int, int, float, float]:
-    """What a course of `flavor` gets where its course.toml has no [resources]."""
-    base = BY_NAME.get(flavor, BY_NAME[DEFAULT_FLAVOR]).resources
+def default_resources(flavor: object, gpu: bool) -> tuple[int, int, float, float]:
+    """What a course of `flavor` gets where its course.toml has no [resources] (the default
+    flavor's for a flavor that is none, which the reader reports: maybe not even a string)."""
+    name = flavor if isinstance(flavor, str) and flavor in BY_NAME else DEFAULT_FLAVOR
+    base = BY_NAME[name].resources
     if not gpu:
         return base
     return (

@@ -55,38 +55,6 @@ DEPLOY_IMAGE_MAP = f"{DIST_DIR}/courses/deploy-image-map.json"
 HUB_IMAGE_INFO = f"{DIST_DIR}/hub/image.docker-info.json"
 
 
-def course_image_info(slug: str) -> str:
-    """Pants' record of a course image's last build (`./pants package courses/<slug>::`),
-    relative to the root."""
-    return f"{DIST_DIR}/courses.{slug}/image.docker-info.json"
-
-
-def built_names(docker_info: str) -> set[str]:
-    """Every name a Pants `*.docker-info.json` gives the image it built (empty if unreadable)."""
-    try:
-        info = json.loads(docker_info)
-        return {tag["name"] for registry in info["registries"] for tag in registry["tags"]}
-    except (ValueError, KeyError, TypeError):
-        return set()
-
-
-def stale_image(slug: str, mapped: str, built: set[str]) -> str | None:
-    """What is wrong when the image map names another image than the course's last build (a
-    course packaged alone after an edit: its map still names the image before it); None if not."""
-    if not built or mapped in built:
-        return None
-    content = sorted(r for r in built if is_content_tag(r, slug) and not r.startswith("localhost/"))
-    return (
-        f"the image map names {mapped} for {slug}, but its last build is "
-        f"{(content or sorted(built))[0]}: "
-        f"the map is older than that build; run `{BUILD_COMMAND}` (it builds only what changed) "
-        "and try again"
-    )
-
-
-_REBUILD = f"rebuild it with `{BUILD_COMMAND}`"
-
-
 class ImageMapError(ValueError):
     """A missing or unreadable image map, or a course without its image: says how to fix it."""
 
@@ -207,3 +175,37 @@ def find_image_map(root: Path, here: Path | None = None) -> Path:
     to run then."""
     carried = (here or Path.cwd()) / IMAGE_MAP_OUTPUT
     return carried if carried.is_file() else image_map_path(root)
+
+
+def course_image_info(slug: str) -> str:
+    """Pants' record of a course image's last build (`./pants package courses/<slug>::`),
+    relative to the root."""
+    return f"{DIST_DIR}/courses.{slug}/image.docker-info.json"
+
+
+def built_names(docker_info: str) -> set[str]:
+    """Every name a Pants `*.docker-info.json` gives the image it built (empty if unreadable)."""
+    try:
+        info = json.loads(docker_info)
+        return {tag["name"] for registry in info["registries"] for tag in registry["tags"]}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def stale_image(slug: str, mapped: str, built: set[str]) -> str | None:
+    """What is wrong when the image map names another image than the course's last build (a
+    course packaged alone after an edit: its map still names the image before it); None if not."""
+    if not built or mapped in built:
+        return None
+    try:
+        current = content_reference(slug, built)
+    except ImageMapError:
+        current = sorted(built)[0]
+    return (
+        f"the image map names {mapped} for {slug}, but its last build is {current}: "
+        f"the map is older than that build; run `{BUILD_COMMAND}` (it builds only what changed) "
+        "and try again"
+    )
+
+
+_REBUILD = f"rebuild it with `{BUILD_COMMAND}`"

@@ -4,7 +4,6 @@ on a running stock hub (JupyterHub and configurable-http-proxy on loopback; noth
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -14,14 +13,12 @@ from benchmarks.stock_hub import configure_stock, stock_hub
 from hub.launch import LaunchSettings
 from hub.settings import CullSettings, HubSettings
 from tests.hub.e2e_support import redirects_to_spawn, require_proxy
-from tests.hub.hub_data import CATALOG, IMAGE_MAP, local_hub_params
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, local_hub_params_file
 
 
 def test_the_baseline_is_stock_jupyterhub_with_our_container(tmp_path: Path) -> None:
-    params = local_hub_params(tmp_path, stock_course="intro-ml")
-    (tmp_path / "params.json").write_text(json.dumps(params))
     c = Config()
-    configure_stock(c, str(tmp_path / "params.json"))
+    configure_stock(c, local_hub_params_file(tmp_path, stock_course="intro-ml"))
     assert c.JupyterHub.authenticator_class == "tmpauthenticator.TmpAuthenticator"
     assert c.JupyterHub.spawner_class == "local_hub.spawner.LoopbackDockerSpawner"
     assert c.DockerSpawner.image == IMAGE_MAP["intro-ml"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog import parse_course
+from catalog import parse_course, parse_course_leniently
 from catalog.course import Resources, default_resources
 from catalog.flavors import FLAVORS, flavor_of_image
 
@@ -44,3 +44,9 @@ def test_a_course_without_resources_gets_its_flavors(
 def test_the_flavor_of_an_upstream_image(image: str, flavor: str | None) -> None:
     assert flavor_of_image(image) == flavor
     assert flavor is None or flavor in FLAVORS
+
+
+def test_a_flavor_that_is_no_name_is_a_problem_not_a_crash() -> None:
+    text = 'title = "T"\nflavor = ["pytorch"]\nnotebooks = ["a.ipynb"]\n'
+    reading = parse_course_leniently("c", text, ["a.ipynb", "requirements.txt"])
+    assert [p.key for p in reading.problems] == ["flavor"]

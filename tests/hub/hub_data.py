@@ -3,6 +3,7 @@ of the real courses (which change while courses are written)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,10 @@ PREVIEW = LaunchSettings(
 LOCAL = LaunchSettings()  # no GPUs, no previews
 
 
-def local_hub_params(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    """What LocalHub writes for its hub process (params.json), for this catalog."""
+def local_hub_params_file(tmp_path: Path, **extra: Any) -> str:
+    """What LocalHub writes for its hub process (params.json), for this catalog: the file."""
     settings = HubSettings(CATALOG, IMAGE_MAP, PRODUCTION, CullSettings())
-    return {
+    params = {
         "custom": settings_to_custom(settings),
         "instance": "abc",
         "port": 8000,
@@ -79,3 +80,6 @@ def local_hub_params(tmp_path: Path, **extra: Any) -> dict[str, Any]:
         "state_dir": str(tmp_path),
         **extra,
     }
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(params))
+    return str(path)

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 from unittest.mock import Mock
 
+import kubernetes_validate
 import pytest
 from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import ApiClient
@@ -17,6 +18,9 @@ from kubernetes_asyncio.config import kube_config as kube_config_module
 from traitlets.config import Config
 
 from hub.spawner import CourseKubeSpawner
+
+#: The Kubernetes API the pods are validated against (EKS's version).
+KUBERNETES_VERSION = "1.31"
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -53,6 +57,11 @@ def use_unreachable_kubeconfig(
     # kubernetes_asyncio reads KUBECONFIG when imported.
     monkeypatch.setattr(kube_config_module, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+
+def validate(pod: dict[str, Any]) -> None:
+    """The pod against the Kubernetes API schema, strictly (unknown fields fail)."""
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 
 
 def manifests(config: Config, *option_sets: dict[str, Any]) -> list[dict[str, Any]]:

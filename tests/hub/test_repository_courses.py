@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import kubernetes_validate
 import pytest
 from traitlets.config import Config
 
@@ -14,7 +13,7 @@ from catalog import Catalog, load_catalog
 from hub.launch import lab_url, plan_launch, query_arguments
 from hub.settings import HubSettings
 from tests.hub.hub_data import PRODUCTION, REGISTRY
-from tests.hub.kube import manifests, use_unreachable_kubeconfig
+from tests.hub.kube import manifests, use_unreachable_kubeconfig, validate
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_every_course_pod_validates(
     c.CourseSpawner.hub_settings = HubSettings(catalog, image_map(catalog), PRODUCTION)
     pods = manifests(c, *({"course": slug} for slug in catalog.slugs))
     for course, pod in zip(catalog, pods):
-        kubernetes_validate.validate(pod, "1.31", strict=True)
+        validate(pod)
         (container,) = pod["spec"]["containers"]
         assert container["image"] == image_map(catalog)[course.slug]
         assert container["resources"]["limits"]["memory"] == course.resources.memory_limit

@@ -16,7 +16,6 @@ from typing import Any
 from unittest.mock import Mock
 
 import jupyterhub
-import kubernetes_validate
 import kubespawner
 import pytest
 from jupyterhub.objects import Hub
@@ -31,9 +30,8 @@ from hub.spawner import (
     gpu_node_affinity,
 )
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, LOCAL, PRODUCTION
-from tests.hub.kube import MockUser, manifests, use_unreachable_kubeconfig
+from tests.hub.kube import MockUser, manifests, use_unreachable_kubeconfig, validate
 
-KUBERNETES_VERSION = "1.31"
 GPU_KEY = "nvidia.com/gpu"
 # What zero-to-jupyterhub configures on every user pod (scheduling.userPods), as a baseline
 # that must survive every plan.
@@ -86,10 +84,6 @@ def manifest(
 ) -> dict[str, Any]:
     (pod,) = manifests(kube_config(hub_settings(launch), **kube), options)
     return pod
-
-
-def validate(pod: dict[str, Any]) -> None:
-    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 
 
 def normalized(pod: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ with DockerSpawner), its course images (only the image map's) and its launch lin
 
 from __future__ import annotations
 
-import json
 import types
 from pathlib import Path
 
@@ -18,14 +17,12 @@ from local_hub.config import configure_local
 from local_hub.images import local_images
 from local_hub.main import launch_links
 from local_hub.spawner import CourseDockerSpawner
-from tests.hub.hub_data import CATALOG, IMAGE_MAP, REGISTRY, local_hub_params
+from tests.hub.hub_data import CATALOG, IMAGE_MAP, REGISTRY, local_hub_params_file
 
 
 def test_local_config(tmp_path: Path) -> None:
-    params = local_hub_params(tmp_path)
-    (tmp_path / "params.json").write_text(json.dumps(params))
     c = Config()
-    configure_local(c, str(tmp_path / "params.json"))
+    configure_local(c, local_hub_params_file(tmp_path))
     assert c.JupyterHub.spawner_class == "local_hub.spawner.CourseDockerSpawner"
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
@@ -46,14 +43,11 @@ def test_local_config(tmp_path: Path) -> None:
 def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
     """Containers on the hub's own network: JupyterHub listens on its gateway (the only host
     address they reach), each server on its container's own address."""
-    params = {
-        **local_hub_params(tmp_path, owner="builder:4242"),
-        "hub_ip": "172.30.0.1",
-        "learner_network": "olhub-abc",
-    }
-    (tmp_path / "params.json").write_text(json.dumps(params))
+    params = local_hub_params_file(
+        tmp_path, owner="builder:4242", hub_ip="172.30.0.1", learner_network="olhub-abc"
+    )
     c = Config()
-    configure_local(c, str(tmp_path / "params.json"))
+    configure_local(c, params)
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
     assert c.Spawner.hub_connect_url == "http://172.30.0.1:8081"
