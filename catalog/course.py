@@ -81,11 +81,13 @@ class Resources:
 
 @dataclass(frozen=True)
 class DataFile:
-    """A file too large for the repository, fetched while the image builds and checked."""
+    """A file too large for the repository, fetched while the image builds and checked; with
+    `unpack`, a zip or tar archive extracted into the folder `path`."""
 
     path: str
     url: str
     sha256: str
+    unpack: bool = False
 
 
 @dataclass(frozen=True)
@@ -393,7 +395,7 @@ def _parse_data(data: Mapping[str, Any], source: str, problems: _Problems) -> tu
             problems.add(source, where, "must be a table with path, url and sha256")
             continue
         before = len(problems.errors)
-        _reject_unknown(entry, ("path", "url", "sha256"), source, where + ".", problems)
+        _reject_unknown(entry, ("path", "url", "sha256", "unpack"), source, where + ".", problems)
         path = (
             normalize_notebook_path(entry.get("path", ""))
             if isinstance(entry.get("path"), str)
@@ -409,9 +411,12 @@ def _parse_data(data: Mapping[str, Any], source: str, problems: _Problems) -> tu
             problems.add(
                 source, where + ".sha256", "must be the file's 64-character lowercase sha256"
             )
+        unpack = entry.get("unpack", False)
+        if not isinstance(unpack, bool):
+            problems.add(source, where + ".unpack", "must be true or false")
         if path is not None and isinstance(url, str) and isinstance(sha, str):
             if len(problems.errors) == before:
-                result.append(DataFile(path=path, url=url, sha256=sha))
+                result.append(DataFile(path=path, url=url, sha256=sha, unpack=unpack is True))
     return tuple(result)
 
 

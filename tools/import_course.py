@@ -1,6 +1,7 @@
 """Moves a course from its own repository (the system this replaces) into `courses/<slug>/`.
 
     ./pants run tools:import-course -- <path-to-course-repo> [--slug SLUG] [--title TITLE]
+        [--description "What learners do in it."]
 
 Such a repository holds a Dockerfile (at its root, or in a folder such as `docker/`) FROM a
 docker-stacks image, a requirements.txt, notebooks and data, sometimes `COPY` lines that
@@ -20,12 +21,12 @@ and `./pants test courses/<slug>::`, which names whatever is still to decide.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import posixpath
 import re
 import shlex
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,7 +311,7 @@ def _run_command(
     return [], set(), [f"RUN {command}: no equivalent; decide whether it matters"]
 
 
-def course_toml(plan: ImportPlan, title: str, source: str) -> str:
+def course_toml(plan: ImportPlan, title: str, source: str, description: str | None = None) -> str:
     header = [f"Imported from {source} by ./pants run tools:import-course."]
     if plan.unconverted:
         header.append("Not converted, for a person to decide (then delete these lines):")
@@ -324,6 +325,8 @@ def course_toml(plan: ImportPlan, title: str, source: str) -> str:
         for path, (size, sha256) in sorted(plan.data.items())
     )
     draft = CourseDraft(title, plan.flavor, plan.notebooks, data=data, header=tuple(header))
+    if description:
+        draft = dataclasses.replace(draft, description=description)
     return render_course_toml(draft)
 
 
@@ -340,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("repository", type=Path, help="the course repository (a folder)")
     parser.add_argument("--slug", help="the course's slug (default: the folder's name)")
     parser.add_argument("--title", help="the course's title (default: from the slug)")
+    parser.add_argument(
+        "--description", help="one or two sentences learners read (default: a TODO to write)"
+    )
     parser.add_argument("--root", type=Path, help="the monorepo (default: this checkout)")
     args = parser.parse_args(argv)
     source: Path = args.repository
@@ -368,14 +374,15 @@ def main(argv: list[str] | None = None) -> int:
         (target / destination).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / origin, target / destination)
     title = args.title or slug.replace("-", " ").capitalize()
-    (target / "course.toml").write_text(course_toml(plan, title, source.name))
+    (target / "course.toml").write_text(course_toml(plan, title, source.name, args.description))
     (target / REQUIREMENTS_FILE).write_text("".join(f"{r}\n" for r in plan.requirements))
     (target / "BUILD").write_text("course()\n")
     print(f"import-course: {len(plan.files)} files, notebooks: {', '.join(plan.notebooks)}")
     for path in plan.data:
         print(f"import-course: {path} is over the repository limit: a [[data]] entry to fill in")
     for item in plan.unconverted:
-        print(f"import-course: not converted: {item}", file=sys.stderr, flush=True)
+        # One stream: `./pants run` relays stdout and stderr apart, which splits lines.
+        print(f"import-course: not converted: {item}")
     print(
         "Next: pin the requirements (`name==version`), then\n"
         f"  ./pants package images/base:: && ./pants run tools:pin-requirements -- {slug}\n"

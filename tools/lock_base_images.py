@@ -50,8 +50,9 @@ LAYERS = (
     BaseLayer(
         "torch",
         ("standin",),
-        "PyTorch's CPU build in the stand-in upstream, as docker-stacks pytorch-notebook has it "
-        "(its wheel comes from the host's pip: tools/wheelhouse.py)",
+        "PyTorch and torchvision in the stand-in upstream, as docker-stacks pytorch-notebook has "
+        "them (the package index's CUDA build; the build installs the wheels the host's pip "
+        "fetched: tools/wheelhouse.py)",
     ),
     BaseLayer(
         "tensorflow",

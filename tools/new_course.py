@@ -1,6 +1,7 @@
 """Scaffolds a new course that builds, passes every check and appears in the hub's course list.
 
-    ./pants run tools:new-course -- <slug> [--gpu] [--flavor tensorflow] [--title "Title"]
+    ./pants run tools:new-course -- <slug> --description "What learners do in it." [--gpu]
+        [--flavor tensorflow] [--title "Title"]
 
 Writes courses/<slug>/ with BUILD (`course()`), course.toml, an empty pinned requirements.txt and
 a first notebook that runs in the flavor's image (on a GPU when there is one, for --gpu). Then:
@@ -11,6 +12,7 @@ image and the image map the hub reads).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,15 +82,26 @@ def welcome_notebook(title: str, flavor: str, gpu: bool) -> nbformat.NotebookNod
     return notebook
 
 
-def scaffold(root: Path, slug: str, flavor: str, gpu: bool, title: str | None = None) -> Path:
-    """Creates `<root>/courses/<slug>/`; raises CatalogError/FileExistsError, writes nothing then."""
+def scaffold(
+    root: Path,
+    slug: str,
+    flavor: str,
+    gpu: bool,
+    title: str | None = None,
+    description: str | None = None,
+) -> Path:
+    """Creates `<root>/courses/<slug>/`; raises CatalogError/FileExistsError, writes nothing then.
+    Without a description, course.toml says TODO, which the course's check reports."""
     title = title or slug.replace("-", " ").capitalize()
+    draft = CourseDraft(title, flavor, (NOTEBOOK,), gpu=gpu)
+    if description:
+        draft = dataclasses.replace(draft, description=description)
     directory = root / COURSES_DIR / slug
     if directory.exists():
         raise FileExistsError(f"{directory} already exists")
     files = {
         "BUILD": "course()\n",
-        "course.toml": render_course_toml(CourseDraft(title, flavor, (NOTEBOOK,), gpu=gpu)),
+        "course.toml": render_course_toml(draft),
         "requirements.txt": (
             "# Extra packages for this course, pinned: one `name==version` per line.\n"
             "# The base image already has numpy, pandas, scipy, scikit-learn and matplotlib"
@@ -113,16 +126,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flavor", choices=FLAVORS, default=DEFAULT_FLAVOR)
     parser.add_argument("--gpu", action="store_true", help="learners get a GPU where there is one")
     parser.add_argument("--title", help="the course's name as learners see it")
+    parser.add_argument(
+        "--description", help="one or two sentences learners read in the course list"
+    )
     parser.add_argument("--root", type=Path, help="the monorepo (default: the current one)")
     args = parser.parse_args(argv)
     try:
         directory = scaffold(
-            args.root or find_repo_root(), args.slug, args.flavor, args.gpu, args.title
+            args.root or find_repo_root(),
+            args.slug,
+            args.flavor,
+            args.gpu,
+            args.title,
+            args.description,
         )
     except (CatalogError, FileExistsError) as e:
         print(f"new-course: {e}")
         return 1
     print(f"new-course: created {directory}")
+    if not args.description:
+        print(
+            "new-course: course.toml's description says TODO: write it (the check fails until then)"
+        )
     print("Next:")
     for command, what in (
         (f"./pants test courses/{args.slug}::", "static checks, and the smoke test in its image"),

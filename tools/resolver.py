@@ -61,7 +61,7 @@ for job in spec["jobs"]:
     with open(folder + "/constraints.txt", "w") as f:
         f.write(installed if job["constraints"] is None else job["constraints"])
     done = subprocess.run(
-        [work + "/venv/bin/pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe",
+        [work + "/venv/bin/pip-compile", "--verbose", "--generate-hashes", "--allow-unsafe",
          "--strip-extras", "--no-header", "--no-emit-index-url", "--no-emit-trusted-host",
          "--no-emit-find-links", *(["--find-links", spec["find_links"]] if spec["find_links"] else []),
          "--constraint", folder + "/constraints.txt",
@@ -69,9 +69,7 @@ for job in spec["jobs"]:
         capture_output=True, text=True, cwd=folder,
     )
     if done.returncode:
-        # pip-compile's own words, not the traceback of the exception it raised after them.
-        said = (done.stderr or done.stdout).split("Traceback (most recent call last)")[0]
-        results[job["name"]] = {"error": said.strip() or done.stderr.strip()}
+        results[job["name"]] = {"stdout": done.stdout, "stderr": done.stderr}
     else:
         with open(folder + "/out.txt") as f:
             compiled = f.read().replace(folder + "/", "")
@@ -82,6 +80,22 @@ print(json.dumps({"installed": installed, "results": results}))
 
 class ResolveError(RuntimeError):
     """The resolver could not run, or a job's requirements cannot be resolved."""
+
+
+def failure_text(stdout: str, stderr: str) -> str:
+    """What a failed `pip-compile --verbose` says, for people: its error, not the traceback of
+    the exception it raised after it, and pip's account of a conflict (which package needs
+    what, against which pin), which pip logs on stdout."""
+    said = stderr.split("Traceback (most recent call last)")[0].strip()
+    lines = stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if "The conflict is caused by:" in line), None)
+    if start is not None:
+        end = next(
+            (i for i in range(start, len(lines)) if "To fix this you could try" in lines[i]),
+            len(lines),
+        )
+        said = "\n".join([said, *(line.strip() for line in lines[start:end] if line.strip())])
+    return said.strip() or stderr.strip() or stdout.strip()[-2000:]
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,11 @@ def _resolve(client: Any, image: str, jobs: list[Job], wheelhouse: Path | None) 
         "the resolver",
     )
     data = json.loads(output)
-    errors = {name: r["error"] for name, r in data["results"].items() if "error" in r}
+    errors = {
+        name: failure_text(r["stdout"], r["stderr"])
+        for name, r in data["results"].items()
+        if "compiled" not in r
+    }
     if errors:
         raise ResolveError(
             "\n".join(f"{name}: cannot be resolved:\n{text}" for name, text in errors.items())

@@ -1,12 +1,12 @@
-"""Wheels the package index does not serve as the images need them, fetched by the host's pip.
+"""Wheels for the images, fetched by the host's pip.
 
-PyTorch's CPU build (`torch==2.13.0+cpu`, what the docker-stacks pytorch-notebook installs) is
-published on PyTorch's own wheel index, not on the package index, whose Linux `torch` pulls
-several GB of CUDA libraries. A pin with a local version label (`+cpu`) is such a wheel: the
-host's pip downloads it with the host's own configuration (a find-links folder or an extra index
-that has it: `PIP_FIND_LINKS`, `PIP_EXTRA_INDEX_URL`, pip.conf), for the images' platform, into
-a folder that the resolver (`tools/resolver.py`) and the image build (`images/base:torch-wheels`)
-read instead of the index. The lock's hashes still decide what may be installed.
+The stand-in's torch layer (PyTorch, torchvision and several GB of CUDA libraries) is installed
+from wheels the host's pip downloads with the host's own configuration (a find-links folder or an
+extra index: `PIP_FIND_LINKS`, `PIP_EXTRA_INDEX_URL`, pip.conf), for the images' platform, into
+the build context (`images/base:torch-wheels`): fetched once per lock and cached by Pants, never
+by each cold image build. A pin with a local version label (`torch==2.13.0+cpu`: builds that live
+on PyTorch's own wheel index) is fetched the same way for the resolver (`tools/resolver.py`).
+The lock's hashes still decide what may be installed.
 """
 
 from __future__ import annotations
@@ -17,10 +17,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-#: The platform of the images' Python (Debian bookworm's CPython 3.11 on x86_64), whatever the host.
+#: The platform of the images' Python (Debian bookworm's CPython 3.11 on x86_64, glibc 2.36),
+#: whatever the host. pip takes `--platform` literally: every manylinux tag that bookworm's glibc
+#: runs is named (the CUDA libraries' wheels are tagged 2_27, 2_18, 2010...).
+_MANYLINUX = [f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)] + [
+    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64",
+]  # fmt: skip
 PLATFORM_ARGS = (
     "--only-binary=:all:",
-    "--platform=manylinux_2_28_x86_64",
+    *(f"--platform={tag}" for tag in _MANYLINUX),
     "--python-version=3.11",
     "--implementation=cp",
     "--abi=cp311",

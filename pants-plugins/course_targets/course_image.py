@@ -21,6 +21,10 @@ COURSE_TEMPLATE = "images/course/Dockerfile"
 BASE_IMAGE_ARG = "ARG BASE_IMAGE="
 EXECUTABLES_MARKER = "# @course-executables"
 DATA_MARKER = "# @course-data"
+#: Where fetch-course-data keeps what it downloaded, by sha256: one BuildKit cache shared by every
+#: course build on the machine, so that a rebuild or another course with the same file does not
+#: download it again.
+DATA_CACHE_MOUNT = "--mount=type=cache,id=course-data,target=/tmp/course-data,uid=1000,gid=100"
 # The local-only registry that carries the moving `:<slug>` tag: `[docker.registries.local]`,
 # with `skip_push = true` and `extra_image_tags = ["{build_args.COURSE_SLUG}"]` (pants.toml).
 LOCAL_REGISTRY = "local"
@@ -63,7 +67,9 @@ def course_instructions(
                 result.append("RUN chmod 0755 " + " ".join(map(shlex.quote, sorted(executables))))
         elif line.startswith(DATA_MARKER):
             result.extend(
-                "RUN fetch-course-data " + " ".join(map(shlex.quote, (d.sha256, d.url, d.path)))
+                f"RUN {DATA_CACHE_MOUNT} fetch-course-data "
+                + ("--unpack " if d.unpack else "")
+                + " ".join(map(shlex.quote, (d.sha256, d.url, d.path)))
                 for d in course.data
             )
         else:

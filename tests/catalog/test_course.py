@@ -186,6 +186,15 @@ sha256 = "%s"
             "data[0].path",
             "inside",
         ),
+        (
+            "x",
+            GOOD
+            + "[[data]]\npath = 'd'\nurl = 'https://x'\nsha256 = '%s'\nunpack = 'yes'\n"
+            % ("a" * 64),
+            FILES,
+            "data[0].unpack",
+            "true or false",
+        ),
     ],
 )
 def test_bad_metadata_names_file_field_and_rule(
@@ -277,9 +286,13 @@ def test_network_per_notebook(network: str, expected: object, with_network: set[
 
 def test_course_round_trips_through_plain_data() -> None:
     text = GOOD + "[[data]]\npath = 'd/x'\nurl = 'https://x'\nsha256 = '%s'\n" % ("b" * 64)
+    text += "[[data]]\npath = 'nltk_data'\nurl = 'https://y'\nsha256 = '%s'\nunpack = true\n" % (
+        "c" * 64
+    )
     text += "[smoke_test]\nskip = {'a2.ipynb' = 'why'}\n"
     course = parse_course("intro", text, [*FILES, "extra.ipynb"])
     assert course.other_notebooks and course.smoke_test.skip
+    assert [d.unpack for d in course.data] == [False, True]
     data = course_to_dict(course)
     assert json.loads(json.dumps(data)) == data
     assert course_from_dict(data) == course

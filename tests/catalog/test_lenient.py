@@ -188,7 +188,7 @@ CASES = [
             (
                 "course.toml",
                 "data[1].size",
-                "unknown field; allowed fields are path, sha256, url",
+                "unknown field; allowed fields are path, sha256, unpack, url",
             ),
             ("course.toml", "data[1].path", "must be a relative path inside the course"),
             ("course.toml", "data[1].url", "must be an https:// URL"),

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import tomllib
 
 from catalog import FLAVORS, Course, find_repo_root, load_catalog
 from tools.course_check.dependencies import load_flavors, parse_requirements
 from tools.lock import LOCK_FILE, REQUIREMENTS_FILE, LockError, normalize, parse_lock
-from tools.lock_base_images import BY_NAME, FLAVOR_LAYERS, LAYERS, BaseLayer
+from tools.lock_base_images import BASE_DIR, BY_NAME, FLAVOR_LAYERS, LAYERS, BaseLayer
 
 
 def _pins(layer: BaseLayer) -> dict[str, str]:
@@ -39,6 +40,29 @@ def test_base_lock_is_made_from_its_requirements(layer: BaseLayer) -> None:
         assert name in lock.pins or name in below, f"{requirement.text} is not locked"
         version = lock.versions().get(name) or below[name]
         assert requirement.text.endswith(f"=={version}"), f"{requirement.text}, locked {version}"
+
+
+def test_the_standin_has_what_the_upstream_ships_or_says_why_not() -> None:
+    """images/base/upstream-packages.toml: the production upstream's packages. The stand-in's
+    locks have each one, or a reason for lacking it that is still true (a package it has since
+    gained must leave the list)."""
+    upstream = tomllib.loads((BASE_DIR / "upstream-packages.toml").read_text())
+    standin: dict[str, str] = {}
+    for layer in FLAVOR_LAYERS["pytorch"]:
+        standin.update(_pins(layer))
+    packages = {normalize(name) for name in upstream["packages"]}
+    lacks = {normalize(name): why for name, why in upstream["lacks"].items()}
+    assert not set(lacks) - packages, "a reason for a package the upstream does not ship"
+    assert sorted(name for name in packages - set(standin) if name not in lacks) == [], (
+        "the stand-in lacks what the upstream ships: add it to images/base/standin-requirements.txt"
+        " (or say why not in upstream-packages.toml)"
+    )
+    assert sorted(set(lacks) & set(standin)) == [], "the stand-in has these now: drop the reason"
+    assert all(len(why) > 20 for why in lacks.values()), "a reason says why"
+    # torchvision is the release built for the locked torch (0.N+15 for 2.N): another one's
+    # compiled operators do not load (`operator torchvision::nms does not exist`).
+    torch_minor = int(standin["torch"].split(".")[1])
+    assert standin["torchvision"].startswith(f"0.{torch_minor + 15}."), standin["torchvision"]
 
 
 def test_the_flavor_inventory_is_the_locked_tree() -> None:

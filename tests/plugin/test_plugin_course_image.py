@@ -25,6 +25,7 @@ from course_targets.course_image import (
 
 RESOURCES = Resources(memory_limit=2**30, memory_guarantee=2**29, cpu_limit=1.0, cpu_guarantee=0.25)
 SHA_A = "a" * 64
+CACHE = "--mount=type=cache,id=course-data,target=/tmp/course-data,uid=1000,gid=100"
 SHA_B = "b" * 64
 HASH = "0123456789abcdef" * 4
 
@@ -118,6 +119,7 @@ COPY --from=files /tmp/course/ /home/jovyan/""",
                 data=(
                     DataFile("data/z.csv", "https://example.org/z.csv", SHA_A),
                     DataFile("data/my b.csv", "https://example.org/b?x=1&y=2", SHA_B),
+                    DataFile("nltk_data", "https://example.org/punkt.zip", SHA_A, unpack=True),
                 )
             ),
             (),
@@ -126,10 +128,11 @@ ARG BASE_IMAGE=images/base:pytorch
 FROM ${{BASE_IMAGE}} AS files
 COPY . /tmp/course/
 FROM ${{BASE_IMAGE}}
-RUN fetch-course-data {SHA_A} https://example.org/z.csv data/z.csv
-RUN fetch-course-data {SHA_B} 'https://example.org/b?x=1&y=2' 'data/my b.csv'
+RUN {CACHE} fetch-course-data {SHA_A} https://example.org/z.csv data/z.csv
+RUN {CACHE} fetch-course-data {SHA_B} 'https://example.org/b?x=1&y=2' 'data/my b.csv'
+RUN {CACHE} fetch-course-data --unpack {SHA_A} https://example.org/punkt.zip nltk_data
 COPY --from=files /tmp/course/ /home/jovyan/""",
-            id="[[data]]: one fetch line per entry, in course.toml's order, quoted",
+            id="[[data]]: one fetch line per entry, in course.toml's order, quoted, one cache",
         ),
         pytest.param(
             TEMPLATE.replace("# @course-data\n", ""),
@@ -173,7 +176,7 @@ def test_the_shared_template_fills_in() -> None:
         "ARG BASE_IMAGE=images/base:tensorflow"
     ]
     assert "RUN chmod 0755 bin/setup.sh" in lines
-    assert f"RUN fetch-course-data {SHA_A} https://example.org/z.csv data/z.csv" in lines
+    assert f"RUN {CACHE} fetch-course-data {SHA_A} https://example.org/z.csv data/z.csv" in lines
     assert not [line for line in lines if line.startswith((DATA_MARKER, EXECUTABLES_MARKER))]
 
 

@@ -88,8 +88,8 @@ def test_missing_dependency(results: dict) -> None:
         3,
         "ModuleNotFoundError",
     )
-    assert n.message.startswith("No module named 'seaborn'")
-    assert "`seaborn==<version>` to requirements.txt" in n.message
+    assert n.message.startswith("No module named 'plotly'")
+    assert "`plotly==<version>` to requirements.txt" in n.message
 
 
 def test_missing_data_file(results: dict) -> None:
@@ -246,13 +246,12 @@ def test_links_flag_a_notebook_missing_from_the_image(
 def test_a_scaffolded_course_passes_its_smoke_test(
     tmp_path: Path, client: docker.DockerClient, base_images: dict[str, str]
 ) -> None:
-    directory = scaffold(tmp_path, "fresh-course", "pytorch", True)
+    directory = scaffold(tmp_path, "fresh-course", "pytorch", True, description="A lesson.")
     image = build(client, directory, base_images["pytorch"], "fresh-course")
     try:
         course = read_course_for_smoke_test(directory)
         result = smoke_test_course(client, course, image)
-        # The GPU path (docker run --gpus all): on this machine Docker has no GPU to give; on one
-        # with the NVIDIA runtime, the stand-in's CPU build of PyTorch sees none. Either way an
+        # The GPU path (docker run --gpus all): on this machine Docker has no GPU to give, an
         # error that says so, never a pass on the CPU.
         on_gpus = smoke_test_course(client, course, image, gpus=True)
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog import read_course
 from tools import import_course
 from tools.course_check.static import check_course
 from tools.import_course import ImportPlan, plan_import
@@ -120,22 +121,26 @@ def test_plan(name: str, expected: ImportPlan) -> None:
     assert plan_of(name) == expected
 
 
+#: What every imported course is left with unless --description gives it: words for learners.
+DESCRIBE = ("metadata", "course.toml", "description: still the placeholder")
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
         pytest.param(
             "plain",
-            [("metadata", "course.toml", "data[0].url")],
+            [("metadata", "course.toml", "data[0].url")],  # the description comes next
             id="plain-the-big-files-address",
         ),
-        pytest.param("nested", [], id="nested"),
+        pytest.param("nested", [DESCRIBE], id="nested"),
         pytest.param(
             "tensorflow",
-            [("requirements-pinned", "requirements.txt", "keras-tuner")],
+            [DESCRIBE, ("requirements-pinned", "requirements.txt", "keras-tuner")],
             id="tensorflow-the-version",
         ),
-        pytest.param("apt", [], id="apt-in-course-toml-comments"),
-        pytest.param("subfolder", [], id="subfolder"),
+        pytest.param("apt", [DESCRIBE], id="apt-in-course-toml-comments"),
+        pytest.param("subfolder", [DESCRIBE], id="subfolder"),
     ],
 )
 def test_an_imported_course_names_what_is_left_to_decide(
@@ -156,6 +161,21 @@ def test_an_imported_course_names_what_is_left_to_decide(
     assert [(f.check, f.file) for f in findings] == [(c, file) for c, file, _ in expected]
     for finding, (_, _, word) in zip(findings, expected):
         assert word in finding.message
+
+
+def test_what_is_left_to_decide_is_said_line_by_line_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "courses").mkdir()
+    import_course.main([str(REPOS / "subfolder"), "--root", str(tmp_path), "--description", "D."])
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["import-course"] * 3
+    assert lines[1] == "import-course: 1 files, notebooks: notebooks/train.ipynb"
+    assert lines[2].startswith("import-course: not converted: left out of the learner's home")
+    assert lines[3].startswith("Next: ")
+    assert read_course(tmp_path / "courses/subfolder").description == "D."
 
 
 def test_an_existing_course_is_never_overwritten(tmp_path: Path) -> None:

@@ -163,16 +163,35 @@ def test_check_links_marks_notebooks_missing_from_the_image() -> None:
 def test_a_scaffolded_course_passes_every_check_and_is_listed_by_the_hub(
     tmp_path: Path, flavor: str, gpu: bool
 ) -> None:
-    directory = new_course.scaffold(tmp_path, "my-course", flavor, gpu, "My Course")
+    directory = new_course.scaffold(
+        tmp_path, "my-course", flavor, gpu, "My Course", "Tensors, then a network."
+    )
     assert (directory / "BUILD").read_text() == "course()\n"
     catalog = load_catalog(tmp_path)
     course = catalog["my-course"]
     assert (course.title, course.flavor, course.gpu) == ("My Course", flavor, gpu)
+    assert course.description == "Tensors, then a network."
     report = check_course(directory)
     assert report.passed, [f.render() for f in report.findings]
     # The hub lists every catalog course that has an image in the image map.
     listed = launchable_courses(catalog, {"my-course": "r/ol-course-notebooks:my-course-1"})
     assert [c.slug for c in listed] == ["my-course"]
+
+
+def test_a_course_without_a_description_of_its_own_fails_its_check(tmp_path: Path) -> None:
+    """The hub lists it (a course under construction launches locally), but the gate that
+    publishes it names what learners would read."""
+    assert new_course.main(["no-words", "--root", str(tmp_path)]) == 0
+    directory = tmp_path / "courses/no-words"
+    assert load_catalog(tmp_path)["no-words"].description.startswith("TODO")
+    findings = check_course(directory).findings
+    assert [(f.check, f.file, f.details) for f in findings] == [
+        ("metadata", "course.toml", {"field": "description"})
+    ]
+    assert "description: still the placeholder" in findings[0].message
+    toml = directory / "course.toml"
+    toml.write_text(toml.read_text().replace("TODO: one or two", "One or two"))
+    assert check_course(directory).passed
 
 
 def test_the_scaffold_refuses_bad_slugs_and_existing_courses(tmp_path: Path) -> None:

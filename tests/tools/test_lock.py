@@ -1,5 +1,6 @@
-"""tools/lock.py and tools/wheelhouse.py: reading pip-compile's output, layering it, the header
-that ties a lock to its requirements, and which pins come from the host's pip. Plain data."""
+"""tools/lock.py, tools/wheelhouse.py and the resolver's words: reading pip-compile's output,
+layering it, the header that ties a lock to its requirements, which pins come from the host's pip,
+and what a failed resolution tells people. Plain data."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tools.lock import (
     pinned_by,
     render_lock,
 )
+from tools.resolver import failure_text
 from tools.wheelhouse import download_command, local_pins
 
 H1, H2, H3 = ("1" * 64, "2" * 64, "3" * 64)
@@ -82,6 +84,56 @@ def test_the_host_pip_downloads_for_the_images_platform_without_dependencies() -
     assert "--no-deps" in command and "--dest=/w" in command
     assert {"--only-binary=:all:", "--python-version=3.11", "--abi=cp311"} <= set(command)
     assert command[-3:] == ["--require-hashes", "-r", "torch.lock"]
+    # pip takes --platform literally; the CUDA libraries' wheels carry older manylinux tags.
+    platforms = {arg.split("=", 1)[1] for arg in command if arg.startswith("--platform=")}
+    assert {"manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x86_64"} <= platforms
+    assert "manylinux_2_37_x86_64" not in platforms  # newer than bookworm's glibc (2.36)
+
+
+# What `pip-compile --verbose` printed for the tensorflow layer on a stand-in whose h5py was too
+# new (2026-12-05; progress lines shortened): the error on stderr, pip's account on stdout.
+CONFLICT_STDERR = """  ERROR: Cannot install -r r.in (line 1) because these package versions have \
+conflicting dependencies.
+Traceback (most recent call last):
+  File "/tmp/v/lib/python3.11/site-packages/pip/_internal/resolution/resolvelib/resolver.py", \
+line 99, in resolve
+pip._internal.exceptions.DistributionNotFound: ResolutionImpossible: for help visit \
+https://pip.pypa.io/en/latest/topics/dependency-resolution/#dealing-with-dependency-conflicts
+""".replace(
+    "\\\n", ""
+)
+CONFLICT_STDOUT = """Using indexes:
+  Collecting ml_dtypes<1.0.0,>=0.5.1 (from tensorflow-cpu==2.21.0->-r r.in (line 1))
+  INFO: pip is looking at multiple versions of tensorflow-cpu to determine which version ...
+  The conflict is caused by:
+      tensorflow-cpu 2.21.0 depends on h5py<3.15.0 and >=3.11.0
+      The user requested (constraint) h5py==3.16.0
+
+  Additionally, some packages in these conflicts have no matching distributions available:
+      h5py
+
+  To fix this you could try to:
+  1. loosen the range of package versions you've specified
+"""
+
+
+def test_a_conflict_says_which_packages_want_what() -> None:
+    assert failure_text(CONFLICT_STDOUT, CONFLICT_STDERR).splitlines() == [
+        "ERROR: Cannot install -r r.in (line 1) because these package versions have "
+        "conflicting dependencies.",
+        "The conflict is caused by:",
+        "tensorflow-cpu 2.21.0 depends on h5py<3.15.0 and >=3.11.0",
+        "The user requested (constraint) h5py==3.16.0",
+        "Additionally, some packages in these conflicts have no matching distributions available:",
+        "h5py",
+    ]
+
+
+def test_other_failures_keep_the_error_without_the_traceback() -> None:
+    stderr = "ERROR: No matching distribution found for nosuchpackage\nTraceback (most recent call last):\n  File ..."
+    assert failure_text("Collecting nosuchpackage\n", stderr) == (
+        "ERROR: No matching distribution found for nosuchpackage"
+    )
 
 
 @pytest.mark.parametrize(

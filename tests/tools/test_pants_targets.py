@@ -69,7 +69,7 @@ def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
 def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> None:
     """Judged by what the tests write for that purpose (their JUnit and JSON results under
     dist/test/<target>/) and Pants' exit code, never by its console text."""
-    new_course.scaffold(repo, "fresh-course", "pytorch", False)
+    new_course.scaffold(repo, "fresh-course", "pytorch", False, description="A first lesson.")
     broken = repo / "courses/missing-dependency"
     shutil.copytree(Path("tests/fixtures/broken-courses/missing-dependency"), broken)
     (broken / "BUILD").write_text("course()\n")
@@ -100,7 +100,7 @@ def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> No
             ).read_text()
         )
         assert [(f["check"], f["details"].get("module")) for f in check["findings"]] == [
-            ("missing-dependency", "seaborn")
+            ("missing-dependency", "plotly")
         ]
         smoke = json.loads(
             (
@@ -110,7 +110,7 @@ def test_pants_test_passes_a_new_course_and_fails_a_broken_one(repo: Path) -> No
         notebook = smoke["notebooks"][0]
         assert smoke["passed"] is False
         assert (notebook["cell"], notebook["exception"]) == (3, "ModuleNotFoundError")
-        assert notebook["message"].startswith("No module named 'seaborn'"), notebook["message"]
+        assert notebook["message"].startswith("No module named 'plotly'"), notebook["message"]
         assert (results / "courses.fresh-course@smoke-test/fresh-course.smoke-test.xml").is_file()
 
         # The publish gate, on what Pants wrote: only the course that passed is published.
@@ -201,7 +201,7 @@ def test_imported_course_repositories_pass_or_name_what_is_left(repo: Path) -> N
         for name in ("nested", "tensorflow"):
             source = Path("tests/fixtures/course-repos") / name
             run_pants(repo, "run", "tools:import-course", "--", str(source.resolve()),
-                      "--slug", f"imported-{name}")  # fmt: skip
+                      "--slug", f"imported-{name}", "--description", "Imported.")  # fmt: skip
         run_pants(repo, "run", "tools:pin-requirements", "--", "imported-nested")
         run_pants(repo, "test", "courses/imported-nested::")  # raises if a test fails
         results = repo / "dist/test/courses.imported-nested@smoke-test"

@@ -78,7 +78,7 @@ def test_failed_cell_with_module_advice() -> None:
         ),
         # Another flavor has it: that flavor is the fix, not its installed version as a pin.
         ("tensorflow", "pytorch", 'the tensorflow flavor provides it: set `flavor = "tensorflow"`'),
-        ("seaborn", "pytorch", "add `seaborn==<version>` to requirements.txt"),
+        ("plotly", "pytorch", "add `plotly==<version>` to requirements.txt"),
     ],
 )
 def test_module_advice_never_pins_an_installed_version(

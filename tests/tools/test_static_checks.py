@@ -44,10 +44,10 @@ def test_missing_dependency_names_notebook_cell_module_and_distribution() -> Non
     finding = only(check_course(FIXTURES / "missing-dependency"))
     assert finding.check == "missing-dependency"
     assert (finding.file, finding.cell) == ("notebooks/plots.ipynb", 3)
-    assert finding.details["module"] == "seaborn"
-    assert finding.details["distribution"] == "seaborn"
+    assert finding.details["module"] == "plotly"
+    assert finding.details["distribution"] == "plotly"
     assert "neither the pytorch base image nor requirements.txt" in finding.message
-    assert "`seaborn==<version>`" in finding.message
+    assert "`plotly==<version>`" in finding.message
 
 
 def test_missing_data_names_the_file_as_written_and_resolved() -> None:
@@ -81,7 +81,7 @@ def test_an_unlisted_notebook_gets_every_check() -> None:
         "notebooks/extra.ipynb",
         2,
     )
-    assert finding.details["module"] == "seaborn"
+    assert finding.details["module"] == "plotly"
 
 
 @pytest.mark.parametrize("slug", ["memory-hog", "hangs", "needs-network"])
@@ -157,6 +157,16 @@ def test_a_file_over_the_limit_points_to_fetch_at_build(tmp_path: Path) -> None:
     finding = only(check_course(directory))
     assert (finding.check, finding.file) == ("file-size", "data/big.parquet")
     assert "[[data]]" in finding.message and "fetch-course-data" in finding.message
+
+
+def test_what_an_archive_unpacks_at_build_time_is_there(tmp_path: Path) -> None:
+    toml = (
+        'title = "Demo"\nflavor = "pytorch"\nnotebooks = ["a.ipynb"]\n[[data]]\n'
+        f"path = 'corpus'\nurl = 'https://x/c.zip'\nsha256 = '{'a' * 64}'\nunpack = true\n"
+    )
+    source = 'open("corpus/stop/english.txt").read()\nopen("corpora/other.txt").read()'
+    findings = check_course(course(tmp_path, **{"course.toml": toml, "a.ipynb": notebook(source)}))
+    assert [f.details["path"] for f in findings.findings] == ["corpora/other.txt"]
 
 
 def test_unpinned_and_option_requirements(tmp_path: Path) -> None:
@@ -263,13 +273,13 @@ FIX = "run `./pants run tools:pin-requirements -- demo`"
             ],
         ),
         (
-            "tabulate==0.9.0\nrich==13.9.4\n",
+            "tabulate==0.9.0\nplotly==6.0.0\n",
             locked("tabulate==0.9.0\n"),
             [
                 ("requirements.lock", "requirements.txt changed since requirements.lock was made"),
                 (
                     "requirements.txt",
-                    "line 2: rich is not covered: neither requirements.lock nor the pytorch flavor "
+                    "line 2: plotly is not covered: neither requirements.lock nor the pytorch flavor "
                     "has it",
                 ),
             ],
@@ -319,7 +329,7 @@ def notebook(source: str) -> str:
     )  # fmt: skip
 
 
-#: PyTorch's release in the flavors' inventory (its CPU build, `2.13.0+cpu`), from the images.
+#: PyTorch's release in the flavors' inventory (`2.14.1`), from the images.
 TORCH_RELEASE = load_flavors()["pytorch"].installed["torch"].split("+")[0]
 
 
@@ -581,7 +591,7 @@ DATA = f"[[data]]\npath = 'd/ok.csv'\nurl = 'https://x/ok'\nsha256 = '{'a' * 64}
             "demo",
             {
                 "course.toml": f'flavor = "pytorch"\n{LISTED}{DATA}',
-                "a.ipynb": notebook("import numpy\nopen('d/ok.csv')\nimport seaborn"),
+                "a.ipynb": notebook("import numpy\nopen('d/ok.csv')\nimport plotly"),
             },
             [
                 (
@@ -592,9 +602,9 @@ DATA = f"[[data]]\npath = 'd/ok.csv'\nurl = 'https://x/ok'\nsha256 = '{'a' * 64}
                 (
                     "missing-dependency",
                     "a.ipynb",
-                    "imports `seaborn` (line 3 of the cell), which neither the pytorch base image "
+                    "imports `plotly` (line 3 of the cell), which neither the pytorch base image "
                     "nor requirements.txt provides; "
-                    + missing_module_advice("seaborn", load_flavors(), "pytorch"),
+                    + missing_module_advice("plotly", load_flavors(), "pytorch"),
                 ),
             ],
             id="invalid-metadata-still-gives-the-flavor-and-the-data",

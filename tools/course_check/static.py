@@ -109,6 +109,23 @@ def check_metadata(reading: CourseReading) -> list[Finding]:
     ]
 
 
+def check_description(reading: CourseReading) -> list[Finding]:
+    """The description learners read in the course list is the course's own, not the TODO that
+    new-course and import-course leave for a person to write."""
+    course = reading.course
+    if course is None or not course.description.upper().startswith("TODO"):
+        return []
+    return [
+        Finding(
+            "metadata",
+            "description: still the placeholder; write one or two sentences that tell learners "
+            "what the course is about (or pass --description to new-course/import-course)",
+            "course.toml",
+            details={"field": "description"},
+        )
+    ]
+
+
 # --- notebooks --------------------------------------------------------------------------------
 
 
@@ -248,6 +265,8 @@ def check_data_paths(
                 continue
         elif target in available or any(f.startswith(target.rstrip("/") + "/") for f in available):
             continue
+        elif any(target.startswith(folder) for folder in fetched if folder.endswith("/")):
+            continue  # in an archive unpacked at build time
         hint = _elsewhere_hint(target, list(available))
         findings.append(
             Finding(
@@ -414,9 +433,11 @@ def check_course_files(
     course: CourseFiles, flavors: Mapping[str, Flavor] | None = None
 ) -> CheckReport:
     flavors = load_flavors() if flavors is None else flavors
-    findings = check_metadata(course.metadata)
+    findings = check_metadata(course.metadata) + check_description(course.metadata)
     # What could be read despite other problems: the flavor, the valid [[data]] entries.
-    flavor_name, fetched = course.metadata.flavor, [d.path for d in course.metadata.data]
+    # An unpacked archive is a folder: `path/` (whatever is read under it may be in it).
+    flavor_name = course.metadata.flavor
+    fetched = [d.path + ("/" if d.unpack else "") for d in course.metadata.data]
     requirements, _ = parse_requirements(course.requirements or "")
     requirement_modules = modules_of_requirements(requirements, flavors)
     # What the locked distributions install, from their own files (the lock's `# modules:`).
