@@ -169,10 +169,13 @@ class Admissions:
         self._expire(now)
         return {user: server for user, (_, server) in self.waiting.items()}
 
-    def take(self, user: str) -> bool:
-        """As the user's start begins: whether its launch was admitted (in the rate window)."""
-        self.waiting.pop(user, None)
-        return any(server.user == user for _, server in self.spawns)
+    def take(self, user: str, now: float) -> bool:
+        """As the user's start begins: whether a launch admitted for it is waiting. Taking it
+        consumes it (one admission, one start); one not taken within `grace` seconds has
+        expired. A start that finds none (a restart through the REST API, a second start) is
+        admitted anew by the caller, under the same limits."""
+        self._expire(now)
+        return self.waiting.pop(user, None) is not None
 
     def cancel(self, user: str) -> None:
         """The user's launch did not start: it no longer counts."""

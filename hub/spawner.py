@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyterhub.spawner import Spawner, SpawnException
@@ -69,10 +69,15 @@ class LimitReached(SpawnException):
 
 
 def servers_in_use(
-    users: Mapping[str, Any], admissions: Admissions, now: float, exclude: str | None = None
+    users: Mapping[str, Any],
+    admissions: Admissions,
+    now: float,
+    gpu_of: Callable[[Mapping[str, Any]], bool],
+    exclude: str | None = None,
 ) -> list[ServerInUse]:
     """Every active server of the hub (JupyterHub's users in memory: each user with an active
-    server is), and launches admitted a moment ago whose start has not begun."""
+    server is), and launches admitted a moment ago whose start has not begun. `gpu_of`: whether
+    a server started with these stored user options has a GPU (from its plan)."""
     waiting = admissions.waiting_servers(now)
     found: dict[str, ServerInUse] = {}
     for user in list(users.values()):
@@ -81,11 +86,11 @@ def servers_in_use(
         for spawner in user.spawners.values():
             if not spawner.active:
                 continue
-            # The planned user options say whether the server has a GPU (`needs_gpu` is "true"
-            # exactly then); JupyterHub keeps them in its database, so they survive a restart.
+            # JupyterHub keeps the user options in its database, so they survive a restart:
+            # the plan's after a start here, the raw request body of a REST start before one.
             options = getattr(spawner, "user_options", None) or {}
             admitted = waiting.get(user.name)
-            gpu = options.get("needs_gpu") == "true" or bool(admitted and admitted.gpu)
+            gpu = bool(options and gpu_of(options)) or bool(admitted and admitted.gpu)
             found[user.name] = ServerInUse(user.name, gpu, identity_of(user.name))
     for name, server in waiting.items():
         if name != exclude and name not in found:
@@ -214,7 +219,7 @@ class CourseSpawner(Spawner):
             settings.limits,
             gpu=plan.gpu_count > 0,
             identity=identity,
-            in_use=servers_in_use(users, self.admissions, now, exclude=user.name),
+            in_use=servers_in_use(users, self.admissions, now, self.planned_gpu, user.name),
             recent_spawns=self.admissions.recent_spawns(identity, now),
             now=now,
         )
@@ -222,6 +227,23 @@ class CourseSpawner(Spawner):
             self.log.info("Launch refused for %s: %s", self._log_name, refusal.reason)
             raise LimitReached(refusal)
         self.admissions.record(now, ServerInUse(user.name, plan.gpu_count > 0, identity))
+
+    def planned_gpu(self, options: Mapping[str, Any]) -> bool:
+        """Whether a server started with these stored user options has a GPU: planned again as
+        start() plans them. Options that no longer plan (a course since removed) count as
+        their `needs_gpu` says."""
+        try:
+            return self.plan(dict(options)).gpu
+        except SpawnException:
+            return str(options.get("needs_gpu", "")).lower() == "true"
+
+    def admit_start(self, plan: LaunchPlan, now: float | None = None) -> None:
+        """As start() begins: the launch admitted for this start (a link's, a moment ago), or
+        else, for a start without one (the REST API, a restart), the same limits now."""
+        now = time.time() if now is None else now
+        if not self.admissions.take(self.user.name, now):
+            self.admit(plan, now)
+            self.admissions.take(self.user.name, now)
 
     def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, str]:
         return self._plan_or_remember(query_data)
@@ -269,6 +291,10 @@ class CourseSpawner(Spawner):
         """Plan from `user_options` and set every planned trait; called by `start()`."""
         plan = self.plan(self.user_options)
         self.user_options = plan.user_options()
+        # Stored as planned (JupyterHub commits it with the spawn), not as a REST body said it.
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = self.user_options
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
         self.default_url = plan.url
@@ -289,9 +315,7 @@ class CourseSpawner(Spawner):
 
     async def start(self) -> Any:
         plan = self.prepare_launch()
-        if not self.admissions.take(self.user.name):
-            self.admit(plan)  # a start without a link (REST API): the same limits
-            self.admissions.take(self.user.name)
+        self.admit_start(plan)
         self.log.info(
             "Launching %s for %s: image %s, notebook %s, GPUs %d",
             plan.course,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,6 +34,7 @@ from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
+from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Unicode
 
@@ -59,6 +61,34 @@ def identity_of(user_name: str) -> str | None:
     """The person's key in a throwaway user's name; None for other names (no SSO)."""
     match = _THROWAWAY.match(user_name)
     return match.group(1) if match else None
+
+
+def sign_in_unavailable(retry_url: str) -> web.HTTPError:
+    """503: the provider cannot be reached (or answers with an error): a page to try again."""
+    error = web.HTTPError(
+        503,
+        "Sign-in is unavailable right now. Please try again in a minute.",
+        reason="Sign-in unavailable",
+    )
+    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
+        "Sign-in is unavailable right now. Please "
+        f'<a href="{escape(retry_url)}">try again</a> in a minute.'
+    )
+    return error
+
+
+def start_again(start_url: str) -> web.HTTPError:
+    """400: the provider refused the sign-in's code (used already, or expired): start again."""
+    error = web.HTTPError(
+        400,
+        "This sign-in was already used or has expired. Please start again from your course link.",
+        reason="Start again",
+    )
+    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
+        "This sign-in was already used or has expired. Please open your course link again, or "
+        f'<a href="{escape(start_url)}">start again here</a>.'
+    )
+    return error
 
 
 class CourseSsoLoginHandler(BaseHandler):
@@ -96,7 +126,11 @@ class DiscoveringLoginHandler(OAuthLoginHandler):
     """oauthenticator's login redirect, once the provider's endpoints are known."""
 
     async def get(self) -> None:  # type: ignore[override]
-        await self.authenticator.discover()
+        try:
+            await self.authenticator.discover()
+        except (HTTPClientError, OSError) as error:
+            self.log.warning("SSO provider unreachable: %s", error)
+            raise sign_in_unavailable(self.request.uri) from None
         super().get()
 
 
@@ -134,8 +168,20 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
         self._discovered = True
 
     async def get_token_info(self, handler: Any, params: Any) -> Any:
-        await self.discover()  # a callback that reaches a restarted hub
-        return await super().get_token_info(handler, params)
+        """The code exchanged for tokens; a refused code (`invalid_grant`: replayed, expired)
+        is the person's to start again (400), an unreachable provider a 503, never a 500."""
+        start = url_path_join(handler.hub.base_url, "oauth_login")
+        try:
+            await self.discover()  # a callback that reaches a restarted hub
+            return await super().get_token_info(handler, params)
+        except HTTPClientError as error:
+            self.log.warning("SSO token request failed: %s", error)
+            if error.code in (400, 401):
+                raise start_again(start) from None
+            raise sign_in_unavailable(start) from None
+        except OSError as error:
+            self.log.warning("SSO provider unreachable: %s", error)
+            raise sign_in_unavailable(start) from None
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_model = await super().update_auth_model(auth_model)

@@ -297,6 +297,82 @@ def check_the_hammering(
     assert other.session.get(hub.url + links[0], timeout=30).status_code == 404
 
 
+def test_a_rest_restart_past_the_per_person_limit_is_refused(gated: Gated) -> None:
+    """Found by an attack review: start A, stop it, fill the limit with more sign-ins, then
+    `POST /hub/api/users/A/server`: that restart got a third server (201) past the limit of 2."""
+    hub, provider = gated.hub, gated.provider
+    slug = courses_with_images(hub)[0]
+    person = identity_key(provider.issuer, "learner20")
+    first = visit(hub.link(slug), "learner20")
+    try:
+        assert first.user and first.response.status_code == 200, first.statuses[-1]
+        hub.wait_ready(first.user, timeout=300)
+        hub.api("DELETE", f"/users/{first.user}/server").raise_for_status()
+        wait_for(
+            lambda: not hub.api("GET", f"/users/{first.user}").json()["servers"], 60, "the stop"
+        )
+        for _ in range(LIMITS.servers_per_identity):
+            again = visit(hub.link(slug), "learner20")
+            assert again.response.status_code == 200, again.statuses[-1]
+        restart = hub.api("POST", f"/users/{first.user}/server", json={"course": slug})
+        assert restart.status_code >= 400, (restart.status_code, restart.text)
+        assert "the most one person may hold at once" in restart.text
+        running = [
+            user["name"]
+            for user in hub.api("GET", "/users").json()
+            if identity_of(user["name"]) == person and user["servers"]
+        ]
+        assert first.user not in running and len(running) == LIMITS.servers_per_identity
+    finally:
+        for user in hub.api("GET", "/users").json():
+            if identity_of(user["name"]) == person and user["servers"]:
+                hub.delete_user(user["name"])
+
+
+def test_a_replayed_sign_in_gets_a_start_again_page_not_a_500(gated: Gated) -> None:
+    """The provider's code is single-use: the callback replayed with its state cookie gets a
+    400 page that says to start again (it was a bare 500: `invalid_grant` unhandled)."""
+    hub = gated.hub
+    session = requests.Session()
+    seen: list[requests.Response] = []
+    session.hooks["response"].append(lambda r, *args, **kwargs: seen.append(r))
+    signed_in = sign_in(
+        session.get(hub.link(courses_with_images(hub)[0]), timeout=120),
+        session,
+        "learner19",
+        USERS["learner19"],
+    )
+    try:
+        callback = next(r.request for r in seen if "/hub/oauth_callback" in (r.url or ""))
+        replay = requests.get(
+            str(callback.url),
+            headers={"Cookie": str(callback.headers["Cookie"])},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert replay.status_code == 400, (replay.status_code, replay.text[:300])
+        assert "already used or has expired" in replay.text
+        assert 'href="/hub/oauth_login"' in replay.text
+    finally:
+        user = user_from_url(signed_in.url)
+        if user:
+            hub.delete_user(user)
+
+
+def test_an_unreachable_provider_gets_a_try_again_page_not_a_500() -> None:
+    with tempfile.TemporaryDirectory(prefix="ol-hub-sso-down-") as state:
+        setup = gated_hub(Path(state), None, LIMITS, CullSettings(idle_timeout=3600, max_age=0))
+        with setup.hub:  # the provider is never started: nothing listens at its issuer
+            slug = courses_with_images(setup.hub)[0]
+            v = visit(setup.hub.link(slug), who=None)
+            assert v.response.status_code == 503, v.statuses
+            assert "Sign-in is unavailable right now" in v.response.text
+            assert "try again</a>" in v.response.text
+            assert [s for s, _ in v.statuses if s >= 500] == [503]
+            users = setup.hub.api("GET", "/users").json()
+            assert [u["name"] for u in users if identity_of(u["name"])] == []  # nobody signed in
+
+
 def test_culling_removes_servers_and_throwaway_users_of_sso_logins() -> None:
     culling = CullSettings(idle_timeout=15, every=3, max_age=0, users=True)
     with tempfile.TemporaryDirectory(prefix="ol-hub-sso-cull-") as state:

@@ -8,6 +8,7 @@ same code in a real hub.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,8 +182,9 @@ def test_admissions_wait_until_their_start_and_count_per_identity() -> None:
     assert admissions.recent_spawns(None, NOW) == []
     # Waiting: admitted, start not begun, within the grace period.
     assert set(admissions.waiting_servers(NOW)) == {"a1", "b1"}
-    assert admissions.take("b1") is True  # admitted: the start does not count it again
-    assert admissions.take("b1") is True and admissions.take("nobody") is False
+    assert admissions.take("b1", NOW) is True  # admitted: the start does not count it again
+    # One admission, one start: another start of b1 is admitted anew (the REST API).
+    assert admissions.take("b1", NOW) is False and admissions.take("nobody", NOW) is False
     assert set(admissions.waiting_servers(NOW)) == {"a1"}
     assert admissions.recent_spawns(BOB, NOW) == [NOW - 10]
     # A launch whose start failed (JupyterHub's spawn limit) counts for nothing.
@@ -212,9 +214,12 @@ def test_throwaway_names_carry_the_person_but_not_their_name() -> None:
 class FakeSpawner:
     active: bool
     gpu: bool | None = None  # None: no user options yet (pending, before the plan is stored)
+    options: dict[str, str] | None = None  # what JupyterHub stored, when not from `gpu`
 
     @property
     def user_options(self) -> dict[str, str]:
+        if self.options is not None:
+            return self.options
         if self.gpu is None:
             return {}
         return {"course": "c", "needs_gpu": "true" if self.gpu else "false"}
@@ -243,11 +248,16 @@ def test_servers_in_use_counts_active_servers_and_launches_about_to_start() -> N
     admissions.record(NOW - 5, ServerInUse(bob1, True, BOB))  # pending, planned as GPU
     admissions.record(NOW - 2, ServerInUse("new", False, ADA))  # admitted, not pending yet
     admissions.record(NOW - 3, ServerInUse(ada2, False, ADA))  # started, then stopped
-    admissions.take(ada2)
+    assert admissions.take(ada2, NOW - 2)
     # After a hub restart: nothing admitted, the planned options from the database.
     restarted = throwaway_name(BOB)
     users[restarted] = FakeUser(restarted, {"": FakeSpawner(active=True, gpu=True)})
-    found = {s.user: s for s in servers_in_use(users, admissions, NOW, exclude="anon")}
+    found = {
+        s.user: s
+        for s in servers_in_use(
+            users, admissions, NOW, lambda o: o["needs_gpu"] == "true", exclude="anon"
+        )
+    }
     assert found == {
         ada1: ServerInUse(ada1, True, ADA),
         bob1: ServerInUse(bob1, True, BOB),
@@ -308,6 +318,57 @@ def test_a_start_that_failed_frees_its_place_and_its_rate() -> None:
         page = CourseSpawner._refusal_page(spawner)
         assert 'class="ol-launch-retry"' in page and "ol-launch-limit" not in page
     assert admissions.spawns == [] and admissions.waiting == {}
+
+
+def test_an_admission_is_taken_by_one_start_and_expires_by_itself() -> None:
+    admissions = Admissions(window=60, grace=30)
+    admissions.record(NOW, ServerInUse("u1", False, ADA))
+    assert admissions.take("u1", NOW + 1) and not admissions.take("u1", NOW + 2)
+    admissions.record(NOW, ServerInUse("u2", False, ADA))
+    assert not admissions.take("u2", NOW + 31)  # never started: expired
+    assert admissions.recent_spawns(ADA, NOW + 31) == [NOW, NOW]  # still the person's rate
+
+
+def running(spawner: CourseSpawner, users: dict[str, Any], options: dict[str, str]) -> None:
+    """The server of `spawner`'s user is running with these stored user options."""
+    users[spawner.user.name].spawners[""] = FakeSpawner(active=True, options=options)
+
+
+def test_a_rest_restart_passes_the_same_limits_as_a_link() -> None:
+    """Found by an attack review: a person who started and stopped server A, then filled their
+    limit with another sign-in, restarted A through the REST API past the limit (the admission
+    of A's first launch, still in the rate window, let every later start of A through)."""
+    users: dict[str, Any] = {}
+    admissions = Admissions()
+    a = limited_spawner(throwaway_name(ADA), users, servers_per_identity=1, gpu_servers=1)
+    a.admissions = admissions
+    options = a.options_from_query({"course": ["deep-learning-gpu"]})
+    now = time.time()  # the clock options_from_query admits by
+    a.admit_start(a.plan(options), now)
+    running(a, users, options)
+    users[a.user.name].spawners[""].active = False  # DELETE /hub/api/users/A/server
+    b = limited_spawner(throwaway_name(ADA), users, servers_per_identity=1, gpu_servers=1)
+    b.admissions = admissions
+    b.admit_start(b.plan(b.options_from_query({"course": ["data-analytics"]})), now)
+    running(b, users, {"course": "data-analytics", "needs_gpu": "false"})
+    # POST /hub/api/users/A/server {"course": "deep-learning-gpu"}
+    with pytest.raises(LimitReached) as refused:
+        a.admit_start(a.plan({"course": "deep-learning-gpu"}), now + 5)
+    assert refused.value.refusal.reason == "identity-servers"
+    assert refused.value.refusal.running == (b.user.name,)
+
+
+def test_a_gpu_server_started_through_rest_counts_after_a_hub_restart() -> None:
+    """JupyterHub stores a REST start's raw body (`{"course": ...}`, no `needs_gpu`); after a
+    hub restart nothing else is known. The GPU limit still counts that server, from its plan."""
+    users: dict[str, Any] = {}
+    first = limited_spawner(throwaway_name(ADA), users, gpu_servers=1)
+    running(first, users, {"course": "deep-learning-gpu"})
+    other = limited_spawner(throwaway_name(BOB), users, gpu_servers=1)
+    with pytest.raises(LimitReached) as refused:
+        other.options_from_query({"course": ["deep-learning-gpu"]})
+    assert refused.value.refusal.reason == "gpu-servers"
+    other.options_from_query({"course": ["deep-learning-gpu"], "needs_gpu": ["false"]})
 
 
 def test_a_hub_without_its_users_refuses_to_guess() -> None:
