@@ -194,23 +194,35 @@ def test_a_course_as_real_material_is(repo: Path, client: docker.DockerClient) -
 
 
 def test_imported_course_repositories_pass_or_name_what_is_left(repo: Path) -> None:
-    """tools:import-course on two of the old system's repositories (tests/fixtures/course-repos),
-    then the gate: `nested` (COPY lines rearranging folders) passes `./pants test` as imported;
-    `tensorflow` names what a person must decide, its unpinned `pip install` line."""
+    """tools:import-course on three of the old system's repositories (tests/fixtures/course-repos),
+    then the gate: `nested` (COPY lines rearranging folders) and `subfolder` (its Dockerfile in
+    docker/, `pip install -r`, a notebook calling torchvision's compiled operators, which fail
+    under a torch they were not built for) pass `./pants test` as imported; `tensorflow` names
+    what a person must decide, its unpinned `pip install` line."""
     try:
-        for name in ("nested", "tensorflow"):
+        for name in ("nested", "tensorflow", "subfolder"):
             source = Path("tests/fixtures/course-repos") / name
             run_pants(repo, "run", "tools:import-course", "--", str(source.resolve()),
                       "--slug", f"imported-{name}", "--description", "Imported.")  # fmt: skip
-        run_pants(repo, "run", "tools:pin-requirements", "--", "imported-nested")
-        run_pants(repo, "test", "courses/imported-nested::")  # raises if a test fails
-        results = repo / "dist/test/courses.imported-nested@smoke-test"
-        smoke = json.loads((results / "imported-nested.smoke-test.json").read_text())
-        assert [(n["path"], n["status"]) for n in smoke["notebooks"]] == [
-            ("labs/lab.ipynb", "passed"),
-            ("lectures/01-intro/intro.ipynb", "passed"),
-            ("lectures/02-more/more.ipynb", "passed"),
-        ]
+        # As import-course says: the flavor's image first (subfolder's tabulate is resolved in it).
+        run_pants(repo, "package", "images/base:pytorch")
+        run_pants(
+            repo, "run", "tools:pin-requirements", "--", "imported-nested", "imported-subfolder"
+        )
+        run_pants(repo, "test", "courses/imported-nested::", "courses/imported-subfolder::")
+        passed = {}
+        for name in ("nested", "subfolder"):
+            results = repo / f"dist/test/courses.imported-{name}@smoke-test"
+            smoke = json.loads((results / f"imported-{name}.smoke-test.json").read_text())
+            passed[name] = [(n["path"], n["status"]) for n in smoke["notebooks"]]
+        assert passed == {
+            "nested": [
+                ("labs/lab.ipynb", "passed"),
+                ("lectures/01-intro/intro.ipynb", "passed"),
+                ("lectures/02-more/more.ipynb", "passed"),
+            ],
+            "subfolder": [("notebooks/train.ipynb", "passed")],
+        }
         with pytest.raises(PantsFailed) as failed:
             run_pants(repo, "test", "courses/imported-tensorflow#check")
         assert "'keras-tuner' is not pinned" in str(failed.value)
