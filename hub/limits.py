@@ -152,7 +152,7 @@ class Admissions:
     def _expire(self, now: float) -> None:
         self.spawns = [(t, server) for t, server in self.spawns if now - t < self.window]
         self.waiting = {
-            user: (t, server) for user, (t, server) in self.waiting.items() if now - t < self.grace
+            user: (t, server) for user, (t, server) in self.waiting.items() if now - t < self.window
         }
 
     def record(self, now: float, server: ServerInUse) -> None:
@@ -165,15 +165,16 @@ class Admissions:
         return [t for t, server in self.spawns if identity and server.identity == identity]
 
     def waiting_servers(self, now: float) -> dict[str, ServerInUse]:
-        """Admitted launches whose start has not begun, by user."""
+        """Admitted launches whose start has not begun (within `grace`), by user."""
         self._expire(now)
-        return {user: server for user, (_, server) in self.waiting.items()}
+        return {user: server for user, (t, server) in self.waiting.items() if now - t < self.grace}
 
     def take(self, user: str, now: float) -> bool:
         """As the user's start begins: whether a launch admitted for it is waiting. Taking it
-        consumes it (one admission, one start); one not taken within `grace` seconds has
-        expired. A start that finds none (a restart through the REST API, a second start) is
-        admitted anew by the caller, under the same limits."""
+        consumes it (one admission, one start); it counts as a server about to start for
+        `grace` seconds and can be taken for the rate `window` (a start late on a busy hub
+        still finds its own). A start that finds none (a restart through the REST API, a second
+        start) is admitted anew by the caller, under the same limits."""
         self._expire(now)
         return self.waiting.pop(user, None) is not None
 

@@ -32,7 +32,7 @@ from kubespawner import KubeSpawner
 from traitlets import Instance, Unicode, default
 
 from hub.contract import COURSE_ENV, COURSE_LABEL
-from hub.launch import LaunchError, LaunchPlan, plan_launch
+from hub.launch import LaunchError, LaunchPlan, parse_bool, plan_launch
 from hub.limits import Admissions, Refusal, ServerInUse, check_limits
 from hub.pages import launch_error_html, limit_html, retry_form_html
 from hub.settings import HubSettings
@@ -229,13 +229,15 @@ class CourseSpawner(Spawner):
         self.admissions.record(now, ServerInUse(user.name, plan.gpu_count > 0, identity))
 
     def planned_gpu(self, options: Mapping[str, Any]) -> bool:
-        """Whether a server started with these stored user options has a GPU: planned again as
-        start() plans them. Options that no longer plan (a course since removed) count as
-        their `needs_gpu` says."""
+        """Whether a server started with these stored user options has a GPU. start() stores
+        the plan's options (`needs_gpu` as planned); a REST start's raw body may lack it, and is
+        planned again as start() planned it (no longer plannable: no GPU counted)."""
+        if "needs_gpu" in options:
+            return parse_bool(str(options["needs_gpu"])) is True
         try:
             return self.plan(dict(options)).gpu
         except SpawnException:
-            return str(options.get("needs_gpu", "")).lower() == "true"
+            return False
 
     def admit_start(self, plan: LaunchPlan, now: float | None = None) -> None:
         """As start() begins: the launch admitted for this start (a link's, a moment ago), or

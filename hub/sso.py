@@ -23,6 +23,7 @@ The client secret is oauthenticator's `client_secret` (env `OAUTH_CLIENT_SECRET`
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from html import escape
@@ -61,6 +62,19 @@ def identity_of(user_name: str) -> str | None:
     """The person's key in a throwaway user's name; None for other names (no SSO)."""
     match = _THROWAWAY.match(user_name)
     return match.group(1) if match else None
+
+
+#: The provider down, refusing its discovery document, or answering with something else.
+PROVIDER_ERRORS = (HTTPClientError, OSError, ValueError, KeyError)
+
+
+def oauth_error(error: HTTPClientError) -> str | None:
+    """The OAuth `error` code of a token endpoint's refusal (RFC 6749 5.2), if it says one."""
+    try:
+        body = json.loads(error.response.body) if error.response is not None else None
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
 
 
 def sign_in_unavailable(retry_url: str) -> web.HTTPError:
@@ -128,7 +142,7 @@ class DiscoveringLoginHandler(OAuthLoginHandler):
     async def get(self) -> None:  # type: ignore[override]
         try:
             await self.authenticator.discover()
-        except (HTTPClientError, OSError) as error:
+        except PROVIDER_ERRORS as error:
             self.log.warning("SSO provider unreachable: %s", error)
             raise sign_in_unavailable(self.request.uri) from None
         super().get()
@@ -168,17 +182,25 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
         self._discovered = True
 
     async def get_token_info(self, handler: Any, params: Any) -> Any:
-        """The code exchanged for tokens; a refused code (`invalid_grant`: replayed, expired)
-        is the person's to start again (400), an unreachable provider a 503, never a 500."""
+        """The code exchanged for tokens. A code the provider refuses as `invalid_grant`
+        (replayed, expired) is the person's to start again (400); an unreachable or failing
+        provider is a 503 to try again. Anything else (the hub's own client refused) stays
+        JupyterHub's error: it is the operator's to fix."""
         start = url_path_join(handler.hub.base_url, "oauth_login")
         try:
             await self.discover()  # a callback that reaches a restarted hub
+        except PROVIDER_ERRORS as error:
+            self.log.warning("SSO provider unreachable: %s", error)
+            raise sign_in_unavailable(start) from None
+        try:
             return await super().get_token_info(handler, params)
         except HTTPClientError as error:
             self.log.warning("SSO token request failed: %s", error)
-            if error.code in (400, 401):
+            if oauth_error(error) == "invalid_grant":
                 raise start_again(start) from None
-            raise sign_in_unavailable(start) from None
+            if error.code >= 500:
+                raise sign_in_unavailable(start) from None
+            raise
         except OSError as error:
             self.log.warning("SSO provider unreachable: %s", error)
             raise sign_in_unavailable(start) from None

@@ -21,7 +21,6 @@ and `./pants test courses/<slug>::`, which names whatever is still to decide.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import posixpath
 import re
@@ -34,7 +33,7 @@ from pathlib import Path
 from catalog import find_repo_root
 from catalog.catalog import COURSES_DIR
 from catalog.course import MAX_REPO_FILE_BYTES, SLUG_PATTERN
-from catalog.course_toml import CourseDraft, DataDraft, render_course_toml
+from catalog.course_toml import TODO_DESCRIPTION, CourseDraft, DataDraft, render_course_toml
 from catalog.flavors import DEFAULT_FLAVOR, flavor_of_image
 from tools.lock import REQUIREMENTS_FILE
 
@@ -324,9 +323,14 @@ def course_toml(plan: ImportPlan, title: str, source: str, description: str | No
         )
         for path, (size, sha256) in sorted(plan.data.items())
     )
-    draft = CourseDraft(title, plan.flavor, plan.notebooks, data=data, header=tuple(header))
-    if description:
-        draft = dataclasses.replace(draft, description=description)
+    draft = CourseDraft(
+        title,
+        plan.flavor,
+        plan.notebooks,
+        data=data,
+        header=tuple(header),
+        description=description or TODO_DESCRIPTION,
+    )
     return render_course_toml(draft)
 
 

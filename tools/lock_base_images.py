@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             below.update(pins[name])
         print(f"lock-base-images: resolving {layer.requirements} in {RESOLVER_IMAGE}", flush=True)
         requirements = layer.requirements.read_text()
-        # Wheels the index does not serve (torch's CPU build): this layer's and those below it.
+        # Wheels the index does not serve (`+cpu`-style local builds): this layer's and below.
         wanted_wheels = local_pins(
             [*requirements.splitlines(), *(f"{n}=={v}" for n, v in below.items())]
         )

@@ -12,7 +12,6 @@ image and the image map the hub reads).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from catalog import FLAVORS, CatalogError, find_repo_root, parse_course
 from catalog.catalog import COURSES_DIR
-from catalog.course_toml import CourseDraft, render_course_toml
+from catalog.course_toml import TODO_DESCRIPTION, CourseDraft, render_course_toml
 from catalog.flavors import DEFAULT_FLAVOR
 from tools.lock import LOCK_FILE, course_lock
 
@@ -93,9 +92,9 @@ def scaffold(
     """Creates `<root>/courses/<slug>/`; raises CatalogError/FileExistsError, writes nothing then.
     Without a description, course.toml says TODO, which the course's check reports."""
     title = title or slug.replace("-", " ").capitalize()
-    draft = CourseDraft(title, flavor, (NOTEBOOK,), gpu=gpu)
-    if description:
-        draft = dataclasses.replace(draft, description=description)
+    draft = CourseDraft(
+        title, flavor, (NOTEBOOK,), gpu=gpu, description=description or TODO_DESCRIPTION
+    )
     directory = root / COURSES_DIR / slug
     if directory.exists():
         raise FileExistsError(f"{directory} already exists")

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"pin-requirements: resolving {names} in the {flavor} flavor ({image})", flush=True
             )
-            # The flavor's wheels that the index does not serve (torch's CPU build), so that a
+            # The flavor's wheels that the index does not serve (local builds such as `+cpu`), so that a
             # requirement on them resolves to the version the flavor has.
             flavor_pins = [
                 f"{name}=={version}"

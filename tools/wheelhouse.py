@@ -59,8 +59,7 @@ def fetch(dest: Path, requirements: list[str]) -> None:
     if done.returncode:
         raise SystemExit(
             f"wheelhouse: the host's pip could not download {' '.join(requirements)}: point it "
-            "at a wheel index or folder that has them (PIP_EXTRA_INDEX_URL or PIP_FIND_LINKS; "
-            "for torch's CPU build, PyTorch's CPU wheel index)"
+            "at a wheel index or folder that has them (PIP_EXTRA_INDEX_URL or PIP_FIND_LINKS)"
         )
 
 

@@ -325,8 +325,11 @@ def test_an_admission_is_taken_by_one_start_and_expires_by_itself() -> None:
     admissions.record(NOW, ServerInUse("u1", False, ADA))
     assert admissions.take("u1", NOW + 1) and not admissions.take("u1", NOW + 2)
     admissions.record(NOW, ServerInUse("u2", False, ADA))
-    assert not admissions.take("u2", NOW + 31)  # never started: expired
-    assert admissions.recent_spawns(ADA, NOW + 31) == [NOW, NOW]  # still the person's rate
+    assert "u2" not in admissions.waiting_servers(NOW + 31)  # no longer a server about to start
+    assert admissions.take("u2", NOW + 31)  # but a start late on a busy hub still takes its own
+    admissions.record(NOW, ServerInUse("u3", False, ADA))
+    assert admissions.recent_spawns(ADA, NOW + 31) == [NOW, NOW, NOW]  # the person's rate
+    assert not admissions.take("u3", NOW + 61)  # never started: gone with the rate window
 
 
 def running(spawner: CourseSpawner, users: dict[str, Any], options: dict[str, str]) -> None:

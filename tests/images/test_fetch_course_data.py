@@ -68,7 +68,8 @@ def fetch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def archive(kind: str, members: dict[str, bytes]) -> bytes:
+def archive(kind: str, members: dict[str, bytes | str]) -> bytes:
+    """A zip or tar.gz of `members`: name -> content, or for a tar, `"-> target"`: a symlink."""
     buffer = io.BytesIO()
     if kind == "zip":
         with zipfile.ZipFile(buffer, "w") as z:
@@ -78,6 +79,10 @@ def archive(kind: str, members: dict[str, bytes]) -> bytes:
         with tarfile.open(fileobj=buffer, mode="w:gz") as t:
             for name, content in members.items():
                 info = tarfile.TarInfo(name)
+                if isinstance(content, str):
+                    info.type, info.linkname = tarfile.SYMTYPE, content.removeprefix("-> ")
+                    t.addfile(info)
+                    continue
                 info.size = len(content)
                 t.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
@@ -98,6 +103,20 @@ def test_a_file_is_downloaded_once_verified_and_found_offline_afterwards(
     assert again.returncode == 0, again.stderr
     assert "in the cache" in again.stdout and served.requests == ["/vectors.txt"]
     assert (tmp_path / "home/data/vectors.txt").read_bytes() == b"the 0.1 0.2\n"
+
+
+def test_a_cache_entry_that_is_not_its_file_is_downloaded_again(
+    tmp_path: Path, served: Served
+) -> None:
+    """The cache is shared by every build on the machine: what it holds is checked."""
+    sha = served.add("vectors.txt", b"the 0.1 0.2\n")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / sha).write_bytes(b"something else\n")
+    done = fetch(tmp_path, sha, served.url("vectors.txt"), "data/vectors.txt")
+    assert done.returncode == 0, done.stderr
+    assert served.requests == ["/vectors.txt"]
+    assert (tmp_path / "home/data/vectors.txt").read_bytes() == b"the 0.1 0.2\n"
+    assert (tmp_path / "cache" / sha).read_bytes() == b"the 0.1 0.2\n"
 
 
 def test_a_wrong_checksum_fails_and_leaves_nothing(tmp_path: Path, served: Served) -> None:
@@ -122,23 +141,27 @@ def test_an_archive_is_unpacked_where_the_library_looks(
     found = sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file())
     assert found == ["nltk_data/corpora/stop.txt", "nltk_data/tokenizers/punkt/english.pickle"]
     assert "(2 files) unpacked" in done.stdout
+    assert (home / "nltk_data").stat().st_mode & 0o777 == 0o755  # the learner's to read
 
 
 @pytest.mark.parametrize(
-    ("members", "error"),
+    ("kind", "members"),
     [
-        ({"../outside.txt": b"x"}, "outside the folder"),
-        ({"ok.txt": b"x", "/etc/passwd-like": b"y"}, "outside the folder"),
+        ("tar.gz", {"../outside.txt": b"x"}),
+        ("tar.gz", {"ok.txt": b"x", "/etc/passwd-like": b"y"}),
+        ("tar.gz", {"link": "-> /etc/passwd"}),
+        ("zip", {"ok.txt": b"x", "../outside.txt": b"y"}),
     ],
+    ids=["tar-parent", "tar-absolute", "tar-symlink", "zip-parent"],
 )
 def test_an_archive_writing_outside_its_folder_is_refused(
-    tmp_path: Path, served: Served, members: dict[str, bytes], error: str
+    tmp_path: Path, served: Served, kind: str, members: dict[str, bytes | str]
 ) -> None:
-    sha = served.add("evil.tar.gz", archive("tar.gz", members))
-    done = fetch(tmp_path, "--unpack", sha, served.url("evil.tar.gz"), "data/evil")
-    assert done.returncode != 0 and error in done.stderr
-    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "home/data/evil").exists()
+    sha = served.add(f"evil.{kind}", archive(kind, members))
+    done = fetch(tmp_path, "--unpack", sha, served.url(f"evil.{kind}"), "data/evil")
+    assert done.returncode != 0 and "outside the folder" in done.stderr
     assert [p.name for p in (tmp_path / "home/data").iterdir()] == []  # no half-unpacked folder
+    assert not (tmp_path / "home/outside.txt").exists()
 
 
 def test_unpack_of_a_file_that_is_no_archive_says_so(tmp_path: Path, served: Served) -> None:
@@ -147,10 +170,9 @@ def test_unpack_of_a_file_that_is_no_archive_says_so(tmp_path: Path, served: Ser
     assert done.returncode != 0 and "is no zip or tar archive" in done.stderr
 
 
-def test_a_path_the_course_already_has_is_refused(tmp_path: Path, served: Served) -> None:
-    sha = served.add("x.csv", b"1\n")
-    (tmp_path / "home/data").mkdir(parents=True)
-    (tmp_path / "home/data/x.csv").write_text("the course's own\n")
-    done = fetch(tmp_path, sha, served.url("x.csv"), "data/x.csv")
-    assert done.returncode != 0 and "exists already" in done.stderr
-    assert (tmp_path / "home/data/x.csv").read_text() == "the course's own\n"
+def test_two_entries_with_one_path_are_refused(tmp_path: Path, served: Served) -> None:
+    first, second = served.add("x.csv", b"1\n"), served.add("y.csv", b"2\n")
+    assert fetch(tmp_path, first, served.url("x.csv"), "data/x.csv").returncode == 0
+    done = fetch(tmp_path, second, served.url("y.csv"), "data/x.csv")
+    assert done.returncode != 0 and "an earlier [[data]] entry has that path" in done.stderr
+    assert (tmp_path / "home/data/x.csv").read_bytes() == b"1\n"

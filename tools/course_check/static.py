@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -113,7 +114,7 @@ def check_description(reading: CourseReading) -> list[Finding]:
     """The description learners read in the course list is the course's own, not the TODO that
     new-course and import-course leave for a person to write."""
     course = reading.course
-    if course is None or not course.description.upper().startswith("TODO"):
+    if course is None or not re.match(r"TODO\b", course.description):
         return []
     return [
         Finding(
