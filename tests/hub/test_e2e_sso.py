@@ -309,6 +309,7 @@ def test_a_rest_restart_past_the_per_person_limit_is_refused(gated: Gated) -> No
     try:
         assert [v.response.status_code for v in visits] == [200, 200, 429]  # C: the limit page
         a, b = visits[0].user, visits[1].user
+        assert a and b, [v.statuses[-1] for v in visits]
         (c,) = (
             u["name"]
             for u in hub.api("GET", "/users").json()
