@@ -142,8 +142,9 @@ class Course:
 
     @property
     def base_image(self) -> str:
-        """The Pants address of the base image this course builds FROM."""
-        return BY_NAME[self.flavor].base_image
+        """The Pants address of the base image this course builds FROM (its flavor's CUDA
+        variant for a GPU course)."""
+        return BY_NAME[self.flavor].base_image(self.gpu)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _GiB = 2**30
+#: What names a flavor's CUDA variant among the base images (`images/base:pytorch-gpu`).
+GPU_SUFFIX = "-gpu"
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,16 @@ class Flavor:
     #: course.toml has no [resources]; a GPU course gets at least GPU_RESOURCES.
     resources: tuple[int, int, float, float]
     #: The base image's locked layers (images/base/<layer>.lock), bottom first, in local builds
-    #: and CI (tools/lock_base_images.py: what each holds).
+    #: and CI (tools/lock_base_images.py: what each holds); its CUDA variant's too (the stand-in
+    #: has one PyTorch; only production's tensorflow-gpu installs the tensorflow-cuda layer).
     layers: tuple[str, ...]
 
-    @property
-    def base_image(self) -> str:
-        """The Pants address of the base image a course of this flavor builds FROM."""
-        return f"images/base:{self.name}"
+    def base_image(self, gpu: bool) -> str:
+        """The Pants address of the base image a course of this flavor builds FROM: its CUDA
+        variant (`images/base:<flavor>-gpu`) for a course with `gpu = true`. In production the
+        two start from docker-stacks' CPU and CUDA tags of pytorch-notebook
+        (pants.production.toml); here both from the stand-in, whose PyTorch is the CUDA build."""
+        return f"images/base:{self.name}{GPU_SUFFIX if gpu else ''}"
 
 
 #: The least a GPU course's server gets by default (the GPU's work needs host memory too).

@@ -31,7 +31,8 @@ import docker
 
 from catalog import Course, find_repo_root, load_catalog
 from catalog.image_facts import ImageMapError, image_map_path, image_of, read_image_map
-from tools.course_check.smoke import run_notebook, runner_source
+from tools.course_check.on_host import run_on_host
+from tools.course_check.smoke import run_notebook
 from tools.lock import LOCK_FILE, parse_lock
 from tools.lock_base_images import FLAVOR_LAYERS
 
@@ -81,24 +82,11 @@ def host_venv(cache: Path, python: str, root: Path, flavor: str, course_lock: Pa
     return venv
 
 
-def run_on_host(venv: Path, course_copy: Path, notebook: str, timeout: int) -> float:
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
-    env.pop("PYTHONPATH", None)
-    for name in [k for k in env if k.startswith("PEX_")]:
-        env.pop(name)
-    start = time.monotonic()
-    result = subprocess.run(
-        [str(venv / "bin/python"), "-c", runner_source(), notebook],
-        cwd=course_copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    seconds = time.monotonic() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{notebook} failed on the host:\n{result.stdout[-3000:]}")
-    return seconds
+def run_on_host_timed(venv: Path, course_copy: Path, notebook: str, timeout: int) -> float:
+    outcome = run_on_host(str(venv / "bin/python"), course_copy, notebook, timeout, gpus=False)
+    if outcome.exit_code != 0:
+        raise RuntimeError(f"{notebook} failed on the host:\n{outcome.output[-3000:]}")
+    return outcome.duration_seconds
 
 
 def run_in_container(
@@ -177,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host, container = [], []
                 for _ in range(max(args.repeat, 1)):
                     timeout = course.smoke_test.timeout_seconds
-                    host.append(run_on_host(venv, copy, notebook, timeout))
+                    host.append(run_on_host_timed(venv, copy, notebook, timeout))
                     container.append(
                         run_in_container(client, images[course.slug], course, notebook)
                     )

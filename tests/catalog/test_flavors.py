@@ -27,7 +27,7 @@ def test_a_course_without_resources_gets_its_flavors(
     text = f'title = "T"\nflavor = "{flavor}"\ngpu = {str(gpu).lower()}\nnotebooks = ["a.ipynb"]\n'
     course = parse_course("c", text, {"a.ipynb": "", "requirements.txt": ""})
     assert course.resources == default_resources(flavor, gpu) == expected
-    assert course.base_image == f"images/base:{flavor}"
+    assert course.base_image == f"images/base:{flavor}{'-gpu' if gpu else ''}"
 
 
 @pytest.mark.parametrize(

@@ -279,7 +279,7 @@ def test_find_image_map(tmp_path: Path, files: list[str], expected: str) -> None
         pytest.param("hub/BUILD", "repository", [HUB_REPOSITORY], id="hub-repository"),
         pytest.param("hub/BUILD", "image_tags", [f'["{HUB_TAG_TEMPLATE}"]'], id="hub-tag"),
         pytest.param(
-            "images/base/BUILD", "repository", [BASE_REPOSITORY] * 3, id="base-repository"
+            "images/base/BUILD", "repository", [BASE_REPOSITORY] * 5, id="base-repository"
         ),
     ],
 )

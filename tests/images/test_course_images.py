@@ -7,12 +7,14 @@ test's `runtime_package_dependencies` on `courses:image-map`.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import docker
 import pytest
 
 from catalog import Course, find_repo_root, load_catalog
+from catalog.image_facts import is_content_tag
 from tools.lock import LOCK_FILE, freeze_versions, parse_lock
 from tools.lock_base_images import FLAVOR_LAYERS
 
@@ -62,17 +64,34 @@ def test_course_image_shares_every_layer_of_its_base(
     course: Course, image_map: dict[str, str], client: docker.DockerClient
 ) -> None:
     layers = client.images.get(image_map[course.slug]).attrs["RootFS"]["Layers"]
+    base_name = course.base_image.rsplit(":", 1)[1]  # images/base:pytorch-gpu -> pytorch-gpu
     bases = [
         image
         for image in client.images.list(name="*/ol-course-base")
-        if any(tag.split(":")[-1].startswith(f"{course.flavor}-") for tag in image.tags)
+        if any(is_content_tag(tag, base_name) for tag in image.tags)
     ]
     shared = [
         b
         for b in bases
         if layers[: len(b.attrs["RootFS"]["Layers"])] == b.attrs["RootFS"]["Layers"]
     ]
-    assert shared, f"{course.slug} does not start with the layers of any {course.flavor} base image"
+    assert shared, f"{course.slug} does not start with the layers of any {base_name} base image"
+
+
+GPU_COURSES = [course for course in CATALOG if course.gpu]
+
+
+@pytest.mark.parametrize("course", GPU_COURSES, ids=[course.slug for course in GPU_COURSES])
+def test_a_gpu_course_image_has_a_cuda_pytorch(
+    course: Course, image_map: dict[str, str], client: docker.DockerClient
+) -> None:
+    """A course with `gpu = true` gets a PyTorch built for CUDA (here the stand-in's, which every
+    flavor has: README, "Images"); no GPU is needed to read `torch.version.cuda`."""
+    script = "import torch; print(torch.version.cuda or '')"
+    output = client.containers.run(
+        image_map[course.slug], ["python3", "-c", script], network_mode="none", remove=True
+    )
+    assert re.fullmatch(r"\d+\.\d+", output.decode().strip()), output
 
 
 @pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)

@@ -44,7 +44,9 @@ def test_every_dockerfile_is_linted() -> None:
         "hub/Dockerfile",
         "images/base/Dockerfile.standin",
         "images/base/Dockerfile.pytorch",
+        "images/base/Dockerfile.pytorch-gpu",
         "images/base/Dockerfile.tensorflow",
+        "images/base/Dockerfile.tensorflow-gpu",
         "images/course/Dockerfile",
     } <= {str(p) for p in DOCKERFILES}
 

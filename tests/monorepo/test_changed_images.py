@@ -42,11 +42,21 @@ def test_a_notebook_change_selects_exactly_its_course(repo: Path) -> None:
 
 def test_a_base_flavor_change_selects_exactly_the_courses_on_it(repo: Path) -> None:
     catalog = load_catalog(repo)
-    on_tensorflow = {image(c.slug) for c in catalog if c.flavor == "tensorflow"}
+    on_tensorflow = {image(c.slug) for c in catalog if c.base_image == "images/base:tensorflow"}
     assert on_tensorflow and len(on_tensorflow) < len(catalog)
     with (repo / "images/base/Dockerfile.tensorflow").open("a") as dockerfile:
         dockerfile.write("# a change\n")
     assert selected(repo) == {"images/base:tensorflow", *on_tensorflow}
+
+
+def test_a_cuda_base_change_selects_the_gpu_courses_and_no_cpu_course(repo: Path) -> None:
+    """The CPU courses' images do not depend on the CUDA variants (nor CPU nodes pull them)."""
+    catalog = load_catalog(repo)
+    gpu = {image(c.slug) for c in catalog if c.gpu}
+    assert gpu and len(gpu) < len(catalog)
+    with (repo / "images/base/Dockerfile.pytorch-gpu").open("a") as dockerfile:
+        dockerfile.write("# a change\n")
+    assert selected(repo) == {"images/base:pytorch-gpu", "images/base:tensorflow-gpu", *gpu}
 
 
 def test_the_shared_template_selects_the_courses_that_use_it(repo: Path) -> None:

@@ -131,18 +131,18 @@ def test_accept_failures_records_blanks_and_refuses_the_rest(
     )
     record = tmp_path / EXPECTED_FILE
     # A failed import is refused, with the cell and why; nothing is written.
-    assert not accept_failures(tmp_path, "c", ran((1, "RuntimeError"), (3, "TypeError")), {})
+    assert not accept_failures(tmp_path, "c", ran((1, "RuntimeError"), (3, "TypeError")))
     assert "cell 1 raised RuntimeError, and it is no student's blank" in capsys.readouterr().err
     assert not record.exists()
     # Blanks and what follows from them are recorded.
-    assert accept_failures(tmp_path, "c", ran((3, "TypeError")), {})
+    assert accept_failures(tmp_path, "c", ran((3, "TypeError")))
     assert parse_expected(record.read_text(), {"a.ipynb": {1, 2, 3, 4}}) == {
         "a.ipynb": {3: "TypeError"}
     }
     # A cell that fails for another reason only once the maintainer accepts it by name.
-    assert not accept_failures(tmp_path, "c", ran((3, "TypeError"), (4, "ValueError")), {})
+    assert not accept_failures(tmp_path, "c", ran((3, "TypeError"), (4, "ValueError")))
     record.write_text(
         '["a.ipynb"]\n3 = "TypeError"\n4 = { exception = "ValueError", reason = "the limit" }\n'
     )
-    assert accept_failures(tmp_path, "c", ran((3, "TypeError"), (4, "ValueError")), {})
+    assert accept_failures(tmp_path, "c", ran((3, "TypeError"), (4, "ValueError")))
     assert accepted_by_name(record.read_text()) == {"a.ipynb": {4: ("ValueError", "the limit")}}

@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tools.course_check.expected import (
+    Entry,
     ExpectedFailuresError,
     accepted_by_name,
     judge,
     parse_expected,
-    render_expected,
+    parse_record,
+    record_run,
+    render_record,
 )
 from tools.course_check.model import NotebookResult, Status
 
@@ -67,7 +70,7 @@ CELLS = {"a.ipynb": {2, 4, 5}, "lab/b.ipynb": {1}}
 def test_parse_expected(text: str, expected: dict | str) -> None:
     if isinstance(expected, dict):
         assert parse_expected(text, CELLS) == expected
-        assert parse_expected(render_expected("x", expected), CELLS) == expected
+        assert parse_expected(render_record("x", parse_record(text, CELLS)), CELLS) == expected
     else:
         with pytest.raises(ExpectedFailuresError) as error:
             parse_expected(text, CELLS)
@@ -150,9 +153,136 @@ def test_a_reason_is_kept_while_its_cell_fails_so() -> None:
     )
     accepted = accepted_by_name(text)
     assert accepted == {"a.ipynb": {4: ("ValueError", 'why "so"')}}
-    again = render_expected("x", {"a.ipynb": {2: "NameError", 4: "ValueError"}}, accepted)
+    record = parse_record(text, CELLS)
+    again = render_record(
+        "x", record_run(record, {"a.ipynb": {2: "NameError", 4: "ValueError"}}, "cpu")
+    )
     assert accepted_by_name(again) == accepted
     assert parse_expected(again, CELLS) == {"a.ipynb": {2: "NameError", 4: "ValueError"}}
     # Another exception now: the name was given for the old one, so it is not carried over.
-    moved = render_expected("x", {"a.ipynb": {4: "KeyError"}}, accepted)
-    assert accepted_by_name(moved) == {"a.ipynb": {}}
+    moved = record_run(record, {"a.ipynb": {4: "KeyError"}}, "cpu")
+    assert moved == {"a.ipynb": {4: (Entry("KeyError"),)}}
+
+
+# --- per device -------------------------------------------------------------------------------
+
+ON_GPU = '4 = { exception = "TypeError", reason = "a CUDA tensor\'s .numpy()", device = "gpu" }\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "cpu", "gpu"),
+    [
+        pytest.param(
+            '["a.ipynb"]\n2 = "NameError"\n', {2: "NameError"}, {2: "NameError"}, id="both"
+        ),
+        pytest.param('["a.ipynb"]\n' + ON_GPU, {}, {4: "TypeError"}, id="gpu-only"),
+        pytest.param(
+            '["a.ipynb"]\n2 = { exception = "NameError", device = "cpu" }\n',
+            {2: "NameError"},
+            {},
+            id="a-blank-on-one-device-needs-no-reason",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n5 = [{ exception = "NameError", device = "cpu" }, '
+            '{ exception = "TypeError", reason = "r", device = "gpu" }]\n',
+            {5: "NameError"},
+            {5: "TypeError"},
+            id="one-entry-per-device",
+        ),
+    ],
+)
+def test_an_entry_holds_on_its_device(text: str, cpu: dict, gpu: dict) -> None:
+    assert parse_expected(text, CELLS, "cpu").get("a.ipynb", {}) == cpu
+    assert parse_expected(text, CELLS, "gpu").get("a.ipynb", {}) == gpu
+    record = parse_record(text, CELLS)
+    assert parse_record(render_record("x", record), CELLS) == record
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            '["a.ipynb"]\n4 = { exception = "ZeroDivisionError", device = "gpu" }\n',
+            '["a.ipynb"]: cell 4: a cell accepted by name is',
+            id="a-non-blank-on-one-device-still-needs-a-reason",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n4 = { exception = "NameError", device = "tpu" }\n',
+            '["a.ipynb"]: cell 4: device is "cpu" or "gpu"',
+            id="an-unknown-device",
+        ),
+        pytest.param(
+            '["a.ipynb"]\n4 = [{ exception = "NameError", device = "gpu" }, "NameError"]\n',
+            '["a.ipynb"]: cell 4: a list holds one entry with device = "cpu" and one',
+            id="a-list-without-one-entry-per-device",
+        ),
+    ],
+)
+def test_a_wrong_device_entry_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ExpectedFailuresError) as error:
+        parse_record(text, CELLS)
+    assert str(error.value).startswith(message)
+
+
+#: (file before, device of the run, what it saw in a.ipynb, the entries after)
+RUNS = [
+    pytest.param("", "cpu", {2: "NameError"}, {2: (Entry("NameError"),)}, id="cpu-stands-for-both"),
+    pytest.param(
+        "",
+        "gpu",
+        {4: "TypeError"},
+        {4: (Entry("TypeError", device="gpu"),)},
+        id="a-gpu-only-failure-is-the-gpus",
+    ),
+    pytest.param(
+        '["a.ipynb"]\n2 = "NameError"\n',
+        "gpu",
+        {2: "NameError", 4: "TypeError"},
+        {2: (Entry("NameError"),), 4: (Entry("TypeError", device="gpu"),)},
+        id="gpu-confirms-and-adds",
+    ),
+    pytest.param(
+        '["a.ipynb"]\n2 = "NameError"\n',
+        "gpu",
+        {},
+        {2: (Entry("NameError", device="cpu"),)},
+        id="passes-on-the-gpu-keeps-the-cpus",
+    ),
+    pytest.param(
+        '["a.ipynb"]\n2 = "NameError"\n' + ON_GPU,
+        "cpu",
+        {2: "NameError"},
+        {2: (Entry("NameError"),), 4: (Entry("TypeError", "a CUDA tensor's .numpy()", "gpu"),)},
+        id="a-cpu-run-keeps-the-gpus-entry-and-reason",
+    ),
+    pytest.param(
+        '["a.ipynb"]\n2 = { exception = "NameError", device = "cpu" }\n',
+        "cpu",
+        {2: "NameError", 5: "NotImplementedError"},
+        {2: (Entry("NameError", device="cpu"),), 5: (Entry("NotImplementedError"),)},
+        id="a-cell-known-to-pass-on-the-gpu-stays-cpu-only",
+    ),
+    pytest.param(
+        '["a.ipynb"]\n5 = "NameError"\n',
+        "gpu",
+        {5: "TypeError"},
+        {5: (Entry("NameError", device="cpu"), Entry("TypeError", device="gpu"))},
+        id="another-exception-on-the-gpu",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "device", "seen", "after"), RUNS)
+def test_a_run_records_its_device_and_keeps_the_other(
+    text: str, device: str, seen: dict, after: dict
+) -> None:
+    record = record_run(parse_record(text, CELLS), {"a.ipynb": seen}, device)
+    assert record.get("a.ipynb", {}) == after
+    assert parse_record(render_record("x", record), CELLS) == record
+    # What was recorded is what the run's device is judged by.
+    assert parse_expected(render_record("x", record), CELLS, device).get("a.ipynb", {}) == seen
+
+
+def test_a_run_leaves_the_notebooks_it_did_not_run() -> None:
+    record = parse_record('["lab/b.ipynb"]\n1 = "NameError"\n', CELLS)
+    assert record_run(record, {"a.ipynb": {}}, "gpu") == record

@@ -59,7 +59,9 @@ def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
         with (repo / "images/base/Dockerfile.tensorflow").open("a") as dockerfile:
             dockerfile.write("# a change\n")
         on_tensorflow = {
-            f"courses/{c.slug}#smoke-test" for c in catalog if c.flavor == "tensorflow"
+            f"courses/{c.slug}#smoke-test"
+            for c in catalog
+            if c.base_image == "images/base:tensorflow"
         }
         assert on_tensorflow and selected(repo) == on_tensorflow
     finally:

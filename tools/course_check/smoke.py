@@ -17,7 +17,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -214,18 +214,20 @@ def interpret(
 GPU_REQUEST = {"count": -1, "capabilities": [["gpu"]]}
 ON_CPU = "GPU course smoke-tested on CPU"
 
-#: What PyTorch sees in the container, as one JSON line (every flavor has PyTorch).
-PROBE_SCRIPT = r"""
+#: Python that sets `probe` to what PyTorch sees (every flavor has PyTorch).
+TORCH_PROBE = r"""
 import json
 try:
     import torch
 except ImportError:
-    print(json.dumps({"torch": None}))
+    probe = {"torch": None}
 else:
     cuda = torch.cuda.is_available()
     device = "cuda:0 (%s)" % torch.cuda.get_device_name(0) if cuda else "cpu"
-    print(json.dumps({"torch": torch.__version__, "cuda_available": cuda, "device": device}))
+    probe = {"torch": torch.__version__, "cuda_available": cuda, "device": device}
 """
+#: What PyTorch sees in the container, as one JSON line.
+PROBE_SCRIPT = TORCH_PROBE + "print(json.dumps(probe))\n"
 
 
 def accelerator_report(
@@ -387,25 +389,12 @@ def smoke_test_course(
     PyTorch saw there; it is an error if that is not a GPU. `expected`: the course's recorded
     failures (expected-failures.toml), which a notebook must fail exactly.
     """
-    accelerator = ""
-
-    def make(notebooks: tuple[NotebookResult, ...], error: str = "") -> SmokeResult:
-        return SmokeResult(
-            course=course.slug,
-            image=image,
-            memory_limit_bytes=course.resources.memory_limit,
-            timeout_seconds=course.smoke_test.timeout_seconds,
-            network=course.smoke_test.network,
-            notebooks=notebooks,
-            error=error,
-            accelerator=accelerator,
-            skipped=course.smoke_test.skip,
-        )
-
     try:
         client.images.get(image)
     except Exception as e:
-        return make(
+        return course_result(
+            course,
+            image,
             (),
             error=f"image {image} is not available ({e}); build it with "
             f"`./pants package courses/{course.slug}#image`",
@@ -416,16 +405,59 @@ def smoke_test_course(
         try:
             probe = probe_accelerator(client, image, gpus=True)
         except Exception as e:  # docker.errors.*: no NVIDIA runtime, no GPU
-            return make((), error=f"--gpus: Docker could not start a container with GPUs: {e}")
+            return course_result(
+                course,
+                image,
+                (),
+                error=f"--gpus: Docker could not start a container with GPUs: {e}",
+            )
     accelerator, error = accelerator_report(course.gpu, gpus, probe)
     if error:
-        return make((), error=error)
+        return course_result(course, image, (), error=error)
     remove_stopped_containers(client, course.slug)
+    results = run_notebooks(
+        course,
+        lambda notebook: run_notebook(client, image, course, notebook, gpus),
+        log,
+        notebooks,
+        gpus,
+        expected,
+    )
+    return course_result(course, image, results, accelerator=accelerator)
+
+
+def course_result(
+    course: Course,
+    where: str,
+    notebooks: tuple[NotebookResult, ...],
+    error: str = "",
+    accelerator: str = "",
+) -> SmokeResult:
+    """A course's smoke test result; `where`: the image, or the host's Python."""
+    return SmokeResult(
+        course=course.slug,
+        image=where,
+        memory_limit_bytes=course.resources.memory_limit,
+        timeout_seconds=course.smoke_test.timeout_seconds,
+        network=course.smoke_test.network,
+        notebooks=notebooks,
+        error=error,
+        accelerator=accelerator,
+        skipped=course.smoke_test.skip,
+    )
+
+
+def run_notebooks(
+    course: Course,
+    run: Callable[[str], NotebookResult],
+    log: Log,
+    notebooks: Sequence[str] | None,
+    gpus: bool,
+    expected: Expected | None,
+) -> tuple[NotebookResult, ...]:
+    """Every selected notebook through `run` (a container or the host), judged against its
+    expected failures and, with `smoke_test.outputs = "strict"`, its saved outputs."""
     results = []
-
-    def expected_of(notebook: str) -> Mapping[int, str]:
-        return (expected or {}).get(notebook, {})
-
     selected = list(notebooks or course.smoke_tested_notebooks)
     for index, notebook in enumerate(selected, start=1):
         log(
@@ -434,7 +466,7 @@ def smoke_test_course(
             f"network {'on' if course.smoke_test.has_network(notebook) else 'off'}, "
             f"{'GPUs' if gpus else 'CPU'}, timeout {course.smoke_test.timeout_seconds} s)"
         )
-        result = judge(run_notebook(client, image, course, notebook, gpus), expected_of(notebook))
+        result = judge(run(notebook), (expected or {}).get(notebook, {}))
         if result.passed and result.drift and course.smoke_test.outputs == "strict":
             cells = ", ".join(sorted({str(cell) for cell, *_ in result.drift}, key=int))
             result = dataclasses.replace(
@@ -450,7 +482,7 @@ def smoke_test_course(
             f"({result.duration_seconds:.1f} s, peak {_format_bytes(result.peak_memory_bytes)})"
         )
         results.append(result)
-    return make(tuple(results))
+    return tuple(results)
 
 
 # --- which course -----------------------------------------------------------------------------
