@@ -73,6 +73,26 @@ def configure_login(c: Any, settings: HubSettings) -> None:
     c.CourseSsoAuthenticator.auto_login = True
 
 
+#: Browsers keep to https for a year once they have seen the hub over it (HSTS).
+HSTS = "max-age=31536000"
+
+
+def configure_https(c: Any, public_url: str | None) -> None:
+    """Behind the load balancer the hub sees plain HTTP (the proxy's own X-Forwarded-Proto comes
+    last), so it would set its cookies (its login, oauthenticator's state) without `Secure`:
+    `public_url` names the https URL browsers use, which makes JupyterHub mark every cookie
+    Secure, and every hub page carries HSTS. Nothing for the local hub (None)."""
+    if not public_url:
+        return
+    c.JupyterHub.public_url = public_url
+    tornado_settings = dict(c.JupyterHub.get("tornado_settings", {}))  # keep the chart's
+    tornado_settings["headers"] = {
+        **tornado_settings.get("headers", {}),
+        "Strict-Transport-Security": HSTS,
+    }
+    c.JupyterHub.tornado_settings = tornado_settings
+
+
 def configure_hub(
     c: Any, settings: HubSettings, spawner_class: str, python: str | None = None
 ) -> None:
@@ -83,6 +103,8 @@ def configure_hub(
     # Error pages that show why a launch link was refused (see templates/404.html).
     templates = [p for p in c.JupyterHub.get("template_paths", []) if p != TEMPLATES]
     c.JupyterHub.template_paths = [TEMPLATES, *templates]
+
+    configure_https(c, settings.public_url)
 
     culling = settings.culling
     hub_section = c.JupyterHub

@@ -33,6 +33,9 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
       sso:                       # optional: the OpenID Connect gate before any throwaway user
         issuer: https://sso.example.edu/realms/learners   # http:// only on loopback
         clientId: ol-course-hub  # the client secret comes from the env OAUTH_CLIENT_SECRET
+      publicUrl: https://learn.example.edu/   # optional: what browsers use; https only, so
+                                 # that the hub's cookies are Secure behind the load balancer
+                                 # and it sends HSTS (hub/config.py)
       limits:                    # optional, every key optional (DEFAULT_LIMITS); 0: no limit
         activeServers: 0
         gpuServers: 0
@@ -141,6 +144,9 @@ class HubSettings:
     #: None: throwaway users for anyone who follows a link (local hub, tests).
     sso: SsoSettings | None = None
     limits: LimitSettings = field(default_factory=LimitSettings)
+    #: The URL browsers use, https (`JupyterHub.public_url`); None: as each request says (the
+    #: local hub, tests).
+    public_url: str | None = None
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
@@ -358,10 +364,24 @@ def parse_limits(value: Any) -> LimitSettings:
     )
 
 
+_PUBLIC_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?/$")
+
+
+def parse_public_url(value: Any) -> str | None:
+    """`publicUrl`: `https://<host>/` (None where not given)."""
+    if value is None:
+        return None
+    url = _string(value, "publicUrl")
+    if not _PUBLIC_URL.match(url):
+        raise SettingsError("publicUrl", f"{url!r} is not an https://<host>/ URL")
+    return url
+
+
 def parse_custom(custom: Any, require_all_images: bool = True) -> HubSettings:
     """The hub's settings from the Helm values' `custom` section; raises SettingsError."""
     data = _mapping(custom, "")
-    _reject_unknown(data, ("catalog", "imageMap", "launch", "culling", "sso", "limits"), "")
+    keys = ("catalog", "imageMap", "launch", "culling", "sso", "limits", "publicUrl")
+    _reject_unknown(data, keys, "")
     if "catalog" not in data:
         raise SettingsError("catalog", "is required")
     catalog = parse_catalog(data["catalog"])
@@ -372,6 +392,7 @@ def parse_custom(custom: Any, require_all_images: bool = True) -> HubSettings:
         culling=parse_culling(data.get("culling")),
         sso=parse_sso(data.get("sso")),
         limits=parse_limits(data.get("limits")),
+        public_url=parse_public_url(data.get("publicUrl")),
     )
 
 
@@ -413,4 +434,5 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
         "limits": {
             key: getattr(settings.limits, attribute) for key, attribute in _LIMIT_KEYS.items()
         },
+        **({"publicUrl": settings.public_url} if settings.public_url else {}),
     }

@@ -101,6 +101,7 @@ def hub_settings(
         culling=stack.culling,
         sso=stack.sso,
         limits=stack.limits,
+        public_url=f"{stack.url}/",
     )
 
 

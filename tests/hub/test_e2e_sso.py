@@ -22,12 +22,13 @@ from urllib.parse import quote, unquote, urlparse
 import pytest
 import requests
 
+from hub.config import HSTS
 from hub.launch import LaunchSettings
 from hub.limits import LimitSettings
 from hub.settings import CullSettings, HubSettings
 from hub.sso import identity_key, identity_of
 from local_hub.client import user_from_url
-from local_hub.processes import LocalHub, LocalHubError
+from local_hub.processes import LocalHub, LocalHubError, free_port
 from local_hub.sso_provider import LocalSsoProvider, provider_module, sign_in
 from tests.hub.e2e_support import (
     PostgresServer,
@@ -97,12 +98,19 @@ def require_oidc_provider() -> None:
 
 
 def gated_hub(
-    state: Path, db_url: str | None, limits: LimitSettings, culling: CullSettings
+    state: Path,
+    db_url: str | None,
+    limits: LimitSettings,
+    culling: CullSettings,
+    https: bool = False,
 ) -> Gated:
+    """A hub behind the local provider; `https`: configured as a stack's behind its load
+    balancer (`public_url` https, as infra writes it), while this hub itself serves HTTP."""
     courses = course_images()
     require_proxy()
     require_oidc_provider()
     provider = LocalSsoProvider(state, USERS)
+    port = free_port()
     settings = HubSettings(
         catalog=courses.catalog,
         image_map=courses.images,
@@ -110,8 +118,11 @@ def gated_hub(
         culling=culling,
         sso=provider.settings,
         limits=limits,
+        public_url=f"https://127.0.0.1:{port}/" if https else None,
     )
-    hub = LocalHub(settings, state, db_url=db_url, sso_client_secret=provider.client_secret)
+    hub = LocalHub(
+        settings, state, db_url=db_url, sso_client_secret=provider.client_secret, port=port
+    )
     return Gated(hub, provider)
 
 
@@ -377,6 +388,31 @@ def test_an_unreachable_provider_gets_a_try_again_page_not_a_500() -> None:
             assert [s for s, _ in v.statuses if s >= 500] == [503]
             users = setup.hub.api("GET", "/users").json()
             assert [u["name"] for u in users if identity_of(u["name"])] == []  # nobody signed in
+
+
+def test_behind_the_load_balancer_the_sign_in_cookie_is_secure_with_hsts() -> None:
+    """Issue 25, finding 4: the load balancer ends TLS and forwards `X-Forwarded-Proto: https`;
+    the proxy adds its own `http`, which is what the hub reads. Without the stack's https public
+    URL the sign-in's state cookie went out without `Secure` (and nothing said HSTS). Only the
+    first hop is followed: a client keeps Secure cookies off this plain-HTTP hub."""
+    with tempfile.TemporaryDirectory(prefix="ol-hub-https-") as state:
+        setup = gated_hub(Path(state), None, LIMITS, CullSettings(), https=True)
+        with setup.provider:
+            setup.provider.start([f"{setup.hub.url}/hub/oauth_callback"])
+            with setup.hub:
+                response = requests.get(
+                    f"{setup.hub.url}/hub/oauth_login?next=/hub/home",
+                    headers={"X-Forwarded-Proto": "https"},
+                    allow_redirects=False,
+                    timeout=30,
+                )
+    assert response.status_code == 302, response.text
+    assert response.headers["Location"].startswith(setup.provider.settings.issuer)
+    cookies = response.raw.headers.getlist("Set-Cookie")
+    state_cookie = [c for c in cookies if c.startswith("oauthenticator-state=")]
+    assert state_cookie, cookies
+    assert all("; Secure" in c for c in cookies), cookies
+    assert response.headers["Strict-Transport-Security"] == HSTS
 
 
 def test_culling_removes_servers_and_throwaway_users_of_sso_logins() -> None:

@@ -21,14 +21,14 @@ from traitlets.config import Config
 
 from catalog import catalog_to_list
 from hub.auth import spawn_arguments
-from hub.config import CULLER_SCOPES, TEMPLATES, configure_hub
+from hub.config import CULLER_SCOPES, HSTS, TEMPLATES, configure_hub
 from hub.settings import DEFAULT_LIMITS, CullSettings, HubSettings
 from hub.spawner import CourseKubeSpawner
 from hub.sso import CourseSsoAuthenticator
 from hub.z2jh import configure
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
 
-VALUES = {
+VALUES: dict[str, Any] = {
     "custom": {
         "catalog": catalog_to_list(CATALOG),
         "imageMap": {**IMAGE_MAP, "unbuilt": "127.0.0.1:5000/ol-course-notebooks:unbuilt-1"},
@@ -106,6 +106,25 @@ def test_z2jh_extra_config() -> None:
     (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == "jupyterhub-idle-culler")
     assert role["scopes"] == CULLER_SCOPES and role["services"] == ["jupyterhub-idle-culler"]
     assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+
+
+def test_behind_https_the_hub_knows_its_public_url_and_sends_hsts() -> None:
+    """A stack's hub (infra writes `custom.publicUrl`) marks its cookies Secure and sends HSTS,
+    keeping the chart's own tornado_settings; without a public URL (the local hub) neither."""
+    c = chart_config()
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}  # the chart's
+    values = {"custom": {**VALUES["custom"], "publicUrl": "https://learn.example.edu/"}}
+    configure(c, lambda key, default=None: lookup(values, key, default))
+    assert c.JupyterHub.public_url == "https://learn.example.edu/"
+    assert c.JupyterHub.tornado_settings == {
+        "slow_spawn_timeout": 0,
+        "headers": {"Strict-Transport-Security": HSTS},
+    }
+    app = JupyterHub(config=c)
+    assert app.public_url == "https://learn.example.edu/"
+    plain = chart_config()
+    configure(plain, chart_get_config)
+    assert "public_url" not in plain.JupyterHub and "tornado_settings" not in plain.JupyterHub
 
 
 def test_z2jh_config_loads_in_jupyterhub() -> None:

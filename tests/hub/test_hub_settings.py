@@ -75,10 +75,16 @@ def test_sso_and_limits_round_trip() -> None:
         spawns_per_identity_per_minute=DEFAULT_LIMITS.spawns_per_identity_per_minute,
     )
     assert parse_custom(settings_to_custom(settings)) == settings
-    # Neither section: no gate (throwaway users for anyone), the default limits.
+    # Neither section: no gate (throwaway users for anyone), the default limits, no public URL.
     plain = parse_custom(CUSTOM)
-    assert plain.sso is None and plain.limits == DEFAULT_LIMITS
+    assert plain.sso is None and plain.limits == DEFAULT_LIMITS and plain.public_url is None
     assert parse_custom(settings_to_custom(plain)) == plain
+
+
+def test_the_public_url_round_trips() -> None:
+    settings = parse_custom({**CUSTOM, "publicUrl": "https://learn.example.edu/"})
+    assert settings.public_url == "https://learn.example.edu/"
+    assert parse_custom(settings_to_custom(settings)) == settings
 
 
 @pytest.mark.parametrize(
@@ -155,6 +161,10 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
         ("limits.activeServers", -1, "custom.limits.activeServers"),
         ("limits.retryAfter", 0, "custom.limits.retryAfter"),
         ("limits.perPerson", 1, "custom.limits.perPerson: unknown key"),
+        ("publicUrl", "http://learn.example.edu/", "custom.publicUrl: 'http://learn"),
+        ("publicUrl", "https://learn.example.edu", "custom.publicUrl"),
+        ("publicUrl", "https://learn.example.edu/hub/", "custom.publicUrl"),
+        ("publicUrl", 443, "custom.publicUrl"),
     ],
 )
 def test_errors_name_the_key(path: str, value: Any, where: str) -> None:

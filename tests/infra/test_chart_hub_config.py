@@ -18,6 +18,7 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 from catalog import Catalog, find_repo_root, load_catalog
+from hub.config import HSTS
 from hub.settings import HubSettings, parse_custom
 from hub.spawner import CourseKubeSpawner
 from hub.sso import CourseSsoAuthenticator, CourseSsoLoginHandler
@@ -130,6 +131,19 @@ def test_no_stack_serves_tmplogin_without_the_sso_gate(hub_config: HubConfig) ->
     assert authenticator.oauth_callback_url == f"{stack.url}/hub/oauth_callback"
     handlers = dict(authenticator.get_handlers(app))
     assert handlers["/tmplogin"] is CourseSsoLoginHandler
+
+
+def test_every_stack_s_hub_knows_its_https_url_and_sends_hsts(hub_config: HubConfig) -> None:
+    """Behind the load balancer the hub sees HTTP; its public URL makes JupyterHub mark its
+    cookies Secure (tests/hub/test_e2e_sso.py sees it on a running hub), and the chart's own
+    tornado_settings stay beside the HSTS header."""
+    stack, c, _ = hub_config
+    app = JupyterHub(config=c)
+    assert app.public_url == f"{stack.url}/"
+    assert app.tornado_settings == {
+        "slow_spawn_timeout": 0,
+        "headers": {"Strict-Transport-Security": HSTS},
+    }
 
 
 def test_metrics_need_the_prometheus_token(hub_config: HubConfig) -> None:
