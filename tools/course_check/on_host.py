@@ -123,11 +123,34 @@ def package_report(versions: Mapping[str, str | None], locked: Mapping[str, str]
     return ", ".join(parts)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc): the kernel, which jupyter_client starts in a
+    session of its own, and whatever the notebook started."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # gone meanwhile
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def stop_tree(pid: int) -> None:
+    """Kills `pid` and every process below it (a container's end, on the host)."""
+    for victim in [*descendants(pid), pid]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run_on_host(
     python: str, course_copy: Path, notebook: str, timeout_seconds: int, gpus: bool
 ) -> ContainerOutcome:
-    """Runs the runner for one notebook with `python` in `course_copy`, killed (with its kernel)
-    at `timeout_seconds`; the outcome as the container adapter reports it."""
+    """Runs the runner for one notebook with `python` in `course_copy`, killed with its kernel and
+    what that started at `timeout_seconds`; the outcome as the container adapter reports it."""
     started = time.monotonic()
     process = subprocess.Popen(
         [python, "-c", runner_source(), notebook, str(timeout_seconds + DEADLINE_MARGIN)],
@@ -137,18 +160,21 @@ def run_on_host(
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-        start_new_session=True,  # the kernel joins its group: one kill stops both
     )
     timed_out = False
     try:
         output, _ = process.communicate(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
         timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
+        stop_tree(process.pid)
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired as still_open:  # a process that escaped holds the pipe
+            partial = still_open.output or b""
+            output = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            stop_tree(process.pid)
             process.wait()
     return ContainerOutcome(
         output=output,
