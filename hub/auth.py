@@ -17,6 +17,10 @@ from jupyterhub.utils import url_path_join
 from tmpauthenticator import TmpAuthenticateHandler, TmpAuthenticator
 
 from hub.launch import ARGUMENTS
+from hub.pages import confirm_launch_html
+
+#: The template of the one-click page (templates/confirm-launch.html).
+CONFIRM_TEMPLATE = "confirm-launch.html"
 
 
 def spawn_arguments(query: str) -> list[tuple[str, str]]:
@@ -29,8 +33,33 @@ def spawn_arguments(query: str) -> list[tuple[str, str]]:
     return result
 
 
+def asks_for_a_click(sec_fetch_site: str | None) -> bool:
+    """Whether a launch link asks for one click before it starts anything: when another site
+    sent the browser (`Sec-Fetch-Site: cross-site`), which could otherwise spend a signed-in
+    learner's quota (a GPU for the idle hour) with a plain link or redirect. A link on this site,
+    one typed or bookmarked (`same-origin`, `same-site`, `none`) and clients that do not say
+    (no header) go straight on."""
+    return sec_fetch_site == "cross-site"
+
+
+async def confirm_cross_site_launch(handler: Any) -> bool:
+    """Shows the one-click page instead of the login when another site sent the browser; True
+    when it did. Its button is the same link, followed from this site."""
+    if not asks_for_a_click(handler.request.headers.get("Sec-Fetch-Site")):
+        return False
+    query = dict(parse_qsl(handler.request.query, keep_blank_values=True))
+    body = confirm_launch_html(query.get("course", ""), query.get("notebook"), handler.request.uri)
+    handler.finish(await handler.render_template(CONFIRM_TEMPLATE, confirm_html=body))
+    return True
+
+
 class CourseTmpLoginHandler(TmpAuthenticateHandler):
-    """`/hub/tmplogin`: a new throwaway user, then straight to the spawn of the linked course."""
+    """`/hub/tmplogin`: a new throwaway user, then straight to the spawn of the linked course
+    (from another site, after one click)."""
+
+    async def get(self) -> None:
+        if not await confirm_cross_site_launch(self):
+            await super().get()
 
     def get_next_url(self, user: Any = None, default: Any = None) -> str:
         arguments = spawn_arguments(self.request.query)

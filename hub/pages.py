@@ -89,3 +89,19 @@ def limit_html(refusal: Refusal, resume_base: str) -> str:
         + (f"<p>Your running servers:</p><ul>{running}</ul>" if running else "")
         + "</div>"
     )
+
+
+def confirm_launch_html(course: str, notebook: str | None, url: str) -> str:
+    """The one-click page of a launch link another site sent the browser to (hub/auth.py): what
+    would start, and a button that is the same link followed from this site."""
+    what = f"the course <code>{escape(course)}</code>"
+    if notebook:
+        what += f" at <code>{escape(notebook)}</code>"
+    return (
+        '<div class="ol-confirm-launch">'
+        "<h1>Start this course?</h1>"
+        f"<p>A page on another site sent you here to open {what}. Starting it gives you a "
+        "server of your own, which counts against your limits until it stops.</p>"
+        f'<p><a class="btn btn-primary btn-lg" id="ol-start" href="{escape(url)}">Start</a></p>'
+        "</div>"
+    )

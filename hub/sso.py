@@ -4,7 +4,7 @@ How a launch link travels with the gate (`custom.sso` set; hub/config.py picks t
 authenticator):
 
 1. `/tmplogin?course=X&notebook=Y` -> `/hub/tmplogin?...` -> `CourseSsoLoginHandler`, which
-   creates nothing: it sends the browser to `/hub/oauth_login?next=/hub/spawn?opt-course=X&...`
+   creates nothing (followed from another site, it first asks for one click): it sends the browser to `/hub/oauth_login?next=/hub/spawn?opt-course=X&...`
    (the link's arguments as `hub.auth` keeps them), and oauthenticator keeps `next` in its state
    cookie through the round trip.
 2. The identity provider (Keycloak in production, `local_hub/sso_provider.mjs` locally) signs the
@@ -12,8 +12,9 @@ authenticator):
 3. oauthenticator exchanges the code and reads the userinfo; `update_auth_model` (its extension
    point) turns the person into a *new throwaway user* named `l-<identity key>-<random>`: each
    link followed is a fresh user, as with TmpAuthenticator, but the name carries a key of the
-   person (a hash of the issuer and the `sub` claim, which the provider never reassigns; not the
-   person's name), so the launch limits can count one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
+   person (an HMAC, with the hub's cookie secret, of the issuer and the `sub` claim as sent,
+   which the provider never reassigns; not the person's name), so the launch limits can count
+   one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
 
 The provider's endpoints come from its discovery document (`<issuer>/.well-known/
 openid-configuration`), fetched at the first login, so the hub starts while the provider is down.
@@ -23,6 +24,7 @@ The client secret is oauthenticator's `client_secret` (env `OAUTH_CLIENT_SECRET`
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -39,7 +41,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Unicode
 
-from hub.auth import spawn_arguments
+from hub.auth import confirm_cross_site_launch, spawn_arguments
 
 #: `/hub/resume/<user>`: back to another throwaway user's server of the same person.
 RESUME_PATH = "resume"
@@ -48,9 +50,12 @@ KEY_LENGTH = 20
 _THROWAWAY = re.compile(rf"^l-([0-9a-f]{{{KEY_LENGTH}}})-[0-9a-f]{{10}}$")
 
 
-def identity_key(issuer: str, subject: str) -> str:
-    """A short, stable key of one person at one provider (not their name)."""
-    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:KEY_LENGTH]
+def identity_key(secret: bytes, issuer: str, subject: str) -> str:
+    """A short, stable key of one person at one provider (not their name): an HMAC of the
+    provider's `sub` exactly as it sent it (ids that differ only in case are two people) with
+    the hub's secret, so a key in a user name or URL tells nothing to whoever lacks it."""
+    message = f"{issuer}\n{subject}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:KEY_LENGTH]
 
 
 def throwaway_name(key: str) -> str:
@@ -106,9 +111,12 @@ def start_again(start_url: str) -> web.HTTPError:
 
 
 class CourseSsoLoginHandler(BaseHandler):
-    """`/hub/tmplogin` behind the gate: straight to the provider, the launch kept in `next`."""
+    """`/hub/tmplogin` behind the gate: straight to the provider, the launch kept in `next`
+    (from another site, after one click: `hub.auth.asks_for_a_click`)."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        if await confirm_cross_site_launch(self):
+            return
         arguments = spawn_arguments(self.request.query)
         next_url = url_path_join(self.hub.base_url, "spawn")
         if arguments:
@@ -207,8 +215,14 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_model = await super().update_auth_model(auth_model)
-        person = auth_model["name"]
-        auth_model["name"] = throwaway_name(identity_key(self.issuer, person))
+        # The `sub` as the provider sent it: `name` is JupyterHub's lowercased form of it.
+        user_info = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        subject = user_info.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise web.HTTPError(502, "The sign-in provider did not say who signed in (no `sub`).")
+        # The hub's cookie secret, kept by the chart across upgrades: the key of a person stays.
+        key = identity_key(self.parent.cookie_secret, self.issuer, subject)
+        auth_model["name"] = throwaway_name(key)
         auth_model["admin"] = False
         self.log.info("SSO login: a throwaway user %s for a person", auth_model["name"])
         return auth_model

@@ -31,6 +31,8 @@ ADMIN_SERVICE = "ol-local"
 #: owns it (`<host>:<pid>`), so that what a killed hub left behind can be found and removed.
 INSTANCE_LABEL = "ol.hub"
 OWNER_LABEL = "ol.hub.owner"
+#: The hub's cookie secret, in its state folder (JupyterHub writes it, hex-encoded).
+COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
 
 
 def read_params(params_file: str) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     c.JupyterHub.hub_bind_url = hub_url
     c.JupyterHub.db_url = params["db_url"]
     c.JupyterHub.upgrade_db = True
-    c.JupyterHub.cookie_secret_file = str(Path(params["state_dir"]) / "jupyterhub_cookie_secret")
+    c.JupyterHub.cookie_secret_file = str(Path(params["state_dir"]) / COOKIE_SECRET_FILE)
     c.JupyterHub.log_level = params.get("log_level", "INFO")
     # Servers outlive the hub process (restarts); `LocalHub.stop` removes the containers.
     c.JupyterHub.cleanup_servers = False

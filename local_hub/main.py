@@ -10,7 +10,9 @@ network of the hub's own and reach only the hub (see `local_hub.processes`).
 
 With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID provider
 (`local_hub.sso_provider`) starts too, and a launch link first asks you to sign in (the user and password
-are printed).
+are printed). `--stack NAME` (with the gate, as every stack has it) runs with that stack's
+launch limits and culling (`infra/Pulumi.<NAME>.yaml`), so what learners meet there can be tried
+here; the provider stays the local one, and flags given explicitly (`--idle-timeout`...) win.
 
 This is the command line; the pieces are the course images (`local_hub.images`), the hub's
 configuration (`local_hub.config`), its processes (`local_hub.processes.LocalHub`) and a client
@@ -33,7 +35,9 @@ from catalog import Catalog, find_repo_root, load_catalog
 from catalog.image_facts import ImageMapError
 from hub.contract import launch_link
 from hub.launch import LaunchSettings
+from hub.limits import LimitSettings
 from hub.settings import CullSettings, HubSettings
+from infra.stack_config import STACKS, StackConfig, load_stack_config
 from local_hub.images import build_images, docker_client, load_image_map, local_images
 from local_hub.processes import LocalHub
 from local_hub.sso_provider import LocalSsoProvider
@@ -56,6 +60,37 @@ def launch_links(
 # --- Command line ---------------------------------------------------------------------------
 
 
+#: The culling flags and the CullSettings fields they set.
+CULL_FLAGS = {
+    "idle_timeout": "idle_timeout",
+    "max_age": "max_age",
+    "cull_every": "every",
+    "kernel_idle_timeout": "kernel_idle_timeout",
+}
+
+
+def local_settings(
+    catalog: Catalog,
+    images: Mapping[str, str],
+    flags: Mapping[str, int | None],
+    stack: StackConfig | None = None,
+) -> HubSettings:
+    """What the local hub runs with: the stack's limits and culling where one is named (none and
+    CullSettings' defaults otherwise), the culling flags given (not None) over either."""
+    culling = stack.culling if stack else CullSettings()
+    given: dict[str, Any] = {
+        field: flags[flag] for flag, field in CULL_FLAGS.items() if flags.get(flag) is not None
+    }
+    culling = replace(culling, **given)
+    return HubSettings(
+        catalog=catalog,
+        image_map=images,
+        launch=LaunchSettings(),
+        culling=culling,
+        limits=stack.limits if stack else LimitSettings(),
+    )
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     defaults = CullSettings()
     parser = argparse.ArgumentParser(
@@ -69,14 +104,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="use the image map and the images already built; do not run Pants",
     )
-    parser.add_argument("--idle-timeout", type=int, default=defaults.idle_timeout)
-    parser.add_argument("--max-age", type=int, default=defaults.max_age)
-    parser.add_argument("--cull-every", type=int, default=defaults.every)
-    parser.add_argument("--kernel-idle-timeout", type=int, default=defaults.kernel_idle_timeout)
+    for flag, field in CULL_FLAGS.items():
+        default = getattr(defaults, field)
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=int,
+            help=f"seconds (default: the stack's with --stack, else {default})",
+        )
     parser.add_argument(
         "--sso",
         action="store_true",
         help="put the production SSO gate in front (a local OpenID provider starts too)",
+    )
+    parser.add_argument(
+        "--stack",
+        choices=STACKS,
+        help="that stack's launch limits and culling (infra/Pulumi.<stack>.yaml); implies --sso",
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--echo-logs", action="store_true", help="hub logs to the terminal")
@@ -94,18 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImageMapError as e:
         print(e, file=sys.stderr)
         return 1
-    culling = replace(
-        CullSettings(),
-        idle_timeout=args.idle_timeout,
-        max_age=args.max_age,
-        every=args.cull_every,
-        kernel_idle_timeout=args.kernel_idle_timeout,
-    )
-    settings = HubSettings(
-        catalog=catalog, image_map=images, launch=LaunchSettings(), culling=culling
-    )
+    stack = load_stack_config(root / "infra", args.stack) if args.stack else None
+    settings = local_settings(catalog, images, vars(args), stack)
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="ol-local-hub-"))
-    provider = LocalSsoProvider(state_dir, users=dict([SSO_USER])) if args.sso else None
+    gated = args.sso or stack is not None
+    provider = LocalSsoProvider(state_dir, users=dict([SSO_USER])) if gated else None
     if provider is not None:
         settings = replace(settings, sso=provider.settings)
     hub = LocalHub(
@@ -128,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             provider.start([f"{hub.url}/hub/oauth_callback"])
         hub.start()
         print(f"\nLocal hub: {hub.url}   (state and logs: {state_dir})\n")
+        if stack is not None:
+            print(
+                f"Limits and culling of the {stack.name} stack: {settings.limits}, {settings.culling}\n"
+            )
         if provider is not None:
             print(
                 f"SSO gate: sign in at {provider.issuer} as {SSO_USER[0]!r}, "

@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 import requests
 
 from hub.settings import HubSettings, settings_to_custom
+from hub.sso import identity_key
 from local_hub.client import HubClient, HubError
-from local_hub.config import INSTANCE_LABEL, OWNER_LABEL
+from local_hub.config import COOKIE_SECRET_FILE, INSTANCE_LABEL, OWNER_LABEL
 from local_hub.images import docker_client
 
 #: The jupyterhub_config.py function that configures the local hub (`module:function`).
@@ -409,3 +410,12 @@ class LocalHub(HubClient, Started):
 
     def log_tail(self, lines: int = 60) -> str:
         return tail_of(self.hub_log, lines)
+
+    def person_key(self, subject: str) -> str:
+        """The key the SSO gate gives the person with `subject` at this hub's provider: an HMAC
+        with this hub's cookie secret (hub.sso.identity_key), which JupyterHub keeps in the state
+        folder, hex-encoded."""
+        if self.settings.sso is None:
+            raise LocalHubError("this hub has no SSO gate: its users belong to no person")
+        secret = bytes.fromhex((self.state_dir / COOKIE_SECRET_FILE).read_text().strip())
+        return identity_key(secret, self.settings.sso.issuer, subject)

@@ -7,8 +7,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hub.auth import asks_for_a_click
 from hub.contract import launch_link, launch_query
 from hub.launch import query_arguments
+from hub.pages import confirm_launch_html
 from hub.pages import launch_link as spawn_page_link
 from local_hub.client import HubClient
 from tests.hub.hub_data import CATALOG
@@ -49,3 +51,19 @@ def test_every_builder_writes_the_same_link() -> None:
     assert link.url == expected
     spawn = spawn_page_link("/hub/spawn", "intro-ml", NOTEBOOK)
     assert spawn == "/hub/spawn?" + urlsplit(expected).query
+
+
+@pytest.mark.parametrize(
+    ("sec_fetch_site", "asks"),
+    [("cross-site", True), ("same-site", False), ("same-origin", False), ("none", False),
+     (None, False)],
+)  # fmt: skip
+def test_only_another_site_s_link_asks_for_a_click(sec_fetch_site: str | None, asks: bool) -> None:
+    assert asks_for_a_click(sec_fetch_site) is asks
+
+
+def test_the_one_click_page_names_the_launch_and_escapes_it() -> None:
+    url = "/hub/tmplogin?course=intro-ml&notebook=%3Cb%3E.ipynb"
+    html = confirm_launch_html("intro-ml", "<b>.ipynb", url)
+    assert "<code>intro-ml</code> at <code>&lt;b&gt;.ipynb</code>" in html
+    assert f'id="ol-start" href="{url.replace("&", "&amp;")}"' in html and "<b>" not in html

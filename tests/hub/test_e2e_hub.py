@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -268,3 +271,72 @@ def test_tmplogin_keeps_the_link_arguments(hub: LocalHub) -> None:
     hops = redirects_to_spawn(hub.link(slug, notebook))
     assert [urlparse(h).path for h in hops] == ["/tmplogin", "/hub/tmplogin", "/hub/spawn"]
     assert parse_qs(urlparse(hops[-1]).query) == {"opt-course": [slug], "opt-notebook": [notebook]}
+
+
+@contextmanager
+def page_on_another_site(html: str) -> Iterator[str]:
+    """A page served on loopback under the name `localhost`: another site than the hub's
+    127.0.0.1 for the browser (a site is the scheme and host), as an attacker's page would be."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_launch_link_from_another_site_asks_for_one_click(hub: LocalHub, page: Any) -> None:
+    """Issue 25, finding 8: any site could send a learner's browser to a launch link and start a
+    server on their quota. Followed from another site (Chromium says `Sec-Fetch-Site:
+    cross-site`) the link shows what it would start and starts nothing; the click (the same link,
+    now from the hub's own page) does."""
+    slug = next(iter(hub.settings.image_map))
+    notebook = hub.settings.catalog[slug].notebooks[0]
+    link = hub.link(slug, notebook)
+    users_before = {u["name"] for u in hub.api("GET", "/users").json()}
+    containers_before = {c.id for c in hub.containers()}
+    with page_on_another_site(f'<a id="go" href="{link}">a free GPU</a>') as attacker:
+        page.goto(attacker)
+        page.click("#go")
+        page.wait_for_selector("#ol-start", timeout=30_000)
+    assert slug in page.inner_text(".ol-confirm-launch")
+    assert {u["name"] for u in hub.api("GET", "/users").json()} == users_before
+    assert {c.id for c in hub.containers()} == containers_before
+    page.click("#ol-start")
+    wait_until_in_lab(page, notebook)
+    user = user_from_url(page.url)
+    assert user and container_of(hub, user).labels["course"] == slug
+    hub.delete_user(user)
+
+
+@pytest.mark.parametrize(
+    "sec_fetch_site, asks", [("cross-site", True), ("same-site", False), ("none", False)]
+)
+def test_only_a_cross_site_navigation_asks(hub: LocalHub, sec_fetch_site: str, asks: bool) -> None:
+    """What Chromium sends for a link on this site or a typed URL goes straight on."""
+    slug = next(iter(hub.settings.image_map))
+    response = requests.get(
+        f"{hub.url}/hub/tmplogin?course={slug}",  # the hub's own handler, past the proxy's hop
+        headers={"Sec-Fetch-Site": sec_fetch_site},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if asks:
+        assert response.status_code == 200 and 'id="ol-start"' in response.text
+    else:
+        assert response.status_code in (301, 302, 303, 307), response.status_code

@@ -26,7 +26,7 @@ from hub.config import HSTS
 from hub.launch import LaunchSettings
 from hub.limits import LimitSettings
 from hub.settings import CullSettings, HubSettings
-from hub.sso import identity_key, identity_of
+from hub.sso import identity_of
 from local_hub.client import user_from_url
 from local_hub.processes import LocalHub, LocalHubError, free_port
 from local_hub.sso_provider import LocalSsoProvider, provider_module, sign_in
@@ -45,6 +45,9 @@ pytestmark = pytest.mark.timeout(900)
 LEARNERS = 20
 USERS = {f"learner{n:02}": f"pw-{n}" for n in range(1, LEARNERS + 2)}
 USERS["hammer"] = "pw-hammer"
+# Two accounts whose ids differ only in case: two people (issue 25, finding 6).
+USERS["Casey"] = "pw-Casey"
+USERS["casey"] = "pw-casey"
 LIMITS = LimitSettings(
     active_servers=LEARNERS, servers_per_identity=2, spawns_per_identity_per_minute=10
 )
@@ -197,7 +200,7 @@ def test_a_browser_signs_in_and_lands_in_the_notebook(gated: Gated, page: Any) -
     page.click("button[type=submit]")
     wait_until_in_lab(page, notebook)
     user = user_from_url(page.url)
-    assert user and identity_of(user) == identity_key(provider.issuer, "learner01")
+    assert user and identity_of(user) == hub.person_key("learner01")
     assert container_of(hub, user).labels["course"] == slug
     hub.delete_user(user)
 
@@ -205,7 +208,7 @@ def test_a_browser_signs_in_and_lands_in_the_notebook(gated: Gated, page: Any) -
 def test_twenty_learners_land_in_their_courses_and_the_next_gets_the_limit_page(
     gated: Gated,
 ) -> None:
-    hub, provider = gated.hub, gated.provider
+    hub = gated.hub
     slugs = courses_with_images(hub)
     plan = [(f"learner{n:02}", slugs[n % len(slugs)]) for n in range(1, LEARNERS + 1)]
 
@@ -215,14 +218,14 @@ def test_twenty_learners_land_in_their_courses_and_the_next_gets_the_limit_page(
     with ThreadPoolExecutor(LEARNERS) as pool:
         visits = list(pool.map(lambda args: learner(*args), plan))
     try:
-        check_learners_and_the_limit(hub, provider, plan, visits)
+        check_learners_and_the_limit(hub, plan, visits)
     finally:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(hub.delete_user, filter(None, (v.user for v in visits))))
 
 
 def check_learners_and_the_limit(
-    hub: LocalHub, provider: LocalSsoProvider, plan: list[tuple[str, str]], visits: list[Visit]
+    hub: LocalHub, plan: list[tuple[str, str]], visits: list[Visit]
 ) -> None:
     slugs = courses_with_images(hub)
     no_server_errors(visits)
@@ -234,7 +237,7 @@ def check_learners_and_the_limit(
 
     for (who, slug), v, user in zip(plan, visits, users):
         assert user is not None
-        assert identity_of(user) == identity_key(provider.issuer, who)
+        assert identity_of(user) == hub.person_key(who)
         notebook = hub.settings.catalog[slug].notebooks[0]
         # The learner's own session: the single-user server's OAuth round trip, then JupyterLab.
         response = v.session.get(
@@ -260,25 +263,23 @@ def check_learners_and_the_limit(
 
 
 def test_one_person_hammering_a_gpu_link_holds_at_most_its_limit(gated: Gated) -> None:
-    hub, provider = gated.hub, gated.provider
+    hub = gated.hub
     gpu_courses = [s for s in courses_with_images(hub) if hub.settings.catalog[s].gpu]
     assert gpu_courses, "the catalog has no GPU course with an image"
     link = hub.link(gpu_courses[0])
     with ThreadPoolExecutor(10) as pool:
         visits = list(pool.map(lambda _: visit(link, "hammer"), range(30)))
     try:
-        check_the_hammering(hub, provider, visits, gpu_courses[0])
+        check_the_hammering(hub, visits, gpu_courses[0])
     finally:
         for user in hub.api("GET", "/users").json():
             if user["servers"]:
                 hub.delete_user(user["name"])
 
 
-def check_the_hammering(
-    hub: LocalHub, provider: LocalSsoProvider, visits: list[Visit], gpu_course: str
-) -> None:
+def check_the_hammering(hub: LocalHub, visits: list[Visit], gpu_course: str) -> None:
     no_server_errors(visits)
-    person = identity_key(provider.issuer, "hammer")
+    person = hub.person_key("hammer")
     started = [v for v in visits if v.response.status_code == 200]
     refused = [v for v in visits if v.response.status_code == 429]
     assert len(started) + len(refused) == 30, [v.statuses[-1] for v in visits]
@@ -313,9 +314,9 @@ def test_a_rest_restart_past_the_per_person_limit_is_refused(gated: Gated) -> No
     (`DELETE /hub/api/users/A/server`), another user of theirs started through the REST API,
     then `POST /hub/api/users/A/server`: A's admission, still in the rate window, let the
     restart through past the per-person limit (a third server against a limit of 2)."""
-    hub, provider = gated.hub, gated.provider
+    hub = gated.hub
     slug = courses_with_images(hub)[0]
-    person = identity_key(provider.issuer, "learner20")
+    person = hub.person_key("learner20")
     visits = [visit(hub.link(slug), "learner20") for _ in range(3)]
     try:
         assert [v.response.status_code for v in visits] == [200, 200, 429]  # C: the limit page
@@ -374,6 +375,40 @@ def test_a_replayed_sign_in_gets_a_start_again_page_not_a_500(gated: Gated) -> N
         user = user_from_url(signed_in.url)
         if user:
             hub.delete_user(user)
+
+
+def test_accounts_whose_ids_differ_only_in_case_are_two_people(gated: Gated) -> None:
+    """Issue 25, finding 6: the person's key hashed JupyterHub's lowercased username, so `Casey`
+    and `casey` (two accounts wherever the provider's ids are case-sensitive) shared one key and
+    one set of limits. Now it is an HMAC of the `sub` as sent."""
+    hub = gated.hub
+    slug = courses_with_images(hub)[0]
+    visits = [visit(hub.link(slug), who) for who in ("Casey", "casey")]
+    try:
+        no_server_errors(visits)
+        users = [v.user for v in visits]
+        assert all(users), [v.statuses[-1] for v in visits]
+        keys = [identity_of(str(u)) for u in users]
+        assert keys[0] != keys[1], "two accounts counted as one person"
+        assert keys == [hub.person_key("Casey"), hub.person_key("casey")]
+    finally:
+        for user in filter(None, (v.user for v in visits)):
+            hub.delete_user(user)
+
+
+def test_a_launch_link_from_another_site_asks_before_the_sign_in(gated: Gated) -> None:
+    """Issue 25, finding 8, behind the gate: followed from another site, the link does not go on
+    to the provider (which signs a person it remembers in without a word) until the click."""
+    url = f"{gated.hub.url}/hub/tmplogin?course={courses_with_images(gated.hub)[0]}"
+
+    def get(sec_fetch_site: str) -> requests.Response:
+        headers = {"Sec-Fetch-Site": sec_fetch_site}
+        return requests.get(url, headers=headers, allow_redirects=False, timeout=30)
+
+    cross = get("cross-site")
+    assert cross.status_code == 200 and 'id="ol-start"' in cross.text
+    same = get("same-origin")
+    assert same.status_code == 302 and "/hub/oauth_login" in same.headers["Location"]
 
 
 def test_an_unreachable_provider_gets_a_try_again_page_not_a_500() -> None:

@@ -23,8 +23,9 @@ from hub.spawner import CourseSpawner, LimitReached, servers_in_use
 from hub.sso import identity_key, identity_of, throwaway_name
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, PRODUCTION
 
-ADA = identity_key("https://sso.example.edu/realms/x", "ada")
-BOB = identity_key("https://sso.example.edu/realms/x", "bob")
+SECRET = b"the hub's cookie secret"
+ADA = identity_key(SECRET, "https://sso.example.edu/realms/x", "ada")
+BOB = identity_key(SECRET, "https://sso.example.edu/realms/x", "bob")
 NOW = 1_000_000.0
 
 
@@ -202,9 +203,14 @@ def test_throwaway_names_carry_the_person_but_not_their_name() -> None:
     # TmpAuthenticator's users (uuid4) and other names belong to nobody.
     assert identity_of("1b4e28ba-2fa1-11d2-883f-0016d3cca427") is None
     assert identity_of(f"x{first}") is None
-    assert identity_key("https://a.example/realm", "ada") != identity_key(
-        "https://b.example/realm", "ada"
+    realm = "https://a.example/realm"
+    assert identity_key(SECRET, realm, "ada") != identity_key(
+        SECRET, "https://b.example/realm", "ada"
     )
+    # Issue 25, finding 6: ids that differ only in case are two people (the provider's `sub` as
+    # sent), and without the hub's secret a key says nothing of whose it is.
+    assert identity_key(SECRET, realm, "Ada") != identity_key(SECRET, realm, "ada")
+    assert identity_key(b"another hub", realm, "ada") != identity_key(SECRET, realm, "ada")
 
 
 # --- The spawner's adapter ------------------------------------------------------------------
@@ -390,7 +396,9 @@ def test_gpu_servers_limit_refuses_gpu_courses_only() -> None:
         ("p2", "deep-learning-gpu"),
         ("p3", "data-analytics"),
     ]:
-        spawner = limited_spawner(throwaway_name(identity_key("i", person)), users, gpu_servers=1)
+        spawner = limited_spawner(
+            throwaway_name(identity_key(SECRET, "i", person)), users, gpu_servers=1
+        )
         spawner.admissions = admissions
         try:
             spawner.options_from_query({"course": [course]})

@@ -4,18 +4,23 @@ with DockerSpawner), its course images (only the image map's) and its launch lin
 from __future__ import annotations
 
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
+from catalog import find_repo_root
 from catalog.image_facts import ImageMapError
 from hub.auth import CourseTmpAuthenticator
+from hub.limits import LimitSettings
+from hub.settings import CullSettings
+from infra.stack_config import STACKS, load_stack_config
 from local_hub.client import user_from_url
 from local_hub.config import configure_local
 from local_hub.images import local_images
-from local_hub.main import launch_links
+from local_hub.main import launch_links, local_settings, parse_arguments
 from local_hub.spawner import CourseDockerSpawner
 from tests.hub.hub_data import CATALOG, IMAGE_MAP, REGISTRY, local_hub_params_file
 
@@ -128,3 +133,29 @@ def test_local_images_come_from_the_image_map_only(
         assert str(raised.value) == expected
     else:
         assert local_images(CATALOG, image_map, client) == expected
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_a_stack_s_limits_and_culling_run_locally(name: str) -> None:
+    """`hub:local -- --stack <name>`: what learners meet in that stack, on a laptop (gated, as
+    every stack is); a culling flag given explicitly wins."""
+    stack = load_stack_config(find_repo_root() / "infra", name)
+    arguments = parse_arguments(["--stack", name])
+    settings = local_settings(CATALOG, IMAGE_MAP, vars(arguments), stack)
+    assert (settings.limits, settings.culling) == (stack.limits, stack.culling)
+    assert settings.image_map == IMAGE_MAP and settings.sso is None  # the provider is local
+    faster = vars(parse_arguments(["--stack", name, "--idle-timeout", "60"]))
+    assert local_settings(CATALOG, IMAGE_MAP, faster, stack).culling == replace(
+        stack.culling, idle_timeout=60
+    )
+
+
+def test_without_a_stack_the_local_hub_has_no_limits() -> None:
+    settings = local_settings(CATALOG, IMAGE_MAP, vars(parse_arguments([])))
+    assert (settings.limits, settings.culling) == (LimitSettings(), CullSettings())
+
+
+def test_an_unknown_stack_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_arguments(["--stack", "qa"])
+    assert "invalid choice: 'qa'" in capsys.readouterr().err
