@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hub.limits import users_per_person
 from hub.settings import CullSettings, HubSettings
 
 TEMPLATES = str(Path(__file__).with_name("templates"))
@@ -71,6 +72,8 @@ def configure_login(c: Any, settings: HubSettings) -> None:
     c.CourseSsoAuthenticator.login_service = "your institution's sign-in"
     # /hub/login goes straight to the provider: no page with a button first.
     c.CourseSsoAuthenticator.auto_login = True
+    # A sign-in reuses one of the person's throwaway users without a server, and stops at a bound.
+    c.CourseSsoAuthenticator.users_per_person = users_per_person(settings.limits)
 
 
 #: Browsers keep to https for a year once they have seen the hub over it (HSTS).

@@ -14,6 +14,9 @@ A refusal says which limit, when to try again (`retry_after`, seconds: the hub-w
 for culling to free servers; the rate limit for its window to pass) and, for the identity's own
 limit, which of its users have a server (the page links back to them). The spawner
 (hub/spawner.py) gathers the data from the hub and turns a refusal into a 429 page.
+
+Behind the SSO gate a person's throwaway users are bounded too (`user_for_sign_in`): a sign-in
+takes one of theirs without a server before it makes another (hub/sso.py).
 """
 
 from __future__ import annotations
@@ -182,3 +185,38 @@ class Admissions:
         """The user's launch did not start: it no longer counts."""
         self.waiting.pop(user, None)
         self.spawns = [(t, server) for t, server in self.spawns if server.user != user]
+
+
+# --- throwaway users per person -------------------------------------------------------------
+
+#: Seconds a throwaway user chosen for a sign-in is held for it (the sign-in's redirect to its
+#: start takes about a second), so that another sign-in of the same person at the same moment
+#: gets another user; the start marks the user busy from then.
+SIGN_IN_HOLD = 15
+
+
+def users_per_person(limits: LimitSettings) -> int:
+    """How many throwaway users one person may hold (0: no bound): their servers, and two more
+    for sign-ins under way; without a per-person server limit there is no bound."""
+    return limits.servers_per_identity + 2 if limits.servers_per_identity else 0
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Which throwaway user a person's sign-in gets: `reuse` an existing one without a server,
+    a new one (neither set), or `refused`: they hold as many as they may, all busy."""
+
+    reuse: str | None = None
+    refused: bool = False
+
+
+def user_for_sign_in(busy: dict[str, bool], held: Sequence[str], bound: int) -> SignIn:
+    """`busy`: the person's throwaway users -> whether it has a server (running or starting);
+    `held`: users other sign-ins chose a moment ago; `bound`: `users_per_person` (0: none).
+    Each sign-in would otherwise make one more user (one client made 300 in 11 s)."""
+    idle = sorted(name for name, has_server in busy.items() if not has_server and name not in held)
+    if idle:
+        return SignIn(reuse=idle[0])
+    if bound and len(busy) >= bound:
+        return SignIn(refused=True)
+    return SignIn()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from jupyterhub.spawner import Spawner, SpawnException
@@ -130,6 +132,23 @@ def _as_list(value: Any) -> list[Any]:
     return list(value or [])
 
 
+@dataclass
+class LinkState:
+    """What reading a link left for the options form JupyterHub shows in the same request when
+    the link fails: its refusal, or its planned options and the limit that refused it."""
+
+    refusal: LaunchRefused | None = None
+    planned: dict[str, str] | None = None
+    limit: Refusal | None = None
+
+
+#: Per request (JupyterHub reads the link and shows the form in the request's own task): spawner
+#: -> LinkState, so that two requests for one user (two tabs, two sign-ins at once) never take
+#: each other's. Reading a link sets a dict of its own; a task the request starts (the spawn)
+#: shares it.
+_LINK_STATES: ContextVar[dict[int, LinkState] | None] = ContextVar("link_states", default=None)
+
+
 class CourseSpawner(Spawner):
     """The shared part: launch planning, error pages, clean state, kernel culling arguments.
 
@@ -161,11 +180,18 @@ class CourseSpawner(Spawner):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in self.planned_traits}
-        self._refusal: LaunchRefused | None = None
-        self._limit: Refusal | None = None
-        # The user options of the last link that planned; a start error after it is not the link's.
-        self._planned: dict[str, str] | None = None
         self.launch_plan: LaunchPlan | None = None
+
+    # --- what a link's reading leaves for the form of the same request ----------------------
+
+    def _new_link_state(self) -> LinkState:
+        # A dict of this request's own (set, never shared through an outer context's dict).
+        state = LinkState()
+        _LINK_STATES.set({id(self): state})
+        return state
+
+    def _take_link_state(self) -> LinkState:
+        return (_LINK_STATES.get() or {}).pop(id(self), LinkState())
 
     # --- planning ------------------------------------------------------------------------
 
@@ -191,18 +217,19 @@ class CourseSpawner(Spawner):
             raise LaunchRefused(error, self._link_base) from None
 
     def _plan_or_remember(self, options: Any) -> dict[str, str]:
+        state = self._new_link_state()
         try:
             plan = self.plan(options)
         except LaunchRefused as refusal:
-            self._refusal, self._planned = refusal, None
+            state.refusal = refusal
             raise
-        self._refusal, self._planned = None, plan.user_options()
+        state.planned = plan.user_options()
         try:
             self.admit(plan)
         except LimitReached as reached:
-            self._limit = reached.refusal
+            state.limit = reached.refusal
             raise
-        return self._planned
+        return state.planned
 
     def admit(self, plan: LaunchPlan, now: float | None = None) -> None:
         """Counts the launch against the limits, or raises `LimitReached` (429)."""
@@ -273,9 +300,8 @@ class CourseSpawner(Spawner):
         planned but whose start failed (a limit's 429, a start error), a form that retries the
         same launch under JupyterHub's error (with the limit's details); otherwise the link's
         refusal."""
-        refusal, spawner._refusal = spawner._refusal, None
-        planned, spawner._planned = spawner._planned, None
-        limit, spawner._limit = spawner._limit, None
+        state = spawner._take_link_state()
+        refusal, planned, limit = state.refusal, state.planned, state.limit
         if refusal is None and planned is not None:
             if limit is None:  # the start failed (JupyterHub's spawn limit, a start error)
                 spawner.admissions.cancel(spawner.user.name)
@@ -327,7 +353,7 @@ class CourseSpawner(Spawner):
             plan.gpu_count,
         )
         started = await super().start()
-        self._planned = None  # started: a later form is no retry of this launch
+        self._take_link_state()  # started: a later form is no retry of this launch
         return started
 
     async def stop(self, now: bool = False) -> Any:

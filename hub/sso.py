@@ -28,10 +28,12 @@ import hmac
 import json
 import re
 import secrets
+import time
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
@@ -39,9 +41,10 @@ from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from hub.auth import confirm_cross_site_launch, spawn_arguments
+from hub.limits import SIGN_IN_HOLD, user_for_sign_in
 
 #: `/hub/resume/<user>`: back to another throwaway user's server of the same person.
 RESUME_PATH = "resume"
@@ -58,9 +61,14 @@ def identity_key(secret: bytes, issuer: str, subject: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:KEY_LENGTH]
 
 
+def throwaway_prefix(key: str) -> str:
+    """What the names of the throwaway users of the person with `key` start with."""
+    return f"l-{key}-"
+
+
 def throwaway_name(key: str) -> str:
     """A new throwaway user name for the person with `key`."""
-    return f"l-{key}-{secrets.token_hex(5)}"
+    return f"{throwaway_prefix(key)}{secrets.token_hex(5)}"
 
 
 def identity_of(user_name: str) -> str | None:
@@ -92,6 +100,23 @@ def sign_in_unavailable(retry_url: str) -> web.HTTPError:
     error.jupyterhub_html_message = (  # type: ignore[attr-defined]
         "Sign-in is unavailable right now. Please "
         f'<a href="{escape(retry_url)}">try again</a> in a minute.'
+    )
+    return error
+
+
+def too_many_sign_ins(retry_after: int) -> web.HTTPError:
+    """429: the person holds as many throwaway users as they may, each with a server starting or
+    running (hub.limits.user_for_sign_in)."""
+    error = web.HTTPError(
+        429,
+        "You have as many servers as you may, each starting or running. Close one you no longer "
+        "need, or wait for one to stop, then open your course link again.",
+        reason="Too many sign-ins",
+    )
+    error.headers = {"Retry-After": str(retry_after)}  # type: ignore[attr-defined]
+    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
+        f'<span class="ol-limit" data-reason="identity-users">{escape(error.log_message or "")}'
+        "</span>"
     )
     return error
 
@@ -163,7 +188,16 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
         config=True
     )
 
+    users_per_person = Integer(
+        0,
+        help="Throwaway users one person may hold (hub.limits.users_per_person; 0: no bound). "
+        "A sign-in reuses one of theirs without a server before it makes another.",
+    ).tag(config=True)
+
     login_handler = DiscoveringLoginHandler
+
+    #: Throwaway users chosen for a sign-in in the last SIGN_IN_HOLD seconds -> when.
+    _held: dict[str, float]
 
     # Types of the inherited traits set here (for mypy; traitlets declares them untyped).
     authorize_url: str
@@ -212,6 +246,29 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
         except OSError as error:
             self.log.warning("SSO provider unreachable: %s", error)
             raise sign_in_unavailable(start) from None
+
+    async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> Any:
+        """The person's sign-in, as one of their throwaway users without a server where they
+        have one, else a new one, or the 429 page once they hold `users_per_person`, all busy."""
+        auth_model = await super().authenticate(handler, data, **kwargs)
+        person = identity_of(auth_model["name"]) if auth_model else None
+        if person is None:
+            return auth_model
+        now = time.monotonic()
+        held = {n: t for n, t in getattr(self, "_held", {}).items() if now - t < SIGN_IN_HOLD}
+        prefix = throwaway_prefix(person)
+        rows = handler.db.query(orm.User).filter(orm.User.name.startswith(prefix)).all()
+        busy = {row.name: bool(handler.users[row.name].active) for row in rows}
+        choice = user_for_sign_in(busy, list(held), self.users_per_person)
+        if choice.refused:
+            self.log.info("SSO login refused: a person holds %d busy throwaway users", len(busy))
+            raise too_many_sign_ins(SIGN_IN_HOLD)
+        if choice.reuse:
+            auth_model["name"] = choice.reuse
+            self.log.info("SSO login: the person's throwaway user %s again", choice.reuse)
+        held[auth_model["name"]] = now
+        self._held = held
+        return auth_model
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_model = await super().update_auth_model(auth_model)

@@ -24,7 +24,7 @@ import requests
 
 from hub.config import HSTS
 from hub.launch import LaunchSettings
-from hub.limits import LimitSettings
+from hub.limits import LimitSettings, users_per_person
 from hub.settings import CullSettings, HubSettings
 from hub.sso import identity_of
 from local_hub.client import user_from_url
@@ -285,7 +285,7 @@ def check_the_hammering(hub: LocalHub, visits: list[Visit], gpu_course: str) -> 
     assert len(started) + len(refused) == 30, [v.statuses[-1] for v in visits]
     assert 1 <= len(started) <= LIMITS.servers_per_identity
     for v in refused:
-        assert re.search(r'data-reason="identity-(servers|rate)"', v.response.text)
+        assert re.search(r'data-reason="identity-(servers|rate|users)"', v.response.text)
         assert int(v.response.headers["Retry-After"]) > 0
     servers = [
         user["name"]
@@ -375,6 +375,32 @@ def test_a_replayed_sign_in_gets_a_start_again_page_not_a_500(gated: Gated) -> N
         user = user_from_url(signed_in.url)
         if user:
             hub.delete_user(user)
+
+
+def test_forty_sign_ins_of_one_person_leave_a_handful_of_users(gated: Gated) -> None:
+    """Issue 25, finding 3: each sign-in made one more throwaway user (one client made 300 in
+    11 s, kept an hour each). A sign-in now takes one of the person's users without a server, and
+    past `users_per_person` (two servers and two sign-ins under way) gets a 429 page."""
+    hub = gated.hub
+    person = hub.person_key("learner19")
+    slug = min(hub.settings.image_map, key=lambda s: hub.settings.catalog[s].resources.memory_limit)
+    with ThreadPoolExecutor(4) as pool:
+        visits = list(pool.map(lambda _: visit(hub.link(slug), "learner19"), range(40)))
+    try:
+        no_server_errors(visits)
+        statuses = sorted({v.response.status_code for v in visits})
+        assert set(statuses) <= {200, 429}, statuses
+        for v in visits:
+            if v.response.status_code == 429:
+                assert re.search(r'data-reason="identity-(servers|rate|users)"', v.response.text)
+        mine = [
+            u["name"] for u in hub.api("GET", "/users").json() if identity_of(u["name"]) == person
+        ]
+        assert 1 <= len(mine) <= users_per_person(LIMITS), mine
+    finally:
+        for user in hub.api("GET", "/users").json():
+            if identity_of(user["name"]) == person:
+                hub.delete_user(user["name"])
 
 
 def test_accounts_whose_ids_differ_only_in_case_are_two_people(gated: Gated) -> None:

@@ -140,6 +140,7 @@ def test_z2jh_config_loads_in_jupyterhub() -> None:
     assert authenticator.issuer == "https://sso.example.edu/realms/learners"
     assert authenticator.client_id == "hub" and authenticator.auto_login is True
     assert authenticator.username_claim == "sub"
+    assert authenticator.users_per_person == 4  # two servers per person, two sign-ins under way
     assert authenticator.allow_all is True
     paths = [path for path, _ in authenticator.get_handlers(app)]
     assert {"/oauth_login", "/oauth_callback", "/tmplogin", "/resume/([^/]+)"} <= set(paths)

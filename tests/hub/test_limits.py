@@ -16,7 +16,16 @@ import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
-from hub.limits import Admissions, LimitSettings, ServerInUse, check_limits, wait_text
+from hub.limits import (
+    Admissions,
+    LimitSettings,
+    ServerInUse,
+    SignIn,
+    check_limits,
+    user_for_sign_in,
+    users_per_person,
+    wait_text,
+)
 from hub.pages import limit_html
 from hub.settings import HubSettings
 from hub.spawner import CourseSpawner, LimitReached, servers_in_use
@@ -406,3 +415,33 @@ def test_gpu_servers_limit_refuses_gpu_courses_only() -> None:
         except LimitReached as reached:
             results[person] = reached.refusal.reason
     assert results == {"p1": "ok", "p2": "gpu-servers", "p3": "ok"}
+
+
+# --- throwaway users per person ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("busy", "held", "bound", "expected"),
+    [
+        pytest.param({}, [], 4, SignIn(), id="a-first-sign-in-makes-a-user"),
+        pytest.param({"a": True, "b": False}, [], 4, SignIn(reuse="b"), id="one-without-a-server"),
+        pytest.param(
+            {"a": False, "b": False}, ["a"], 4, SignIn(reuse="b"), id="not-one-held-for-another"
+        ),
+        pytest.param({"a": True, "b": False}, ["b"], 4, SignIn(), id="all-busy-or-held-below"),
+        pytest.param(
+            {n: True for n in "abcd"}, [], 4, SignIn(refused=True), id="at-the-bound-refused"
+        ),
+        pytest.param({"a": True, "b": False}, ["b"], 2, SignIn(refused=True), id="held-count"),
+        pytest.param({n: True for n in "abcd"}, [], 0, SignIn(), id="no-bound"),
+    ],
+)
+def test_which_user_a_sign_in_gets(
+    busy: dict[str, bool], held: list[str], bound: int, expected: SignIn
+) -> None:
+    assert user_for_sign_in(busy, held, bound) == expected
+
+
+def test_the_bound_follows_the_per_person_server_limit() -> None:
+    assert users_per_person(LimitSettings(servers_per_identity=2)) == 4
+    assert users_per_person(LimitSettings()) == 0

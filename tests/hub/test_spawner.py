@@ -424,3 +424,29 @@ def test_a_start_error_after_a_good_link_offers_the_same_launch_again() -> None:
     assert caught.value.reason == "no-course"
     # "Start" posts the form: the same launch, planned again.
     assert spawner.run_options_from_form({k: [v] for k, v in fields.items()}) == planned
+
+
+def test_two_requests_for_one_user_keep_their_own_link() -> None:
+    """What a link's reading leaves for the form is the request's own: two requests for one
+    user at once (two tabs, two sign-ins) each get their own page. It was one slot on the
+    spawner, so the second link's refusal replaced the first's retry form (and emptied it)."""
+    spawner = plain_spawner()
+    good = "course=data-analytics&notebook=lectures/02-groupby/groupby.ipynb"
+
+    async def request(query: str) -> str:
+        try:
+            spawner.options_from_query(query_arguments(query))
+        except LaunchRefused:
+            await asyncio.sleep(0.01)  # the other request reads its link meanwhile
+            with pytest.raises(LaunchRefused) as shown:
+                await spawner.get_options_form()
+            return str(shown.value.reason)
+        await asyncio.sleep(0.01)
+        return str(await spawner.get_options_form())
+
+    async def both() -> list[str]:
+        return list(await asyncio.gather(request(good), request("course=no-such-course")))
+
+    form, refusal = asyncio.run(both())
+    assert "could not be started just now" in form
+    assert refusal == "unknown-course"

@@ -25,8 +25,9 @@ device = "gpu" }]`. An entry without `device` holds for both. `--accept-failures
 the run's device saw (`--gpus`: the GPU) and keeps the other device's entries (`record_run`).
 
 From then on the smoke test passes such a notebook only while exactly those cells fail with those
-exceptions on the device it runs on: a new failure (an import, a data file, another cell), another exception, or a recorded
-cell that now passes (a blank filled in by mistake) fails the gate. Cells that fail on purpose for
+exceptions on the device it runs on: a new failure (an import, a data file, another cell),
+another exception, or a recorded cell that now passes (a blank filled in by mistake) fails the
+gate. Cells that fail on purpose for
 every reader (an error shown in a lecture) take the `raises-exception` tag instead.
 
 Pure functions of text and plain data; the static check validates the file, the smoke test uses it.
