@@ -14,7 +14,10 @@ authenticator):
    link followed is a fresh user, as with TmpAuthenticator, but the name carries a key of the
    person (an HMAC, with the hub's cookie secret, of the issuer and the `sub` claim as sent,
    which the provider never reassigns; not the person's name), so the launch limits can count
-   one person's servers (`identity_of`). Then JupyterHub redirects to `next`: the spawn.
+   one person's servers (`identity_of`). `authenticate` then takes one of the person's
+   throwaway users without a server instead, where there is one, and refuses a sign-in past
+   `users_per_person` (hub.limits.user_for_sign_in). Then JupyterHub redirects to `next`: the
+   spawn.
 
 The provider's endpoints come from its discovery document (`<issuer>/.well-known/
 openid-configuration`), fetched at the first login, so the hub starts while the provider is down.
