@@ -93,49 +93,54 @@ def oauth_error(error: HTTPClientError) -> str | None:
     return body.get("error") if isinstance(body, dict) else None
 
 
+def error_page(
+    status: int, reason: str, message: str, html: str, headers: dict[str, str] | None = None
+) -> web.HTTPError:
+    """An error JupyterHub shows as its error page: `message` for logs and clients, `html` (with
+    its links) on the page, `headers` on the response (JupyterHub copies them)."""
+    error = web.HTTPError(status, message, reason=reason)
+    error.jupyterhub_html_message = html  # type: ignore[attr-defined]
+    if headers:
+        error.headers = headers  # type: ignore[attr-defined]
+    return error
+
+
 def sign_in_unavailable(retry_url: str) -> web.HTTPError:
     """503: the provider cannot be reached (or answers with an error): a page to try again."""
-    error = web.HTTPError(
+    return error_page(
         503,
+        "Sign-in unavailable",
         "Sign-in is unavailable right now. Please try again in a minute.",
-        reason="Sign-in unavailable",
-    )
-    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
         "Sign-in is unavailable right now. Please "
-        f'<a href="{escape(retry_url)}">try again</a> in a minute.'
+        f'<a href="{escape(retry_url)}">try again</a> in a minute.',
     )
-    return error
 
 
 def too_many_sign_ins(retry_after: int) -> web.HTTPError:
     """429: the person holds as many throwaway users as they may, each with a server starting or
     running (hub.limits.user_for_sign_in)."""
-    error = web.HTTPError(
-        429,
+    message = (
         "You have as many servers as you may, each starting or running. Close one you no longer "
-        "need, or wait for one to stop, then open your course link again.",
-        reason="Too many sign-ins",
+        "need, or wait for one to stop, then open your course link again."
     )
-    error.headers = {"Retry-After": str(retry_after)}  # type: ignore[attr-defined]
-    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
-        f'<span class="ol-limit" data-reason="identity-users">{escape(error.log_message or "")}'
-        "</span>"
+    return error_page(
+        429,
+        "Too many sign-ins",
+        message,
+        f'<span class="ol-limit" data-reason="identity-users">{escape(message)}</span>',
+        {"Retry-After": str(retry_after)},
     )
-    return error
 
 
 def start_again(start_url: str) -> web.HTTPError:
     """400: the provider refused the sign-in's code (used already, or expired): start again."""
-    error = web.HTTPError(
+    return error_page(
         400,
+        "Start again",
         "This sign-in was already used or has expired. Please start again from your course link.",
-        reason="Start again",
-    )
-    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
         "This sign-in was already used or has expired. Please open your course link again, or "
-        f'<a href="{escape(start_url)}">start again here</a>.'
+        f'<a href="{escape(start_url)}">start again here</a>.',
     )
-    return error
 
 
 class CourseSsoLoginHandler(BaseHandler):

@@ -375,3 +375,14 @@ def test_a_network_failure_is_not_a_code_failure(
     status, advice = expected
     assert (result.status, result.cell, result.exception) == (status, 2, exception)
     assert result.message == (f"{message} ({advice})" if advice else message)
+
+
+def test_on_the_host_the_report_names_the_machine_not_a_container() -> None:
+    assert accelerator_report(True, True, {"torch": None}, on_host=True) == (
+        "",
+        "--gpus: this machine's Python has no PyTorch to say whether the GPU is used",
+    )
+    assert accelerator_report(True, True, CPU_TORCH, on_host=True)[1] == (
+        "--gpus: torch 2.13.0+cpu: torch.cuda.is_available() = False here: the GPU is not used "
+        "(a CPU build of PyTorch, or no GPU visible here)"
+    )

@@ -207,9 +207,9 @@ def smoke_test_on_host(
     where = f"this machine's Python {facts['python']} ({python})"
     log(f"smoke-test: {course.slug}: on the host: {where}")
     log(f"smoke-test: {course.slug}: packages: {package_report(facts['versions'], locked)}")
-    accelerator, error = accelerator_report(course.gpu, gpus, facts)
+    accelerator, error = accelerator_report(course.gpu, gpus, facts, on_host=True)
     if error:
-        return course_result(course, where, (), error=error.replace("in the container", "here"))
+        return course_result(course, where, (), error=error)
     timeout = course.smoke_test.timeout_seconds
     with tempfile.TemporaryDirectory(prefix=f"smoke-{course.slug}-") as tmp:
         copy = Path(tmp) / course.slug

@@ -231,22 +231,25 @@ PROBE_SCRIPT = TORCH_PROBE + "print(json.dumps(probe))\n"
 
 
 def accelerator_report(
-    gpu_course: bool, gpus: bool, probe: dict[str, Any] | None
+    gpu_course: bool, gpus: bool, probe: dict[str, Any] | None, on_host: bool = False
 ) -> tuple[str, str]:
     """(the report's accelerator line, an error that stops the smoke test or "").
 
     With `gpus`, the notebooks must see a GPU: a run that asked for one and got the CPU is an
-    error, never a pass. Without, a GPU course says that it was tested on the CPU.
+    error, never a pass. Without, a GPU course says that it was tested on the CPU. `on_host`:
+    the notebooks ran with the machine's Python (on_host.py), not in the image's container.
     """
     if not gpus:
         return (f"{ON_CPU} (smoke-test --gpus runs it on a GPU)" if gpu_course else ""), ""
     if not probe or not probe.get("torch"):
-        return "", "--gpus: the image has no PyTorch to say whether the GPU is used"
+        runner = "this machine's Python" if on_host else "the image"
+        return "", f"--gpus: {runner} has no PyTorch to say whether the GPU is used"
     seen = f"torch {probe['torch']}: torch.cuda.is_available() = {probe['cuda_available']}"
     if not probe["cuda_available"]:
+        where, visible = ("here", "here") if on_host else ("in the container", "to the container")
         return "", (
-            f"--gpus: {seen} in the container: the GPU is not used (a CPU build of PyTorch, "
-            "or no GPU visible to the container)"
+            f"--gpus: {seen} {where}: the GPU is not used (a CPU build of PyTorch, "
+            f"or no GPU visible {visible})"
         )
     return f"run with GPUs: {seen}, device {probe['device']}", ""
 
