@@ -54,8 +54,9 @@ P95_TARGET = 2.0
 
 
 def cheap_image_map(catalog: Catalog) -> dict[str, str]:
-    """An image reference per course for the launch plans; none is pulled or run."""
-    return {course.slug: f"ol-course-notebooks:{course.slug}-not-run" for course in catalog}
+    """An image reference per course image (`Catalog.image_keys`) for the launch plans; none is
+    pulled or run."""
+    return {key: f"ol-course-notebooks:{key}-not-run" for key in catalog.image_keys}
 
 
 # --- The server farm process -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from catalog.catalog import (
     read_course_leniently,
 )
 from catalog.course import (
+    CPU_IMAGE_SUFFIX,
     FLAVORS,
     METADATA_FILE,
     CatalogError,
@@ -31,6 +32,7 @@ from catalog.course import (
 )
 
 __all__ = [
+    "CPU_IMAGE_SUFFIX",
     "FLAVORS",
     "METADATA_FILE",
     "Catalog",

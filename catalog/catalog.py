@@ -52,6 +52,15 @@ class Catalog:
     def slugs(self) -> tuple[str, ...]:
         return tuple(course.slug for course in self.courses)
 
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        """Every course image, by image map key (`Course.image_keys`), in catalog order."""
+        return tuple(key for course in self.courses for key in course.image_keys)
+
+    def course_of_image(self, key: str) -> Course | None:
+        """The course whose image map key `key` is (`<slug>`, or a GPU course's `<slug>--cpu`)."""
+        return next((course for course in self.courses if key in course.image_keys), None)
+
 
 def course_files(directory: Path) -> list[str]:
     """Paths of the files in a course directory, relative to it, POSIX-style."""

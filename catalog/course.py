@@ -41,7 +41,15 @@ except ImportError:  # Python 3.9, inside Pants, which ships `toml`
 
 
 METADATA_FILE = "course.toml"
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+#: Lowercase letters and digits in words joined by single '-' (`--` names a GPU course's CPU
+#: image, below), at most 63 characters: a Docker tag and a Kubernetes label value.
+SLUG_PATTERN = re.compile(r"^(?=.{1,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: The image map key of a GPU course's CPU image is its slug with this suffix (`<slug>--cpu`):
+#: where a GPU course's server has no GPU, it runs its flavor's CPU image, not the CUDA one.
+CPU_IMAGE_SUFFIX = "--cpu"
+#: The longest slug of a GPU course: its CPU image's content tag `<slug>--cpu-<64 hex>` must fit
+#: Docker's 128 characters.
+GPU_SLUG_MAX = 128 - len(CPU_IMAGE_SUFFIX) - 65
 MAX_REPO_FILE_BYTES = 100 * 1000 * 1000
 _MEMORY_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?)?$")
 _MEMORY_UNITS = {
@@ -125,6 +133,10 @@ class Course:
     #: Every other `*.ipynb` of the course directory: no launch link, but checked and
     #: smoke-tested like the listed ones (helpers, solutions, extra labs ship to learners too).
     other_notebooks: tuple[str, ...] = ()
+    #: `gpu = ["a.ipynb"]`: the notebooks whose links plan a GPU server; links to the course's
+    #: other notebooks (and to its home folder) plan a CPU server unless they say `needs_gpu=true`.
+    #: Empty with `gpu = true`: every link plans a GPU server.
+    gpu_notebooks: tuple[str, ...] = ()
 
     @property
     def all_notebooks(self) -> tuple[str, ...]:
@@ -145,6 +157,26 @@ class Course:
         """The Pants address of the base image this course builds FROM (its flavor's CUDA
         variant for a GPU course)."""
         return BY_NAME[self.flavor].base_image(self.gpu)
+
+    def gpu_by_default(self, notebook: str | None) -> bool:
+        """Whether a link to `notebook` (None: the course's home folder) plans a GPU server when
+        it does not say `needs_gpu`."""
+        return self.gpu and (not self.gpu_notebooks or notebook in self.gpu_notebooks)
+
+    def image_key(self, gpu: bool) -> str:
+        """The image map key of the image a server of this course runs: the course's own image
+        (`<slug>`: CUDA for a GPU course), or for a GPU course's server without a GPU its CPU
+        image (`<slug>--cpu`), built FROM the flavor's CPU base image."""
+        return self.slug if gpu or not self.gpu else self.slug + CPU_IMAGE_SUFFIX
+
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        """Every image this course has, by image map key: its own, and a GPU course's CPU one."""
+        return (self.slug, self.slug + CPU_IMAGE_SUFFIX) if self.gpu else (self.slug,)
+
+    def base_image_of(self, key: str) -> str:
+        """The Pants address of the base image the image `key` (of `image_keys`) builds FROM."""
+        return BY_NAME[self.flavor].base_image(self.gpu and key == self.slug)
 
 
 @dataclass(frozen=True)
@@ -383,6 +415,30 @@ def _parse_notebooks(
     return tuple(result)
 
 
+def _parse_gpu(
+    value: object, notebooks: Sequence[str], source: str, problems: _Problems
+) -> tuple[bool, tuple[str, ...]]:
+    """`gpu = true | false | ["lectures/train.ipynb"]`: whether the course has a GPU image, and
+    the notebooks whose links plan a GPU server (none listed: all of them)."""
+    if isinstance(value, bool):
+        return value, ()
+    message = (
+        "must be true (every link plans a GPU server), false, or the notebooks that need one, "
+        "like ['lectures/train.ipynb']"
+    )
+    if not isinstance(value, list) or not value:
+        problems.add(source, "gpu", message)
+        return False, ()
+    listed: list[str] = []
+    for entry in value:
+        path = normalize_notebook_path(entry) if isinstance(entry, str) else None
+        if path is None or path not in notebooks:
+            problems.add(source, "gpu", f"{entry!r} is not one of the notebooks `notebooks` lists")
+        elif path not in listed:
+            listed.append(path)
+    return True, tuple(listed)
+
+
 def _parse_data(data: Mapping[str, Any], source: str, problems: _Problems) -> tuple[DataFile, ...]:
     """The valid [[data]] entries (every invalid one is recorded)."""
     entries = data.get("data", [])
@@ -524,8 +580,8 @@ def _read(
         problems.add(
             directory,
             "",
-            "a course directory name is its image tag: lowercase letters, digits and '-', "
-            "at most 63 characters, starting and ending with a letter or digit",
+            "a course directory name is its image tag: lowercase letters and digits in words "
+            "joined by single '-', at most 63 characters",
         )
     data: dict[str, Any] | None = None
     if text is not None:
@@ -551,19 +607,24 @@ def _read(
             "flavor",
             f"{flavor!r} is not a base image flavor; use one of {', '.join(FLAVORS)}",
         )
-    gpu = data.get("gpu", False)
-    if not isinstance(gpu, bool):
-        problems.add(source, "gpu", "must be true or false")
     _require_requirements(directory, file_set, problems)
     if allow_missing_notebooks:
         file_set = file_set.union(_listed_notebooks(data))
     notebooks = _parse_notebooks(data, file_set, source, problems)
+    gpu, gpu_notebooks = _parse_gpu(data.get("gpu", False), notebooks, source, problems)
+    if gpu and SLUG_PATTERN.match(slug) and len(slug) > GPU_SLUG_MAX:
+        problems.add(
+            directory,
+            "",
+            f"a GPU course's directory name is at most {GPU_SLUG_MAX} characters: its CPU "
+            f"image's tag <name>{CPU_IMAGE_SUFFIX}-<hash> must fit Docker's 128",
+        )
     every_notebook = sorted(
         path
         for path in file_set
         if path.endswith(".ipynb") and ".ipynb_checkpoints/" not in f"/{path}"
     )
-    resources = _parse_resources(data, default_resources(flavor, gpu is True), source, problems)
+    resources = _parse_resources(data, default_resources(flavor, gpu), source, problems)
     fetched = _parse_data(data, source, problems)
     smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
     course = None
@@ -580,6 +641,7 @@ def _read(
             data=fetched,
             smoke_test=smoke_test,
             other_notebooks=tuple(p for p in every_notebook if p not in notebooks),
+            gpu_notebooks=gpu_notebooks,
         )
     valid_flavor = flavor if flavor in FLAVORS else None
     return _reading(slug, course, problems.errors, valid_flavor, fetched), problems.errors
@@ -644,6 +706,7 @@ def course_from_dict(data: Mapping[str, Any]) -> Course:
             "data": tuple(DataFile(**d) for d in data.get("data", ())),
             "smoke_test": _smoke_test_from_dict(data.get("smoke_test", {})),
             "other_notebooks": tuple(data.get("other_notebooks", ())),
+            "gpu_notebooks": tuple(data.get("gpu_notebooks", ())),
         }
     )
 

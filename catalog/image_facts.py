@@ -25,6 +25,8 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
+from catalog.course import CPU_IMAGE_SUFFIX
+
 COURSE_REPOSITORY = "ol-course-notebooks"
 HUB_REPOSITORY = "ol-course-hub"
 #: The base images' (`images/base/BUILD` names it too); never pushed.
@@ -53,6 +55,29 @@ IMAGE_MAP = f"{DIST_DIR}/{IMAGE_MAP_OUTPUT}"
 DEPLOY_IMAGE_MAP = f"{DIST_DIR}/courses/deploy-image-map.json"
 #: Pants' record of the built hub image (`./pants package hub:image`), relative to the root.
 HUB_IMAGE_INFO = f"{DIST_DIR}/hub/image.docker-info.json"
+
+
+#: The generated targets of a course's images: its own (`courses/<slug>#image`) and a GPU
+#: course's CPU image (`courses/<slug>#image-cpu`, image map key `<slug>--cpu`).
+IMAGE_TARGET = "image"
+CPU_IMAGE_TARGET = "image-cpu"
+
+
+def image_target_name(key: str) -> str:
+    """The generated target's name of the image with image map key `key`."""
+    return CPU_IMAGE_TARGET if key.endswith(CPU_IMAGE_SUFFIX) else IMAGE_TARGET
+
+
+def image_key(slug: str, target_name: str) -> str:
+    """The image map key of a course's generated image target (the inverse of
+    `image_target_name`)."""
+    return slug + CPU_IMAGE_SUFFIX if target_name == CPU_IMAGE_TARGET else slug
+
+
+def image_target(key: str) -> str:
+    """The Pants address of the image with image map key `key`: `courses/<slug>#image[-cpu]`."""
+    slug = key[: -len(CPU_IMAGE_SUFFIX)] if key.endswith(CPU_IMAGE_SUFFIX) else key
+    return f"courses/{slug}#{image_target_name(key)}"
 
 
 class ImageMapError(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from catalog import Catalog, format_memory
+from catalog import Catalog, Course, format_memory
 from dashboards.common import (
     DASHBOARD_SCOPE,
     DEFAULTS,
@@ -349,9 +349,16 @@ def resource_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
     ]
 
 
+def _gpu_use(course: Course) -> str:
+    """`slug`, or `slug (2 of 3 notebooks)` where course.toml's `gpu` lists the notebooks."""
+    if not course.gpu_notebooks:
+        return course.slug
+    return f"{course.slug} ({len(course.gpu_notebooks)} of {len(course.notebooks)} notebooks)"
+
+
 def gpu_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
     s, scope = settings, DASHBOARD_SCOPE
-    gpu_courses = ", ".join(c.slug for c in catalog if c.gpu) or "none"
+    gpu_courses = ", ".join(_gpu_use(c) for c in catalog if c.gpu) or "none"
     return [
         timeseries(
             "GPU utilisation per course",
@@ -359,8 +366,9 @@ def gpu_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
                 "Average GPU utilisation of the GPUs attached to each course's servers (DCGM "
                 f"exporter, DCGM_FI_DEV_GPU_UTIL). Courses asking for a GPU: {gpu_courses}.",
                 "Near zero for a GPU course while its servers run: the notebooks are not using "
-                "the GPU (wrong framework build or device); GPUs are expensive, consider gpu = "
-                "false. No data at all: the DCGM exporter is not scraped.",
+                "the GPU (wrong framework build or device); GPUs are expensive: list in gpu = "
+                "[...] only the notebooks that need one (the others' links plan a CPU server), "
+                "or set gpu = false. No data at all: the DCGM exporter is not scraped.",
             ),
             [Query(gpu_utilisation(scope, s), "{{course}}")],
             unit="percentunit",

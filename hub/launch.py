@@ -14,11 +14,17 @@ Rules:
   of the course's notebooks after normalization (`./a//b.ipynb` is `a/b.ipynb`). Absolute paths,
   `..` segments, backslashes, control characters and percent-encoded traversal are refused.
 - `needs_gpu` (optional) is a boolean (`true/1/yes/on`, `false/0/no/off`). A GPU is given only
-  to courses that allow one (`gpu = true`) and only where the deployment has GPUs; a GPU course
-  gets one unless the link says `needs_gpu=false`. Any argument that is empty or blank
-  (`needs_gpu=`, `needs_gpu=%20`) counts as not given.
+  to courses that allow one (`gpu = true`, or `gpu = [notebooks]`) and only where the deployment
+  has GPUs. Without `needs_gpu`, the course decides (`Course.gpu_by_default`): every link of a
+  `gpu = true` course plans a GPU, and of a `gpu = [...]` course only links to those notebooks.
+  Any argument that is empty or blank (`needs_gpu=`, `needs_gpu=%20`) counts as not given.
+- The image is the course's own (`<slug>` in the image map: CUDA for a GPU course) when the
+  server gets a GPU; a GPU course's server without one runs the course's CPU image
+  (`<slug>--cpu`, FROM the flavor's CPU base), so that CPU nodes never pull a CUDA image. A map
+  without that image makes such a launch a 503, never a fallback to the CUDA image.
 - `tag` (optional) is refused unless the deployment enables preview tags, and then only a tag
-  published for that course.
+  published for that course; the server runs exactly that image (the course's own, with or
+  without a GPU).
 - The plan is built from nothing but these inputs: nothing carries over between spawns.
 """
 
@@ -254,6 +260,16 @@ def lab_url(notebook: str | None) -> str:
     return "/lab/tree/" + quote(notebook, safe="/")
 
 
+def _unavailable(course: Course, courses: Sequence[CourseLink]) -> LaunchError:
+    return LaunchError(
+        503,
+        "course-unavailable",
+        f"The course {course.title!r} cannot be started right now (it has no published "
+        "image). Please try again later or choose another course.",
+        courses,
+    )
+
+
 def plan_launch(
     query: Mapping[str, Any],
     catalog: Catalog,
@@ -286,19 +302,14 @@ def plan_launch(
             "courses below.",
             courses,
         )
-    image = image_map.get(slug)
-    if not isinstance(image, str) or not image:
-        raise LaunchError(
-            503,
-            "course-unavailable",
-            f"The course {course.title!r} cannot be started right now (it has no published "
-            "image). Please try again later or choose another course.",
-            courses,
-        )
+    if not isinstance(image_map.get(slug), str) or not image_map[slug]:
+        raise _unavailable(course, courses)
     notebook = _notebook(course, _single(query, "notebook", courses), courses)
 
     needs_gpu_text = _single(query, "needs_gpu", courses)
-    needs_gpu = course.gpu if needs_gpu_text is None else parse_bool(needs_gpu_text)
+    needs_gpu = (
+        course.gpu_by_default(notebook) if needs_gpu_text is None else parse_bool(needs_gpu_text)
+    )
     if needs_gpu is None:
         raise LaunchError(
             400,
@@ -326,10 +337,14 @@ def plan_launch(
                 + (f" Published previews: {', '.join(published)}." if published else ""),
                 courses,
             )
-        image = image_with_tag(image, tag)
 
     gpu = settings.gpu
     with_gpu = bool(course.gpu and needs_gpu and gpu is not None and gpu.count > 0)
+    image = image_map.get(course.image_key(with_gpu))
+    if not isinstance(image, str) or not image:
+        raise _unavailable(course, courses)
+    if tag is not None:
+        image = image_with_tag(image, tag)
     resources = course.resources
     return LaunchPlan(
         course=slug,

@@ -51,7 +51,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog import Catalog, CatalogError, catalog_from_list, catalog_to_list
+from catalog import (
+    CPU_IMAGE_SUFFIX,
+    Catalog,
+    CatalogError,
+    catalog_from_list,
+    catalog_to_list,
+)
 from catalog.image_facts import TAG_PATTERN
 from hub.launch import GpuSettings, LaunchSettings
 from hub.limits import LimitSettings
@@ -201,16 +207,22 @@ def parse_catalog(value: Any) -> Catalog:
 
 
 def parse_image_map(value: Any, catalog: Catalog, require_all: bool = True) -> dict[str, str]:
+    """Image map key -> reference: a course's slug, and a GPU course's `<slug>--cpu` too."""
     data = _mapping(value, "imageMap")
+    keys = catalog.image_keys
     result = {}
-    for slug, image in data.items():
-        if slug not in catalog:
-            raise SettingsError(f"imageMap.{slug}", "is not a course of the catalog")
-        result[slug] = _string(image, f"imageMap.{slug}")
+    for key, image in data.items():
+        if key not in keys:
+            raise SettingsError(
+                f"imageMap.{key}",
+                "is not an image of the catalog (a course's slug, or a GPU course's "
+                f"<slug>{CPU_IMAGE_SUFFIX})",
+            )
+        result[key] = _string(image, f"imageMap.{key}")
         if any(ch.isspace() for ch in image):
-            raise SettingsError(f"imageMap.{slug}", f"{image!r} is not an image reference")
+            raise SettingsError(f"imageMap.{key}", f"{image!r} is not an image reference")
     if require_all:
-        missing = [slug for slug in catalog.slugs if slug not in result]
+        missing = [key for key in keys if key not in result]
         if missing:
             raise SettingsError("imageMap", f"has no image for {', '.join(missing)}")
     return result

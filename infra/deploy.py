@@ -116,8 +116,8 @@ def load_inputs(args: argparse.Namespace, root: Path, *, allow_unbuilt: bool) ->
 
 def _placeholder_images(catalog: Catalog) -> dict[str, ImageRef]:
     return {
-        slug: ImageRef(f"<registry>/{COURSE_REPOSITORY}", f"{slug}-<content-hash>")
-        for slug in catalog.slugs
+        key: ImageRef(f"<registry>/{COURSE_REPOSITORY}", f"{key}-<content-hash>")
+        for key in catalog.image_keys
     }
 
 
@@ -142,7 +142,7 @@ def render(inputs: Inputs, directory: Path) -> list[Path]:
     else:
         hub = hub_image(inputs.hub_image)
     # Without the registry at hand, the published tags known here are the image map's.
-    previews = {slug: [ref.tag] for slug, ref in images.items()}
+    previews = {slug: [images[slug].tag] for slug in inputs.catalog.slugs}
     values = helm_values(
         stack, inputs.catalog, images, hub, DB_HOST_PLACEHOLDER, preview_tags=previews
     )

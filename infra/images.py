@@ -59,31 +59,31 @@ class ImageRef:
 
 
 def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, ImageRef]:
-    """The image of every course in the catalog, from the image map, checked.
+    """Every course image of the catalog by image map key (`Catalog.image_keys`: a course's
+    slug, and a GPU course's `<slug>--cpu`), from the image map, checked.
 
-    Every course needs exactly one entry, tagged with its immutable content tag in the course
-    image repository; an entry for a course that no longer exists means the file is stale.
+    Every key needs exactly one entry, tagged with its immutable content tag in the course image
+    repository; an entry for an image that no longer exists means the file is stale.
     """
     rebuild = f"rebuild it with `{BUILD_COMMAND}`"
-    missing = [slug for slug in catalog.slugs if slug not in image_map]
+    keys = catalog.image_keys
+    missing = [key for key in keys if key not in image_map]
     if missing:
         raise ImageError(f"the image map has no image for {', '.join(missing)}: {rebuild}")
-    extra = sorted(set(image_map) - set(catalog.slugs))
+    extra = sorted(set(image_map) - set(keys))
     if extra:
-        raise ImageError(
-            f"the image map lists courses that do not exist ({', '.join(extra)}): {rebuild}"
-        )
+        raise ImageError(f"the image map lists images of no course ({', '.join(extra)}): {rebuild}")
     result = {}
-    for slug in catalog.slugs:
-        ref = ImageRef.parse(image_map[slug])
-        if content_tag_name(ref.tag) != slug:
+    for key in keys:
+        ref = ImageRef.parse(image_map[key])
+        if content_tag_name(ref.tag) != key:
             raise ImageError(
-                f"{slug}: {ref} is not the course's immutable content tag ({slug}-<64 hex>); "
+                f"{key}: {ref} is not the image's immutable content tag ({key}-<64 hex>); "
                 "the hub never uses the moving tag"
             )
         if ref.repository.rsplit("/", 1)[-1] != COURSE_REPOSITORY:
-            raise ImageError(f"{slug}: {ref} is not in the {COURSE_REPOSITORY} repository")
-        result[slug] = ref
+            raise ImageError(f"{key}: {ref} is not in the {COURSE_REPOSITORY} repository")
+        result[key] = ref
     return result
 
 

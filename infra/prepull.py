@@ -4,7 +4,8 @@ zero-to-jupyterhub's pre-puller is one DaemonSet for all of its images, schedule
 pods: every node it may run on pulls every image. GPU course images are several GB, and GPU
 nodes carry a taint that CPU learner pods do not tolerate, so:
 
-- the chart's pre-puller gets the CPU courses' images only, and does not tolerate the GPU taint
+- the chart's pre-puller gets the images of CPU servers only (CPU courses', and a GPU course's CPU
+  image `<slug>--cpu`: CPU nodes never pull a CUDA image), and does not tolerate the GPU taint
   (CPU images stay off GPU nodes) unless the stack sets `prePull.cpuImagesOnGpuNodes`;
 - a DaemonSet of our own (`gpu_prepuller`), which selects GPU nodes by their label and tolerates
   their taint, pulls the GPU courses' images, in the chart's pattern: one init container per
@@ -49,28 +50,28 @@ def prepull_key(slug: str) -> str:
 
 
 def _split(catalog: Catalog) -> tuple[list[str], list[str]]:
-    slugs = sorted(catalog.slugs)
-    return (
-        [slug for slug in slugs if not catalog[slug].gpu],
-        [slug for slug in slugs if catalog[slug].gpu],
-    )
+    """Image map keys: the images CPU servers run (CPU courses', and GPU courses' `<slug>--cpu`),
+    and the CUDA images GPU servers run (GPU courses' own)."""
+    cpu = sorted(course.image_key(gpu=False) for course in catalog)
+    gpu = sorted(course.slug for course in catalog if course.gpu)
+    return cpu, gpu
 
 
 def chart_prepuller(
     stack: StackConfig, catalog: Catalog, images: Mapping[str, ImageRef]
 ) -> dict[str, Any]:
-    """The chart's `prePuller` values: CPU course images, hook off."""
+    """The chart's `prePuller` values: the images CPU servers run, hook off."""
     cpu, _ = _split(catalog)
     return {
         "hook": {"enabled": False},
         "continuous": {"enabled": True},
         "extraImages": {
-            prepull_key(slug): {
-                "name": images[slug].name,
-                "tag": images[slug].tag,
+            prepull_key(key): {
+                "name": images[key].name,
+                "tag": images[key].tag,
                 "pullPolicy": "IfNotPresent",
             }
-            for slug in cpu
+            for key in cpu
         },
         "extraTolerations": (
             [stack.gpu.taint.toleration()] if stack.pre_pull.cpu_images_on_gpu_nodes else []
@@ -81,7 +82,8 @@ def chart_prepuller(
 def gpu_prepuller(
     stack: StackConfig, catalog: Catalog, images: Mapping[str, ImageRef]
 ) -> dict[str, Any] | None:
-    """The DaemonSet that pulls the GPU courses' images on GPU nodes; None without GPU courses."""
+    """The DaemonSet that pulls the GPU courses' CUDA images on GPU nodes; None without GPU
+    courses."""
     _, gpu = _split(catalog)
     if not gpu:
         return None

@@ -88,7 +88,7 @@ def hub_settings(
     """What the hub runs with, as the hub's own dataclasses (written with `settings_to_custom`)."""
     return HubSettings(
         catalog=catalog,
-        image_map={slug: str(images[slug]) for slug in sorted(catalog.slugs)},
+        image_map={key: str(images[key]) for key in sorted(catalog.image_keys)},
         launch=LaunchSettings(
             allow_preview_tags=stack.allow_preview_tags,
             preview_tags=(
@@ -106,8 +106,9 @@ def hub_settings(
 
 
 def _default_user_image(catalog: Catalog, images: Mapping[str, ImageRef]) -> ImageRef | None:
-    """The chart pre-pulls `singleuser.image`: make it a CPU course image, not the chart's sample."""
-    cpu = sorted(course.slug for course in catalog if not course.gpu)
+    """The chart pre-pulls `singleuser.image`: make it an image CPU servers run (never a CUDA
+    one), not the chart's sample."""
+    cpu = sorted(course.image_key(gpu=False) for course in catalog)
     return images[cpu[0]] if cpu else None
 
 

@@ -52,20 +52,22 @@ def docker_client() -> Any:
 def local_images(
     catalog: Catalog, image_map: Mapping[str, str], client: Any, source: str = "the image map"
 ) -> dict[str, str]:
-    """Course -> image reference for every course of the catalog, from the image map, each
-    checked to be in this Docker engine; an `ImageMapError` names every course that is not."""
+    """Image map key -> reference for every course image of the catalog (a GPU course's CPU
+    image `<slug>--cpu` too), from the image map, each checked to be in this Docker engine; an
+    `ImageMapError` names every image that is not."""
     present = {reference for image in client.images.list() for reference in image.tags}
-    missing = [slug for slug in catalog.slugs if not image_map.get(slug)]
+    keys = catalog.image_keys
+    missing = [key for key in keys if not image_map.get(key)]
     absent = [
-        f"{image_map[slug]} ({slug})"
-        for slug in catalog.slugs
-        if image_map.get(slug) and image_map[slug] not in present
+        f"{image_map[key]} ({key})"
+        for key in keys
+        if image_map.get(key) and image_map[key] not in present
     ]
     problems = [f"{source} has no image for {', '.join(missing)}"] if missing else []
     problems += [f"Docker has no image {', '.join(absent)}"] if absent else []
     if problems:
         raise ImageMapError(f"{'; '.join(problems)}: build them with `{BUILD_COMMAND}`")
-    return {slug: image_map[slug] for slug in catalog.slugs}
+    return {key: image_map[key] for key in keys}
 
 
 def build_images(root: Path) -> None:

@@ -6,8 +6,10 @@
 A link is `<base>/tmplogin?course=<slug>&notebook=<path>`, the path percent-encoded (UTF-8; `/`
 kept). The base is the stack's URL (`https://<domain>`; infra/stack_config.py reads the stack
 file), or the local hub's, http://127.0.0.1:8000. Each notebook is looked up in the course's image
-from the image map (`./pants package courses::`); a course missing from the image map or a notebook
-missing from its image makes the command exit 1, because its link would open nothing.
+from the image map (`./pants package courses::`); a course missing from the image map or a
+notebook missing from its image makes the command exit 1, because its link would open nothing.
+A link that plans a GPU server is marked `(GPU)` (course.toml's `gpu`: every notebook of a
+`gpu = true` course, or the notebooks it lists).
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ class Link:
     notebook: str
     url: str
     in_image: bool | None = None  # None: not checked
+    #: Whether the link plans a GPU server where the hub has GPUs (`Course.gpu_by_default`).
+    gpu: bool = False
 
 
 def course_links(course: Course, base: str) -> list[Link]:
-    return [Link(course.slug, n, launch_link(base, course.slug, n)) for n in course.notebooks]
+    return [
+        Link(course.slug, n, launch_link(base, course.slug, n), gpu=course.gpu_by_default(n))
+        for n in course.notebooks
+    ]
 
 
 # --- the image check (Docker) -------------------------------------------------------------------
@@ -85,7 +92,8 @@ def check_links(
             continue
         found = notebooks_in_image(client, image, [link.notebook for link in mine])
         checked += [
-            Link(link.course, link.notebook, link.url, found[link.notebook]) for link in mine
+            Link(link.course, link.notebook, link.url, found[link.notebook], link.gpu)
+            for link in mine
         ]
     return checked, problems
 
@@ -96,7 +104,7 @@ def render(links: Sequence[Link], titles: Mapping[str, str], base: str) -> str:
         lines.append(f"{slug}: {titles.get(slug, '')}  {launch_link(base, slug)}")
         for link in (link for link in links if link.course == slug):
             mark = {None: "", True: "ok       ", False: "MISSING  "}[link.in_image]
-            lines.append(f"  {mark}{link.url}")
+            lines.append(f"  {mark}{link.url}" + ("  (GPU)" if link.gpu else ""))
     return "\n".join(lines)
 
 

@@ -20,12 +20,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from catalog.catalog import COURSES_DIR
 from catalog.image_facts import (
     DEPLOY_IMAGE_MAP,
     IMAGE_MAP,
     ImageMapError,
     format_image_map,
+    image_target,
     read_image_map,
 )
 from tools.course_check.gate import Action, latest_results, plan_publication
@@ -41,8 +41,9 @@ def read_results(directory: Path) -> list[SmokeResult]:
     return results
 
 
-def publish_targets(courses: Sequence[str]) -> list[str]:
-    return [f"{COURSES_DIR}/{slug}#image" for slug in courses]
+def publish_targets(keys: Sequence[str]) -> list[str]:
+    """The image targets of the image map keys to publish (`courses/<slug>#image[-cpu]`)."""
+    return [image_target(key) for key in keys]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,10 +48,11 @@ def course_file_globs(directory: str) -> tuple[str, ...]:
 
 
 def course_instructions(
-    template: str, course: Course, executables: Collection[str] = ()
+    template: str, course: Course, executables: Collection[str] = (), key: str | None = None
 ) -> list[str]:
-    """The shared Dockerfile template filled in for one course: its base image, the files git
-    has as executable (paths in the course directory), and its `[[data]]` files."""
+    """The shared Dockerfile template filled in for one course's image `key` (default: its own):
+    its base image, the files git has as executable (paths in the course directory), and its
+    `[[data]]` files."""
     lines = template.splitlines()
     for prefix in (BASE_IMAGE_ARG, EXECUTABLES_MARKER, DATA_MARKER):
         if sum(line.startswith(prefix) for line in lines) != 1:
@@ -61,7 +62,7 @@ def course_instructions(
     result = []
     for line in lines:
         if line.startswith(BASE_IMAGE_ARG):
-            result.append(f"{BASE_IMAGE_ARG}{course.base_image}")
+            result.append(f"{BASE_IMAGE_ARG}{course.base_image_of(key or course.slug)}")
         elif line.startswith(EXECUTABLES_MARKER):
             if executables:
                 result.append("RUN chmod 0755 " + " ".join(map(shlex.quote, sorted(executables))))
@@ -87,6 +88,16 @@ def own_dockerfile_problem(course: Course, dockerfile: str) -> str | None:
         "must build FROM its flavor's base image: "
         f"add the line `{expected}` and use `FROM ${{BASE_IMAGE}}`"
     )
+
+
+def own_dockerfile_for(course: Course, dockerfile: str, key: str) -> list[str]:
+    """A course's own Dockerfile (checked by `own_dockerfile_problem`) for its image `key`: a GPU
+    course's CPU image builds FROM its flavor's CPU base image instead."""
+    own = f"{BASE_IMAGE_ARG}{course.base_image}"
+    return [
+        f"{BASE_IMAGE_ARG}{course.base_image_of(key)}" if line == own else line
+        for line in dockerfile.splitlines()
+    ]
 
 
 class RegistryOptions(Protocol):

@@ -65,6 +65,7 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from catalog import METADATA_FILE, Course
+from catalog.image_facts import IMAGE_TARGET, image_key
 from course_targets.course_image import CourseImageError, course_slug, published_reference
 from course_targets.tool_runs import (
     CHECK_TOOL,
@@ -125,10 +126,11 @@ def course_test_targets(
     address: Address,
     course: Course,
     content: Iterable[Target],
-    image: Target,
+    images: Iterable[Target],
     union_membership: UnionMembership,
 ) -> list[Target]:
-    """`#check` (depends on the course's files) and `#smoke-test` (depends on `#image`).
+    """`#check` (depends on the course's files) and `#smoke-test` (depends on `#image`); a GPU
+    course's CPU image, the one its servers without a GPU run, has `#smoke-test-cpu`.
 
     Each also depends on the tool that runs it, so that changing the tool re-tests every course.
     """
@@ -138,16 +140,21 @@ def course_test_targets(
         address.create_generated("check"),
         union_membership,
     )
-    smoke = CourseSmokeTestTarget(
-        {
-            **template,
-            CourseTestDependenciesField.alias: [image.address.spec, SMOKE_TEST_TOOL],
-            CourseSmokeTestTimeoutField.alias: smoke_test_timeout(course),
-        },
-        address.create_generated("smoke-test"),
-        union_membership,
-    )
-    return [check, smoke]
+    smoke_tests = [
+        CourseSmokeTestTarget(
+            {
+                **template,
+                CourseTestDependenciesField.alias: [image.address.spec, SMOKE_TEST_TOOL],
+                CourseSmokeTestTimeoutField.alias: smoke_test_timeout(course),
+            },
+            address.create_generated(
+                "smoke-test" + (image.address.generated_name or IMAGE_TARGET)[len(IMAGE_TARGET) :]
+            ),
+            union_membership,
+        )
+        for image in images
+    ]
+    return [check, *smoke_tests]
 
 
 # --- subsystems: the tools that run, and `--skip` -------------------------------------------
@@ -375,9 +382,8 @@ async def run_course_smoke_test(
     if len(built) != 1:
         raise InvalidTargetException(f"{address} must depend on exactly one docker_image: {images}")
     try:
-        image = published_reference(
-            course_slug(address.spec_path), built[0].tags, docker.registries().registries.values()
-        )
+        key = image_key(course_slug(address.spec_path), images[0].address.generated_name or "")
+        image = published_reference(key, built[0].tags, docker.registries().registries.values())
     except CourseImageError as e:
         raise InvalidTargetException(f"{address}: {e}") from None
     run = smoke_test_run(

@@ -76,7 +76,16 @@ from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
 from catalog import METADATA_FILE, CatalogError, parse_course
-from catalog.image_facts import COURSE_REPOSITORY, IMAGE_MAP, IMAGE_MAP_OUTPUT, format_image_map
+from catalog.image_facts import (
+    COURSE_REPOSITORY,
+    CPU_IMAGE_TARGET,
+    IMAGE_MAP,
+    IMAGE_MAP_OUTPUT,
+    IMAGE_TARGET,
+    format_image_map,
+    image_key,
+    image_target_name,
+)
 from course_targets import quality
 from course_targets.course_image import (
     COURSE_TEMPLATE,
@@ -86,6 +95,7 @@ from course_targets.course_image import (
     course_instructions,
     course_slug,
     image_naming,
+    own_dockerfile_for,
     own_dockerfile_problem,
     published_reference,
 )
@@ -148,11 +158,6 @@ async def generate_course_targets(
         course = parse_course(slug, metadata[0].content.decode(), files)
     except CatalogError as e:
         raise _invalid(address, e) from None
-    try:
-        naming = image_tag_fields(slug, docker.registries())
-    except CourseImageError as e:
-        raise _invalid(address, e) from None
-
     content = [
         FileTarget(
             {**request.template, FileSourceField.alias: path},
@@ -162,47 +167,68 @@ async def generate_course_targets(
         for path in files
         if path not in EXCLUDED_FROM_CONTENT
     ]
-    image_fields: dict = {
-        **request.template,
-        DockerImageContextRootField.alias: "./",
-        DockerImageRepositoryField.alias: COURSE_REPOSITORY,
-        **naming,
-        DockerImageDependenciesField.alias: [
-            *(tgt.address.spec for tgt in content),
-            COURSE_TEMPLATE_TARGET,
-        ],
-    }
+    own = None
     if course.has_dockerfile:
-        own = await Get(DigestContents, PathGlobs([f"{directory}/Dockerfile"]))
-        problem = own_dockerfile_problem(course, own[0].content.decode())
+        own_files = await Get(DigestContents, PathGlobs([f"{directory}/Dockerfile"]))
+        own = own_files[0].content.decode()
+        problem = own_dockerfile_problem(course, own)
         if problem:
             raise InvalidTargetException(f"Course `{slug}`: {directory}/Dockerfile {problem}")
-        image_fields[DockerImageSourceField.alias] = "Dockerfile"
-    else:
-        if not template:
-            raise InvalidTargetException(
-                f"Course `{slug}`: the shared template {COURSE_TEMPLATE} is missing"
-            )
-        # The executable bit as git has it: Pants keeps it in its snapshot, but materializes
-        # large files executable whatever it is, so the template sets every mode itself.
-        entries = await Get(DigestEntries, Digest, snapshot.digest)
-        executables = [
-            entry.path[len(directory) + 1 :]
-            for entry in entries
-            if isinstance(entry, FileEntry) and entry.is_executable
-        ]
+    elif not template:
+        raise InvalidTargetException(
+            f"Course `{slug}`: the shared template {COURSE_TEMPLATE} is missing"
+        )
+    # The executable bit as git has it: Pants keeps it in its snapshot, but materializes large
+    # files executable whatever it is, so the template sets every mode itself.
+    entries = await Get(DigestEntries, Digest, snapshot.digest)
+    executables = [
+        entry.path[len(directory) + 1 :]
+        for entry in entries
+        if isinstance(entry, FileEntry) and entry.is_executable
+    ]
+    images = []
+    # One image per image map key: the course's own, and a GPU course's CPU image (FROM the
+    # flavor's CPU base, for its servers without a GPU).
+    for key in course.image_keys:
         try:
-            instructions = course_instructions(template[0].content.decode(), course, executables)
+            naming = image_tag_fields(key, docker.registries())
         except CourseImageError as e:
             raise _invalid(address, e) from None
-        image_fields[DockerImageSourceField.alias] = None
-        image_fields[DockerImageInstructionsField.alias] = instructions
-    image = DockerImageTarget(image_fields, address.create_generated("image"), union_membership)
-    # `#check` and `#smoke-test`: the course quality gate (quality.py).
+        image_fields: dict = {
+            **request.template,
+            DockerImageContextRootField.alias: "./",
+            DockerImageRepositoryField.alias: COURSE_REPOSITORY,
+            **naming,
+            DockerImageDependenciesField.alias: [
+                *(tgt.address.spec for tgt in content),
+                COURSE_TEMPLATE_TARGET,
+            ],
+        }
+        if own is not None and key == slug:
+            image_fields[DockerImageSourceField.alias] = "Dockerfile"
+        else:
+            try:
+                instructions = (
+                    own_dockerfile_for(course, own, key)
+                    if own is not None
+                    else course_instructions(template[0].content.decode(), course, executables, key)
+                )
+            except CourseImageError as e:
+                raise _invalid(address, e) from None
+            image_fields[DockerImageSourceField.alias] = None
+            image_fields[DockerImageInstructionsField.alias] = instructions
+        images.append(
+            DockerImageTarget(
+                image_fields,
+                address.create_generated(image_target_name(key)),
+                union_membership,
+            )
+        )
+    # `#check`, `#smoke-test` (and `#smoke-test-cpu`): the course quality gate (quality.py).
     tests = quality.course_test_targets(
-        request.template, address, course, content, image, union_membership
+        request.template, address, course, content, images, union_membership
     )
-    return GeneratedTargets(request.generator, [image, *content, *tests])
+    return GeneratedTargets(request.generator, [*images, *content, *tests])
 
 
 # --- the image map --------------------------------------------------------------------------
@@ -234,11 +260,12 @@ class CourseImageMapFieldSet(PackageFieldSet):
 def image_map_entry(
     address: Address, image: BuiltDockerImage, registries: Iterable[RegistryOptions]
 ) -> tuple[str, str]:
-    """`slug -> <registry>/ol-course-notebooks:<slug>-<hash>`: the image's published reference
-    (`published_reference`, which the smoke test runs too)."""
-    slug = course_slug(address.spec_path)
+    """`key -> <registry>/ol-course-notebooks:<key>-<hash>`: the image's published reference
+    (`published_reference`, which the smoke test runs too); the key is the course's slug, or a
+    GPU course's `<slug>--cpu` for its `#image-cpu`."""
+    key = image_key(course_slug(address.spec_path), address.generated_name or "")
     try:
-        return slug, published_reference(slug, image.tags, registries)
+        return key, published_reference(key, image.tags, registries)
     except CourseImageError as e:
         raise InvalidTargetException(f"{address}: {e}") from None
 
@@ -255,7 +282,9 @@ async def package_course_image_map(
             description_of_origin=f"the `{CourseImageMapTarget.alias}` target {field_set.address}",
         ),
     )
-    images = [tgt for tgt in targets if tgt.address.generated_name == "image"]
+    images = [
+        tgt for tgt in targets if tgt.address.generated_name in (IMAGE_TARGET, CPU_IMAGE_TARGET)
+    ]
     field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, images))
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets.field_sets

@@ -79,7 +79,11 @@ sha256 = "%s"
         ("x", GOOD + 'colour = "red"\n', FILES, "colour", "unknown field"),
         ("x", GOOD.replace('title = "Intro"', ""), FILES, "title", "required"),
         ("x", GOOD.replace("pytorch", "jax"), FILES, "flavor", "pytorch, tensorflow"),
-        ("x", GOOD + "gpu = 'yes'\n", FILES, "gpu", "true or false"),
+        ("x", GOOD + "gpu = 'yes'\n", FILES, "gpu", "must be true (every link"),
+        ("x", GOOD + "gpu = []\n", FILES, "gpu", "or the notebooks that need one"),
+        ("x", GOOD + "gpu = ['data/x.csv']\n", FILES, "gpu", "'data/x.csv' is not one of"),
+        ("a--cpu", GOOD, FILES, "", "single '-'"),
+        ("x" * 59, GOOD + "gpu = true\n", FILES, "", "at most 58 characters"),
         ("x", GOOD, ["lectures/l1/intro.ipynb", "a2.ipynb"], "requirements.txt", "missing"),
         ("x", GOOD.replace("a2.ipynb", "gone.ipynb"), FILES, "notebooks", "does not exist"),
         ("x", GOOD.replace("a2.ipynb", "../a2.ipynb"), FILES, "notebooks", "relative path"),
@@ -282,6 +286,42 @@ def test_network_per_notebook(network: str, expected: object, with_network: set[
     assert course.smoke_test.network == expected
     assert {n for n in course.all_notebooks if course.smoke_test.has_network(n)} == with_network
     assert course_from_dict(course_to_dict(course)) == course
+
+
+@pytest.mark.parametrize(
+    ("gpu", "gpu_notebooks", "by_default", "keys"),
+    [
+        # a CPU course: one image, never a GPU
+        ("false", (), {None: False, "a2.ipynb": False}, ("x",)),
+        # every link plans a GPU; a server without one runs the CPU image `x--cpu`
+        ("true", (), {None: True, "a2.ipynb": True, "lectures/l1/intro.ipynb": True}, None),
+        # one notebook needs the GPU: the others and the home folder plan a CPU server
+        (
+            "['./a2.ipynb', 'a2.ipynb']",
+            ("a2.ipynb",),
+            {None: False, "a2.ipynb": True, "lectures/l1/intro.ipynb": False},
+            None,
+        ),
+    ],
+)
+def test_gpu_per_notebook(
+    gpu: str,
+    gpu_notebooks: tuple[str, ...],
+    by_default: dict[str | None, bool],
+    keys: tuple[str, ...] | None,
+) -> None:
+    course = parse_course("x", GOOD + f"gpu = {gpu}\n", FILES)
+    assert course.gpu_notebooks == gpu_notebooks
+    assert {nb: course.gpu_by_default(nb) for nb in by_default} == by_default
+    assert course.image_keys == (keys or ("x", "x--cpu"))
+    assert course.image_key(gpu=True) == "x"
+    assert course.image_key(gpu=False) == course.image_keys[-1]
+    assert [course.base_image_of(k) for k in course.image_keys] == (
+        ["images/base:pytorch-gpu", "images/base:pytorch"]
+        if course.gpu
+        else ["images/base:pytorch"]
+    )
+    assert course_from_dict(json.loads(json.dumps(course_to_dict(course)))) == course
 
 
 def test_course_round_trips_through_plain_data() -> None:

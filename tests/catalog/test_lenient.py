@@ -70,8 +70,8 @@ CASES = [
             (
                 "",
                 "",
-                "a course directory name is its image tag: lowercase letters, digits and '-', "
-                "at most 63 characters, starting and ending with a letter or digit",
+                "a course directory name is its image tag: lowercase letters and digits in "
+                "words joined by single '-', at most 63 characters",
             ),
         ],
         id="no-course-toml-and-a-bad-directory-name",
@@ -103,7 +103,6 @@ CASES = [
                 "flavor",
                 "'jax' is not a base image flavor; use one of pytorch, tensorflow",
             ),
-            ("course.toml", "gpu", "must be true or false"),
             (
                 "course.toml",
                 "notebooks",
@@ -120,6 +119,12 @@ CASES = [
             ("course.toml", "notebooks", "'data.csv' is not a relative path to an .ipynb file"),
             ("course.toml", "notebooks", "a.ipynb is listed twice"),
             ("course.toml", "notebooks", "7 is not a relative path to an .ipynb file"),
+            (
+                "course.toml",
+                "gpu",
+                "must be true (every link plans a GPU server), false, or the notebooks that "
+                "need one, like ['lectures/train.ipynb']",
+            ),
         ],
         id="every-top-level-field-wrong",
     ),

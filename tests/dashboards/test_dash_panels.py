@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog import Catalog
+from catalog import Catalog, parse_course
 from catalog.course import SLUG_PATTERN
 from dashboards.alerts import alert_rules
 from dashboards.build import build, dashboards
@@ -192,6 +192,24 @@ def test_memory_limits_come_from_the_catalog() -> None:
     )
     assert f'label_replace(vector({16 * 2**30}), "course", "ml", "", "")' in exprs
     assert "intro-python" not in exprs
+
+
+def test_the_gpu_panel_names_the_courses_and_notebooks_that_ask_for_a_gpu() -> None:
+    """`gpu = true`: the course; `gpu = [notebooks]`: how many of its notebooks plan a GPU."""
+    files = ["01.ipynb", "02.ipynb", "requirements.txt"]
+    text = 'title = "T"\nflavor = "pytorch"\nnotebooks = ["01.ipynb", "02.ipynb"]\n'
+    catalog = Catalog(
+        (
+            parse_course("all-gpu", text + "gpu = true\n", files),
+            parse_course("some-gpu", text + 'gpu = ["02.ipynb"]\n', files),
+            parse_course("no-gpu", text, files),
+        )
+    )
+    board = json.loads(build(catalog, DEFAULTS)["courses.json"])
+    (description,) = (
+        p["description"] for p in panels_of(board) if p["title"] == "GPU utilisation per course"
+    )
+    assert "Courses asking for a GPU: all-gpu, some-gpu (1 of 2 notebooks)." in description
 
 
 def test_settings_reach_panels_and_rules() -> None:

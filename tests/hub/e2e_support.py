@@ -73,6 +73,12 @@ def course_images() -> Courses:
     return Courses(catalog, local_images(catalog, read_image_map(path), client))
 
 
+def launchable(hub: Any) -> list[str]:
+    """The slugs of a LocalHub's courses that have an image, in catalog order (the image map's keys
+    also name GPU courses' CPU images, `<slug>--cpu`)."""
+    return [c.slug for c in hub.settings.catalog if c.slug in hub.settings.image_map]
+
+
 def require_proxy() -> None:
     if shutil.which("configurable-http-proxy") is None:
         pytest.skip(

@@ -16,7 +16,13 @@ MiB = 2**20
 REGISTRY = "127.0.0.1:5000/ol-course-notebooks"
 
 
-def _course(slug: str, notebooks: tuple[str, ...], memory: int, gpu: bool = False) -> Course:
+def _course(
+    slug: str,
+    notebooks: tuple[str, ...],
+    memory: int,
+    gpu: bool = False,
+    gpu_notebooks: tuple[str, ...] = (),
+) -> Course:
     return Course(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -26,6 +32,7 @@ def _course(slug: str, notebooks: tuple[str, ...], memory: int, gpu: bool = Fals
             memory_limit=memory, memory_guarantee=memory // 2, cpu_limit=2.0, cpu_guarantee=0.5
         ),
         notebooks=notebooks,
+        gpu_notebooks=gpu_notebooks,
     )
 
 
@@ -42,13 +49,25 @@ CATALOG = Catalog(
         ),
         _course("deep-learning-gpu", ("lectures/lecture1/tensors.ipynb",), 4 * GiB, gpu=True),
         _course("intro-ml", ("notebooks/My Notebook.ipynb", "notebooks/100% sure.ipynb"), 3 * GiB),
+        # `gpu = ["train.ipynb"]`: only that notebook's links plan a GPU server.
+        _course("vision-lab", ("explore.ipynb", "train.ipynb"), 4 * GiB, True, ("train.ipynb",)),
         # In the catalog but not built: never launchable.
         _course("unbuilt", ("a.ipynb",), 512 * MiB),
     )
 )
+#: Every built course's images by image map key: a GPU course's CUDA image and CPU image.
 IMAGE_MAP = {
-    slug: f"{REGISTRY}:{slug}-{'0' * 63}{index}"
-    for index, slug in enumerate(("data-analytics", "deep-learning-gpu", "intro-ml"))
+    key: f"{REGISTRY}:{key}-{'0' * 63}{index}"
+    for index, key in enumerate(
+        (
+            "data-analytics",
+            "deep-learning-gpu",
+            "deep-learning-gpu--cpu",
+            "intro-ml",
+            "vision-lab",
+            "vision-lab--cpu",
+        )
+    )
 }
 GPU = GpuSettings(
     count=1,

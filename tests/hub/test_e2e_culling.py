@@ -29,6 +29,7 @@ from tests.hub.e2e_support import (
     chromium_browser,
     count_rows,
     course_images,
+    launchable,
     require_proxy,
     wait_for,
 )
@@ -72,7 +73,7 @@ def max_age_hub() -> Iterator[LocalHub]:
 
 
 def smallest_course(hub: LocalHub) -> str:
-    return min(hub.settings.image_map, key=lambda s: hub.settings.catalog[s].resources.memory_limit)
+    return min(launchable(hub), key=lambda s: hub.settings.catalog[s].resources.memory_limit)
 
 
 def user_exists(hub: LocalHub, user: str) -> bool:

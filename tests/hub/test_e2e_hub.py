@@ -29,6 +29,7 @@ from tests.hub.e2e_support import (
     chromium_browser,
     count_rows,
     course_images,
+    launchable,
     redirects_to_spawn,
     repository_catalog,
     require_proxy,
@@ -108,7 +109,9 @@ def test_every_course_opens_its_notebook_in_jupyterlab(hub: LocalHub, page: Any,
     user = user_from_url(page.url)
     assert user
     container = container_of(hub, user)
-    assert container.attrs["Config"]["Image"] == hub.settings.image_map[slug]
+    # no GPUs here: a GPU course runs its CPU image (`<slug>--cpu`)
+    expected = hub.settings.image_map[hub.settings.catalog[slug].image_key(gpu=False)]
+    assert container.attrs["Config"]["Image"] == expected
     assert container.attrs["HostConfig"]["Memory"] == course.resources.memory_limit
     assert container.attrs["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
     assert container.labels["course"] == slug
@@ -128,7 +131,7 @@ def test_every_course_opens_its_notebook_in_jupyterlab(hub: LocalHub, page: Any,
 def test_refused_links_help_and_start_nothing(
     hub: LocalHub, page: Any, query: dict[str, str], status: int, text: str
 ) -> None:
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     arguments = {"course": slug, **query}
     before = {c.id for c in hub.containers()}
     course_param = arguments.pop("course")
@@ -137,7 +140,7 @@ def test_refused_links_help_and_start_nothing(
     assert text in page.inner_text(".ol-launch-error")
     # Every launchable course is offered, with a link that works.
     links = page.locator("a.ol-course-link")
-    assert links.count() == len(hub.settings.image_map)
+    assert links.count() == len(launchable(hub))
     assert {c.id for c in hub.containers()} == before
     if query.get("course") == "no-such-course":
         page.locator("a.ol-course-link").first.click()
@@ -156,16 +159,14 @@ def test_api_spawn_without_course_starts_nothing(hub: LocalHub) -> None:
     response = hub.api("POST", "/users/api-learner/server", json={"image": "evil:latest"})
     assert response.status_code == 400, response.text
     assert {c.id for c in hub.containers()} == before
-    ok = hub.api(
-        "POST", "/users/api-learner/server", json={"course": next(iter(hub.settings.image_map))}
-    )
+    ok = hub.api("POST", "/users/api-learner/server", json={"course": launchable(hub)[0]})
     assert ok.status_code in (201, 202), ok.text
     hub.wait_ready("api-learner")
     hub.delete_user("api-learner")
 
 
 def test_twenty_concurrent_launches(hub: LocalHub) -> None:
-    slug = min(hub.settings.image_map, key=lambda s: hub.settings.catalog[s].resources.memory_limit)
+    slug = min(launchable(hub), key=lambda s: hub.settings.catalog[s].resources.memory_limit)
     notebook = hub.settings.catalog[slug].notebooks[0]
 
     def launch(_: int) -> str:
@@ -186,7 +187,7 @@ def test_twenty_concurrent_launches(hub: LocalHub) -> None:
 
 
 def test_hub_restart_keeps_running_servers(hub: LocalHub) -> None:
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     with ThreadPoolExecutor(RESTARTED) as pool:
         users = list(pool.map(lambda _: hub.launch(hub.link(slug)).user, range(RESTARTED)))
         list(pool.map(hub.wait_ready, users))
@@ -219,7 +220,7 @@ def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: Loca
     reach the hub (its server needs the hub's API, as production's pods do) and nothing else of
     the host: not the proxy's API, not the public port, not the host's loopback services, not
     another learner's server."""
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     launch, other = hub.launch(hub.link(slug)), hub.launch(hub.link(slug))
     hub.wait_ready(launch.user)
     hub.wait_ready(other.user)
@@ -266,7 +267,7 @@ def test_metrics_need_a_token(hub: LocalHub) -> None:
 
 
 def test_tmplogin_keeps_the_link_arguments(hub: LocalHub) -> None:
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     notebook = hub.settings.catalog[slug].notebooks[0]
     hops = redirects_to_spawn(hub.link(slug, notebook))
     assert [urlparse(h).path for h in hops] == ["/tmplogin", "/hub/tmplogin", "/hub/spawn"]
@@ -305,7 +306,7 @@ def test_a_launch_link_from_another_site_asks_for_one_click(hub: LocalHub, page:
     server on their quota. Followed from another site (Chromium says `Sec-Fetch-Site:
     cross-site`) the link shows what it would start and starts nothing; the click (the same link,
     now from the hub's own page) does."""
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     notebook = hub.settings.catalog[slug].notebooks[0]
     link = hub.link(slug, notebook)
     users_before = {u["name"] for u in hub.api("GET", "/users").json()}
@@ -329,7 +330,7 @@ def test_a_launch_link_from_another_site_asks_for_one_click(hub: LocalHub, page:
 )
 def test_only_a_cross_site_navigation_asks(hub: LocalHub, sec_fetch_site: str, asks: bool) -> None:
     """What Chromium sends for a link on this site or a typed URL goes straight on."""
-    slug = next(iter(hub.settings.image_map))
+    slug = launchable(hub)[0]
     response = requests.get(
         f"{hub.url}/hub/tmplogin?course={slug}",  # the hub's own handler, past the proxy's hop
         headers={"Sec-Fetch-Site": sec_fetch_site},

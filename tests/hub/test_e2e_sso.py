@@ -35,6 +35,7 @@ from tests.hub.e2e_support import (
     chromium_browser,
     count_rows,
     course_images,
+    launchable,
     require_proxy,
     wait_for,
 )
@@ -142,7 +143,7 @@ def gated() -> Iterator[Gated]:
 
 
 def courses_with_images(hub: LocalHub) -> list[str]:
-    return sorted(hub.settings.image_map)
+    return sorted(launchable(hub))
 
 
 def course_containers(hub: LocalHub) -> list[Any]:
@@ -247,7 +248,9 @@ def check_learners_and_the_limit(
         assert urlparse(response.url).path == f"/user/{user}/lab/tree/{quote(notebook)}"
         container = container_of(hub, user)
         assert container.labels["course"] == slug
-        assert container.attrs["Config"]["Image"] == hub.settings.image_map[slug]
+        # no GPUs here: a GPU course runs its CPU image (`<slug>--cpu`)
+        expected = hub.settings.image_map[hub.settings.catalog[slug].image_key(gpu=False)]
+        assert container.attrs["Config"]["Image"] == expected
 
     # The 21st server: the hub is full. A 429 page that says so and when to retry; nothing starts.
     before = len(course_containers(hub))
@@ -383,7 +386,7 @@ def test_forty_sign_ins_of_one_person_leave_a_handful_of_users(gated: Gated) -> 
     past `users_per_person` (two servers and two sign-ins under way) gets a 429 page."""
     hub = gated.hub
     person = hub.person_key("learner19")
-    slug = min(hub.settings.image_map, key=lambda s: hub.settings.catalog[s].resources.memory_limit)
+    slug = min(launchable(hub), key=lambda s: hub.settings.catalog[s].resources.memory_limit)
     with ThreadPoolExecutor(4) as pool:
         visits = list(pool.map(lambda _: visit(hub.link(slug), "learner19"), range(40)))
     try:
@@ -485,7 +488,7 @@ def test_culling_removes_servers_and_throwaway_users_of_sso_logins() -> None:
             setup.provider.start([f"{hub.url}/hub/oauth_callback"])
             with hub:
                 slug = min(
-                    hub.settings.image_map,
+                    launchable(hub),
                     key=lambda s: hub.settings.catalog[s].resources.memory_limit,
                 )
                 before = count_rows(hub.db_url)

@@ -131,7 +131,7 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
     [
         ("catalog", KeyError, "custom.catalog: is required"),
         ("catalog", [{"slug": "x"}], "custom.catalog"),
-        ("imageMap.nope", "img", "custom.imageMap.nope: is not a course"),
+        ("imageMap.nope", "img", "custom.imageMap.nope: is not an image of the catalog"),
         ("imageMap.intro-ml", KeyError, "custom.imageMap: has no image for intro-ml"),
         ("imageMap.intro-ml", "", "custom.imageMap.intro-ml"),
         ("imageMap.intro-ml", "has space:1", "custom.imageMap.intro-ml"),

@@ -55,10 +55,15 @@ PLAN_ML = replace(
     memory_guarantee=3 * GiB // 2,
 )
 PLAN_DL_CPU = replace(
-    PLAN_DA, course=DL, image=IMAGE_MAP[DL], memory_limit=4 * GiB, memory_guarantee=2 * GiB
+    PLAN_DA,
+    course=DL,
+    image=IMAGE_MAP[f"{DL}--cpu"],
+    memory_limit=4 * GiB,
+    memory_guarantee=2 * GiB,
 )
 PLAN_DL_GPU = replace(
     PLAN_DL_CPU,
+    image=IMAGE_MAP[DL],
     gpu_count=1,
     gpu_resource_name="nvidia.com/gpu",
     node_selector={"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"},
@@ -118,6 +123,62 @@ GOOD = [
     pytest.param(f"course={DL}&needs_gpu=", PRODUCTION, PLAN_DL_GPU, id="gpu-empty-is-unset"),
     pytest.param(f"course={DL}&needs_gpu=%20", PRODUCTION, PLAN_DL_GPU, id="gpu-blank-is-unset"),
     pytest.param(f"course={DL}", LOCAL, PLAN_DL_CPU, id="no-gpus-in-deployment"),
+    # `gpu = ["train.ipynb"]`: that notebook's link plans a GPU (the CUDA image), the others and
+    # the home folder a CPU server (the CPU image) unless the link asks for a GPU.
+    pytest.param(
+        "course=vision-lab&notebook=train.ipynb",
+        PRODUCTION,
+        replace(
+            PLAN_DL_GPU,
+            course="vision-lab",
+            notebook="train.ipynb",
+            url="/lab/tree/train.ipynb",
+            image=IMAGE_MAP["vision-lab"],
+        ),
+        id="gpu-notebook-gets-gpu",
+    ),
+    pytest.param(
+        "course=vision-lab&notebook=explore.ipynb",
+        PRODUCTION,
+        replace(
+            PLAN_DL_CPU,
+            course="vision-lab",
+            notebook="explore.ipynb",
+            url="/lab/tree/explore.ipynb",
+            image=IMAGE_MAP["vision-lab--cpu"],
+        ),
+        id="other-notebook-of-gpu-course-plans-cpu",
+    ),
+    pytest.param(
+        "course=vision-lab",
+        PRODUCTION,
+        replace(PLAN_DL_CPU, course="vision-lab", image=IMAGE_MAP["vision-lab--cpu"]),
+        id="home-of-per-notebook-gpu-course-plans-cpu",
+    ),
+    pytest.param(
+        "course=vision-lab&notebook=explore.ipynb&needs_gpu=true",
+        PRODUCTION,
+        replace(
+            PLAN_DL_GPU,
+            course="vision-lab",
+            notebook="explore.ipynb",
+            url="/lab/tree/explore.ipynb",
+            image=IMAGE_MAP["vision-lab"],
+        ),
+        id="other-notebook-asks-for-gpu",
+    ),
+    pytest.param(
+        "course=vision-lab&notebook=train.ipynb",
+        LOCAL,
+        replace(
+            PLAN_DL_CPU,
+            course="vision-lab",
+            notebook="train.ipynb",
+            url="/lab/tree/train.ipynb",
+            image=IMAGE_MAP["vision-lab--cpu"],
+        ),
+        id="gpu-notebook-without-gpus-runs-cpu-image",
+    ),
     pytest.param(
         f"course={DA}&tag=pr-42",
         PREVIEW,
@@ -248,7 +309,22 @@ def test_bad_links(query_string: str, launch: LaunchSettings, status: int, reaso
     assert (error.status, error.reason) == (status, reason)
     assert error.message and "Traceback" not in error.message
     # The learner is always offered the courses that can be launched, and only those.
-    assert [c.slug for c in error.courses] == ["data-analytics", "deep-learning-gpu", "intro-ml"]
+    assert [c.slug for c in error.courses] == [
+        "data-analytics",
+        "deep-learning-gpu",
+        "intro-ml",
+        "vision-lab",
+    ]
+
+
+def test_gpu_course_without_its_cpu_image_is_unavailable_without_a_gpu() -> None:
+    """A map that lacks a GPU course's CPU image (built before there was one) never puts the
+    CUDA image on a CPU server: such a launch is a 503; with a GPU it starts."""
+    image_map = {k: v for k, v in IMAGE_MAP.items() if k != f"{DL}--cpu"}
+    assert plan_launch(query_arguments(f"course={DL}"), CATALOG, image_map, PRODUCTION).gpu
+    with pytest.raises(LaunchError) as caught:
+        plan_launch(query_arguments(f"course={DL}&needs_gpu=false"), CATALOG, image_map, PRODUCTION)
+    assert (caught.value.status, caught.value.reason) == (503, "course-unavailable")
 
 
 def test_unknown_course_message_names_it_safely() -> None:
@@ -417,7 +493,10 @@ def check_outcome(query: Any, launch: LaunchSettings) -> None:
     course = CATALOG[result.course]
     assert result.course in IMAGE_MAP
     assert result.image in allowed_images(launch)
-    assert result.image == IMAGE_MAP[result.course] or (
+    # The CUDA image (`<slug>`) exactly when the server has a GPU; a GPU course's server
+    # without one runs its CPU image (`<slug>--cpu`).
+    key = result.course if result.gpu or not course.gpu else f"{result.course}--cpu"
+    assert result.image == IMAGE_MAP[key] or (
         launch.allow_preview_tags and result.tag in launch.preview_tags.get(result.course, ())
     )
     assert url_inside_home(result.url), result.url
@@ -434,8 +513,11 @@ def check_outcome(query: Any, launch: LaunchSettings) -> None:
     # decide (worked out here from the raw query, not by the planner's own helpers).
     assert argument_of(query, "course") == result.course
     asked = argument_of(query, "needs_gpu")
+    by_default = course.gpu and (
+        not course.gpu_notebooks or result.notebook in course.gpu_notebooks
+    )
     wants_gpu = (
-        course.gpu
+        by_default
         if asked is None
         else asked.strip().lower() in {"true", "1", "yes", "on", "y", "t"}
     )

@@ -25,7 +25,7 @@ def catalog() -> Catalog:
 
 
 def image_map(catalog: Catalog) -> dict[str, str]:
-    return {slug: f"{REGISTRY}:{slug}-x" for slug in catalog.slugs}
+    return {key: f"{REGISTRY}:{key}-x" for key in catalog.image_keys}
 
 
 def test_every_notebook_plans(catalog: Catalog) -> None:
@@ -34,7 +34,8 @@ def test_every_notebook_plans(catalog: Catalog) -> None:
             query = query_arguments(f"course={course.slug}&notebook={quote(notebook)}")
             result = plan_launch(query, catalog, image_map(catalog), PRODUCTION)
             assert result.notebook == notebook and result.url == lab_url(notebook)
-            assert result.gpu == course.gpu
+            assert result.gpu == course.gpu_by_default(notebook)
+            assert result.image == image_map(catalog)[course.image_key(result.gpu)]
 
 
 def test_every_course_pod_validates(
@@ -47,6 +48,7 @@ def test_every_course_pod_validates(
     for course, pod in zip(catalog, pods):
         validate(pod)
         (container,) = pod["spec"]["containers"]
-        assert container["image"] == image_map(catalog)[course.slug]
+        gpu = course.gpu_by_default(None)  # a link without a notebook
+        assert container["image"] == image_map(catalog)[course.image_key(gpu)]
         assert container["resources"]["limits"]["memory"] == course.resources.memory_limit
-        assert (container["resources"]["limits"].get("nvidia.com/gpu") == "1") == course.gpu
+        assert (container["resources"]["limits"].get("nvidia.com/gpu") == "1") == gpu

@@ -115,7 +115,7 @@ def expected_pod(
     """The whole pod KubeSpawner must produce for a plan of `course` (hub_data's catalog, the
     chart's baseline of `kube_config`): every field written out."""
     resources = CATALOG[course].resources
-    image = IMAGE_MAP[course]
+    image = IMAGE_MAP[CATALOG[course].image_key(gpu)]
     limits: dict[str, Any] = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
     if gpu:
         limits[GPU_KEY] = "1"

@@ -78,17 +78,27 @@ def test_every_base_image_target_is_followed() -> None:
     assert BASE_BUILD.read_text().count("docker_image(") == len(_base_dockerfiles()) >= 5
 
 
-@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
-def test_production_builds_gpu_courses_on_cuda_and_the_rest_on_cpu(course: Course) -> None:
-    found = chain(course.base_image, production_build_args())
+#: Every course image: (course, image map key), a GPU course's CPU image (`<slug>--cpu`) too.
+IMAGES = [pytest.param(c, key, id=key) for c in CATALOG for key in c.image_keys]
+
+
+@pytest.mark.parametrize(("course", "key"), IMAGES)
+def test_production_builds_gpu_courses_on_cuda_and_the_rest_on_cpu(
+    course: Course, key: str
+) -> None:
+    """A GPU course's own image on the CUDA upstream; every other image, a GPU course's CPU
+    image too, on the CPU upstream without CUDA anywhere in its chain."""
+    found = chain(course.base_image_of(key), production_build_args())
     upstream = found.images[-1]
-    if course.gpu:
+    cuda = course.gpu and key == course.slug
+    assert (key == course.slug) != key.endswith("--cpu")
+    if cuda:
         assert re.fullmatch(rf"{UPSTREAM}:cuda12-{DATE}", upstream), found
     else:
         assert re.fullmatch(rf"{UPSTREAM}:{DATE}", upstream), found
         assert not any("cuda" in image for image in found.images), found
     if course.flavor == "tensorflow":
-        expected = "tensorflow-cuda.lock" if course.gpu else "tensorflow.lock"
+        expected = "tensorflow-cuda.lock" if cuda else "tensorflow.lock"
         assert [Path(lock).name for lock in found.locks] == [expected], found
     else:
         assert found.locks == (), found

@@ -20,6 +20,8 @@ from tools.lock_base_images import FLAVOR_LAYERS
 
 IMAGE_MAP = Path("courses/image-map.json")
 CATALOG = load_catalog()
+#: Every course image: (course, image map key), a GPU course's CPU image (`<slug>--cpu`) too.
+IMAGES = [pytest.param(c, key, id=key) for c in CATALOG for key in c.image_keys]
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +35,16 @@ def client() -> docker.DockerClient:
 
 
 def test_the_image_map_has_every_course_with_an_immutable_tag(image_map: dict[str, str]) -> None:
-    assert set(image_map) == set(CATALOG.slugs)
-    for slug, reference in image_map.items():
+    assert set(image_map) == set(CATALOG.image_keys)
+    for key, reference in image_map.items():
         repository, tag = reference.rsplit(":", 1)
         assert repository.endswith("/ol-course-notebooks")
-        assert tag.startswith(f"{slug}-") and len(tag) == len(slug) + 65, reference
+        assert tag.startswith(f"{key}-") and len(tag) == len(key) + 65, reference
 
 
-@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+@pytest.mark.parametrize(("course", "key"), IMAGES)
 def test_course_image_contents(
-    course: Course, image_map: dict[str, str], client: docker.DockerClient
+    course: Course, key: str, image_map: dict[str, str], client: docker.DockerClient
 ) -> None:
     script = (
         "import os, shutil, sys, json; "
@@ -51,7 +53,7 @@ def test_course_image_contents(
         f"'notebooks': [os.path.isfile(p) for p in {list(course.notebooks)!r}], "
         "'stray': sorted(f for f in os.listdir('.') if f.startswith('Dockerfile'))}))"
     )
-    output = client.containers.run(image_map[course.slug], ["python3", "-c", script], remove=True)
+    output = client.containers.run(image_map[key], ["python3", "-c", script], remove=True)
     facts = json.loads(output)
     assert facts["uid"] == 1000 and facts["home"] == "/home/jovyan"
     assert facts["singleuser"], "jupyterhub-singleuser is missing"
@@ -59,12 +61,16 @@ def test_course_image_contents(
     assert facts["stray"] == []
 
 
-@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+@pytest.mark.parametrize(("course", "key"), IMAGES)
 def test_course_image_shares_every_layer_of_its_base(
-    course: Course, image_map: dict[str, str], client: docker.DockerClient
+    course: Course, key: str, image_map: dict[str, str], client: docker.DockerClient
 ) -> None:
-    layers = client.images.get(image_map[course.slug]).attrs["RootFS"]["Layers"]
-    base_name = course.base_image.rsplit(":", 1)[1]  # images/base:pytorch-gpu -> pytorch-gpu
+    """Each image starts with its base's layers: a GPU course's own image the CUDA variant's,
+    its `<slug>--cpu` image the CPU flavor's."""
+    layers = client.images.get(image_map[key]).attrs["RootFS"]["Layers"]
+    base_name = course.base_image_of(key).rsplit(":", 1)[
+        1
+    ]  # images/base:pytorch-gpu -> pytorch-gpu
     bases = [
         image
         for image in client.images.list(name="*/ol-course-base")
@@ -75,7 +81,7 @@ def test_course_image_shares_every_layer_of_its_base(
         for b in bases
         if layers[: len(b.attrs["RootFS"]["Layers"])] == b.attrs["RootFS"]["Layers"]
     ]
-    assert shared, f"{course.slug} does not start with the layers of any {base_name} base image"
+    assert shared, f"{key} does not start with the layers of any {base_name} base image"
 
 
 GPU_COURSES = [course for course in CATALOG if course.gpu]
@@ -94,9 +100,9 @@ def test_a_gpu_course_image_has_a_cuda_pytorch(
     assert re.fullmatch(r"\d+\.\d+", output.decode().strip()), output
 
 
-@pytest.mark.parametrize("course", CATALOG.courses, ids=CATALOG.slugs)
+@pytest.mark.parametrize(("course", "key"), IMAGES)
 def test_course_image_has_exactly_its_locked_python_packages(
-    course: Course, image_map: dict[str, str], client: docker.DockerClient
+    course: Course, key: str, image_map: dict[str, str], client: docker.DockerClient
 ) -> None:
     """Every Python package in the image is its flavor's lock plus the course's, at that version."""
     root = find_repo_root()
@@ -105,7 +111,7 @@ def test_course_image_has_exactly_its_locked_python_packages(
         expected.update(parse_lock(layer.lock.read_text()).versions())
     expected.update(parse_lock((root / course.directory / LOCK_FILE).read_text()).versions())
     output = client.containers.run(
-        image_map[course.slug],
+        image_map[key],
         ["python3", "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
         network_mode="none",
         remove=True,

@@ -67,8 +67,8 @@ def write_course(
 def image_map_for(catalog: Catalog, registry: str = REGISTRY) -> dict[str, str]:
     """An image map as `./pants package courses::` writes it: immutable content tags."""
     return {
-        slug: f"{registry}/ol-course-notebooks:{slug}-{hashlib.sha256(slug.encode()).hexdigest()}"
-        for slug in catalog.slugs
+        key: f"{registry}/ol-course-notebooks:{key}-{hashlib.sha256(key.encode()).hexdigest()}"
+        for key in catalog.image_keys
     }
 
 

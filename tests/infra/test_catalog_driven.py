@@ -104,8 +104,10 @@ def test_the_deploy_cli_reads_the_repositorys_catalog(
     assert deploy.main(["--stack", "stage", "--render", "two"]) == 0
     one = yaml.safe_load((root / "one" / "values.yaml").read_text())
     two = yaml.safe_load((root / "two" / "values.yaml").read_text())
-    assert set(one["prePuller"]["extraImages"]) == set(two["prePuller"]["extraImages"]) == {"alpha"}
-    # beta is a GPU course: infra's own pre-puller pulls it, on GPU nodes.
+    assert set(one["prePuller"]["extraImages"]) == {"alpha"}
+    # beta is a GPU course: the chart's pre-puller pulls its CPU image (for its servers without
+    # a GPU), infra's own pre-puller its CUDA image, on GPU nodes.
+    assert set(two["prePuller"]["extraImages"]) == {"alpha", "beta--cpu"}
     assert not (root / "one" / "manifests.yaml").read_text().count("kind: DaemonSet")
     puller = next(yaml.safe_load_all((root / "two" / "manifests.yaml").read_text()))
     images = [c["image"] for c in puller["spec"]["template"]["spec"]["initContainers"]]

@@ -186,7 +186,10 @@ def test_learner_pods_never_run_as_root(hub_config: HubConfig, catalog: Catalog)
             assert security["runAsUser"] == 1000 and security["runAsNonRoot"] is True, slug
             assert security["allowPrivilegeEscalation"] is False, slug
             assert security["capabilities"] == {"drop": ["ALL"]}, slug
-        assert pod["spec"]["containers"][0]["image"] == image_map_for(catalog)[slug]
+        # every stack has GPUs: a GPU course's CUDA image where its link plans a GPU, else its
+        # CPU image (`<slug>--cpu`)
+        key = catalog[slug].image_key(catalog[slug].gpu_by_default(None))
+        assert pod["spec"]["containers"][0]["image"] == image_map_for(catalog)[key]
 
 
 def test_infra_custom_is_what_the_hub_parses(

@@ -94,13 +94,12 @@ def _tolerates(pod: dict[str, Any], taint: dict[str, str]) -> bool:
 def pullers(
     stack: StackConfig, catalog: Catalog, objects: list[dict[str, Any]]
 ) -> dict[str, list[tuple[str, bool, bool]]]:
-    """course -> (DaemonSet, may run on CPU nodes, may run on GPU nodes) of each that pulls it."""
-    images = {
-        str(ref): slug for slug, ref in course_images(catalog, image_map_for(catalog)).items()
-    }
+    """image map key -> (DaemonSet, may run on CPU nodes, may run on GPU nodes) of each that
+    pulls that image."""
+    images = {str(ref): key for key, ref in course_images(catalog, image_map_for(catalog)).items()}
     gpu = stack.gpu
     taint = {"key": gpu.taint.key, "value": gpu.taint.value or "", "effect": gpu.taint.effect}
-    found: dict[str, list[tuple[str, bool, bool]]] = {slug: [] for slug in catalog.slugs}
+    found: dict[str, list[tuple[str, bool, bool]]] = {key: [] for key in catalog.image_keys}
     for obj, pod in pod_specs(objects):
         if obj["kind"] != "DaemonSet":
             continue
@@ -112,18 +111,27 @@ def pullers(
     return found
 
 
+def is_cuda(catalog: Catalog, key: str) -> bool:
+    """A GPU course's own image (the CUDA one), not its `<slug>--cpu` image."""
+    course = catalog.course_of_image(key)
+    return course is not None and course.gpu and key == course.slug
+
+
 def test_gpu_images_are_pulled_on_gpu_nodes_only(
     rendered: tuple[StackConfig, list[Any]], catalog: Catalog
 ) -> None:
+    """CUDA images on GPU nodes only; every image CPU servers run (a GPU course's CPU image too)
+    on CPU nodes only."""
     stack, objects = rendered
-    for slug, where in pullers(stack, catalog, objects).items():
-        assert where, f"{slug}: no DaemonSet pre-pulls its image"
+    for key, where in pullers(stack, catalog, objects).items():
+        assert where, f"{key}: no DaemonSet pre-pulls its image"
         for daemonset, on_cpu, on_gpu in where:
-            if catalog[slug].gpu:
-                assert not on_cpu, f"GPU course {slug} is pulled by {daemonset} on CPU nodes"
-                assert on_gpu, f"{daemonset} pulls GPU course {slug} but cannot run on GPU nodes"
+            if is_cuda(catalog, key):
+                assert not on_cpu, f"CUDA image {key} is pulled by {daemonset} on CPU nodes"
+                assert on_gpu, f"{daemonset} pulls CUDA image {key} but cannot run on GPU nodes"
             else:
-                assert not on_gpu, f"CPU course {slug} is pulled by {daemonset} on GPU nodes"
+                assert not on_gpu, f"CPU image {key} is pulled by {daemonset} on GPU nodes"
+                assert on_cpu, f"{daemonset} pulls CPU image {key} but cannot run on CPU nodes"
 
 
 def test_cpu_images_on_gpu_nodes_when_the_stack_says_so(
@@ -132,9 +140,9 @@ def test_cpu_images_on_gpu_nodes_when_the_stack_says_so(
     stack = stacks["dev"]
     both = StackConfig(**{**stack.__dict__, "pre_pull": PrePull(cpu_images_on_gpu_nodes=True)})
     _, objects = render(both, catalog, tmp_path)
-    for slug, where in pullers(both, catalog, objects).items():
-        if not catalog[slug].gpu:
-            assert {on_gpu for _, _, on_gpu in where} == {True}, (slug, where)
+    for key, where in pullers(both, catalog, objects).items():
+        if not is_cuda(catalog, key):
+            assert {on_gpu for _, _, on_gpu in where} == {True}, (key, where)
 
 
 def test_no_pre_pull_hook_holds_upgrades(rendered: tuple[StackConfig, list[Any]]) -> None:

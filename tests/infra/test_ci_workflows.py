@@ -325,7 +325,8 @@ elif "publish" in args:
     with open("ecr.txt", "a") as ecr:
         for target in args[args.index("publish") + 1 :]:
             name = target if target == "hub:image" else target.split("#")[0].split(":")[0]
-            ecr.write(refs[name.rsplit("/", 1)[-1]] + "\\n")
+            cpu = "--cpu" if target.endswith("#image-cpu") else ""
+            ecr.write(refs[name.rsplit("/", 1)[-1] + cpu] + "\\n")
 elif "--preview" in args:
     print(os.environ["STAND_IN_PREVIEW"])
     sys.exit(int(os.environ.get("STAND_IN_STATUS", "0")))
@@ -404,6 +405,7 @@ REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 COURSE_REFS = {
     "intro-ml": f"{REGISTRY}/ol-course-notebooks:intro-ml-{'1' * 64}",
     "gpu": f"{REGISTRY}/ol-course-notebooks:gpu-{'2' * 64}",
+    "gpu--cpu": f"{REGISTRY}/ol-course-notebooks:gpu--cpu-{'4' * 64}",
 }
 HUB_REF = f"{REGISTRY}/ol-course-hub:hub-{'3' * 64}"
 
@@ -437,10 +439,14 @@ def test_publish_pushes_the_changed_images_ecr_lacks(main: dict[str, Any], tmp_p
     """ECR's content tags are immutable: a tag that is there already (here the unchanged hub's)
     is not pushed again, which ECR would refuse."""
     result, published = _publish(
-        main, tmp_path, ["courses/intro-ml#image"], [COURSE_REFS["gpu"], HUB_REF]
+        main,
+        tmp_path,
+        ["courses/intro-ml#image", "courses/gpu#image", "courses/gpu#image-cpu"],
+        [COURSE_REFS["gpu"], HUB_REF],
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert published == ["courses/intro-ml#image"]
+    # a GPU course's CPU image (`#image-cpu`) is checked under its own reference, `gpu--cpu`
+    assert published == ["courses/intro-ml#image", "courses/gpu#image-cpu"]
     assert f"{HUB_REF} is in ECR already" in result.stdout
 
 

@@ -91,15 +91,19 @@ def test_hub_contract(stacks: dict[str, StackConfig], sample_catalog: Catalog, n
 def test_chart_prepuller_has_every_cpu_course_image_with_its_immutable_tag(
     stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
 ) -> None:
-    """GPU courses' images are pulled on GPU nodes by infra's own DaemonSet (test_chart_render)."""
+    """The images CPU servers run: CPU courses', and GPU courses' CPU images (`<slug>--cpu`);
+    GPU courses' CUDA images are pulled on GPU nodes by infra's own DaemonSet (test_chart_render).
+    """
     values = values_for(stacks[name], sample_catalog)
     extra = values["prePuller"]["extraImages"]
     image_map = image_map_for(sample_catalog)
-    assert set(extra) == {c.slug for c in sample_catalog if not c.gpu}
+    assert set(extra) == {c.slug for c in sample_catalog if not c.gpu} | {
+        f"{c.slug}--cpu" for c in sample_catalog if c.gpu
+    }
     assert values["prePuller"]["hook"] == {"enabled": False}
-    for slug, entry in extra.items():
-        assert f"{entry['name']}:{entry['tag']}" == image_map[slug]
-        assert entry["tag"].startswith(slug + "-") and len(entry["tag"]) == len(slug) + 65
+    for key, entry in extra.items():
+        assert f"{entry['name']}:{entry['tag']}" == image_map[key]
+        assert entry["tag"].startswith(key + "-") and len(entry["tag"]) == len(key) + 65
         assert entry["pullPolicy"] == "IfNotPresent"
 
 
@@ -140,7 +144,12 @@ def test_single_user_defaults(
     assert "profileList" not in singleuser
     # The chart pre-pulls singleuser.image: a (CPU) course image rather than the chart's sample.
     default = singleuser["image"]
-    assert f"{default['name']}:{default['tag']}" == image_map_for(sample_catalog)["intro-ml"]
+    assert (
+        f"{default['name']}:{default['tag']}"
+        == image_map_for(sample_catalog)[
+            "deep-learning-gpu--cpu"  # the first of the images CPU servers run
+        ]
+    )
 
 
 def test_gpu_toleration_is_nowhere_a_learner_pod_gets_it_unconditionally(
@@ -215,7 +224,7 @@ BAD_IMAGE_MAPS = [
     ),
     pytest.param(
         lambda image_map: {**image_map, "gone": image_map["intro-ml"]},
-        "do not exist \\(gone\\)",
+        "images of no course \\(gone\\)",
         id="an-image-without-course",
     ),
     pytest.param(_intro_ml_tagged("intro-ml"), "immutable content tag", id="the-moving-tag"),

@@ -71,7 +71,7 @@ def expected(course: str, url: str = "/lab", gpus: int = 0) -> dict[str, Any]:
     if gpus:
         host["device_requests"] = [{"Driver": "", "Count": gpus, "Capabilities": [["gpu"]]}]
     return {
-        "image": IMAGE_MAP[course],
+        "image": IMAGE_MAP[CATALOG[course].image_key(gpus > 0)],
         "mem_limit": resources.memory_limit,
         "mem_guarantee": resources.memory_guarantee,
         "cpu_limit": resources.cpu_limit,

@@ -92,8 +92,15 @@ class FakeClient:
 
 
 BUILT = {**IMAGE_MAP, "unbuilt": f"{REGISTRY}:unbuilt-{'0' * 64}"}
-MOVING = [f"localhost/ol-course-notebooks:{slug}" for slug in BUILT]
+MOVING = [f"localhost/ol-course-notebooks:{key}" for key in BUILT]
 REBUILD = "build them with `./pants package courses::`"
+#: Every image of the catalog, in catalog order: GPU courses' `<slug>--cpu` images too.
+KEYS = CATALOG.image_keys
+assert set(KEYS) == set(BUILT)
+
+
+def absent(*keys: str) -> str:
+    return ", ".join(f"{BUILT[key]} ({key})" for key in keys)
 
 
 @pytest.mark.parametrize(
@@ -103,22 +110,25 @@ REBUILD = "build them with `./pants package courses::`"
         pytest.param(
             {slug: BUILT[slug] for slug in ("data-analytics", "intro-ml")},
             [*BUILT.values(), *MOVING],
-            "the image map has no image for deep-learning-gpu, unbuilt: " + REBUILD,
+            "the image map has no image for "
+            + ", ".join(k for k in KEYS if k not in ("data-analytics", "intro-ml"))
+            + ": "
+            + REBUILD,
             id="no-moving-tag-for-courses-missing-from-the-map",
         ),
         pytest.param(
             BUILT,
             [BUILT["intro-ml"], *MOVING],
-            f"Docker has no image {BUILT['data-analytics']} (data-analytics), "
-            f"{BUILT['deep-learning-gpu']} (deep-learning-gpu), {BUILT['unbuilt']} (unbuilt): "
-            + REBUILD,
+            f"Docker has no image {absent(*(k for k in KEYS if k != 'intro-ml'))}: " + REBUILD,
             id="no-moving-tag-for-images-docker-lacks",
         ),
         pytest.param(
             {"intro-ml": BUILT["intro-ml"]},
             [],
-            "the image map has no image for data-analytics, deep-learning-gpu, unbuilt; "
-            f"Docker has no image {BUILT['intro-ml']} (intro-ml): " + REBUILD,
+            "the image map has no image for "
+            + ", ".join(k for k in KEYS if k != "intro-ml")
+            + f"; Docker has no image {absent('intro-ml')}: "
+            + REBUILD,
             id="both-problems-in-one-message",
         ),
     ],

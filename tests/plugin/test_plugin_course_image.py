@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalog import Course, DataFile, Resources
+from catalog.image_facts import image_key, image_target, image_target_name
 from course_targets.course_image import (
     BASE_IMAGE_ARG,
     COURSE_TEMPLATE,
@@ -19,6 +20,7 @@ from course_targets.course_image import (
     ImageNaming,
     course_instructions,
     image_naming,
+    own_dockerfile_for,
     own_dockerfile_problem,
     published_reference,
 )
@@ -207,6 +209,40 @@ def test_the_shared_template_fills_in() -> None:
 )
 def test_own_dockerfile_problem(course_: Course, dockerfile: str, expected: str | None) -> None:
     assert own_dockerfile_problem(course_, dockerfile) == expected
+
+
+def test_a_gpu_course_has_a_cuda_image_and_a_cpu_image() -> None:
+    """A GPU course's `#image` builds FROM its flavor's CUDA variant, its `#image-cpu` (image map
+    key `<slug>--cpu`) FROM the CPU base: the shared template and an own Dockerfile alike."""
+    from dataclasses import replace
+
+    gpu_course = replace(course("tensorflow"), gpu=True)
+    bases = {
+        image_target_name(key): [
+            line
+            for line in course_instructions(Path(COURSE_TEMPLATE).read_text(), gpu_course, (), key)
+            if line.startswith(BASE_IMAGE_ARG)
+        ]
+        for key in gpu_course.image_keys
+    }
+    assert bases == {
+        "image": ["ARG BASE_IMAGE=images/base:tensorflow-gpu"],
+        "image-cpu": ["ARG BASE_IMAGE=images/base:tensorflow"],
+    }
+    assert [image_key("intro", name) for name in bases] == ["intro", "intro--cpu"]
+    own = "ARG BASE_IMAGE=images/base:tensorflow-gpu\nFROM ${BASE_IMAGE}\nRUN true"
+    assert own_dockerfile_problem(gpu_course, own) is None
+    assert own_dockerfile_for(gpu_course, own, "intro--cpu") == [
+        "ARG BASE_IMAGE=images/base:tensorflow",
+        "FROM ${BASE_IMAGE}",
+        "RUN true",
+    ]
+    assert own_dockerfile_for(gpu_course, own, "intro") == own.splitlines()
+    assert course().image_keys == ("intro",) and image_target_name("intro") == "image"
+    assert [image_target(key) for key in gpu_course.image_keys] == [
+        "courses/intro#image",
+        "courses/intro#image-cpu",
+    ]
 
 
 # --- the image's names ---------------------------------------------------------------------

@@ -123,6 +123,22 @@ def test_every_notebook_of_every_course_gets_a_link() -> None:
         assert f"{course.slug}: {course.title}" in text
 
 
+def test_links_that_plan_a_gpu_are_marked() -> None:
+    """`gpu = [notebooks]`: only those notebooks' links plan a GPU server (and say so)."""
+    from dataclasses import replace
+
+    course = replace(load_catalog().courses[0], gpu=True)
+    per_notebook = replace(course, gpu_notebooks=course.notebooks[-1:])
+    marks = [
+        [link.gpu for link in links.course_links(c, "https://h")]
+        for c in (course, per_notebook, replace(course, gpu=False))
+    ]
+    count = len(course.notebooks)
+    assert marks == [[True] * count, [False] * (count - 1) + [True], [False] * count]
+    text = links.render(links.course_links(per_notebook, "https://h"), {}, "https://h")
+    assert [line.endswith("(GPU)") for line in text.splitlines()[1:]] == marks[1]
+
+
 class FakeContainers:
     def __init__(self, present: set[str]) -> None:
         self.present = present

@@ -36,12 +36,17 @@ def restore(repo: Path) -> None:
 def test_every_course_has_a_check_and_a_smoke_test_on_its_image(repo: Path) -> None:
     catalog = load_catalog(repo)
     targets = set(run_pants(repo, TEST_TYPES, "list", "courses::").split())
+    # a GPU course's CPU image has its own smoke test
     assert targets == {
         f"courses/{c.slug}#{kind}" for c in catalog for kind in ("check", "smoke-test")
-    }
+    } | {f"courses/{c.slug}#smoke-test-cpu" for c in catalog if c.gpu}
     slug = catalog.slugs[0]
     dependencies = run_pants(repo, "dependencies", f"courses/{slug}#smoke-test").split()
     assert f"courses/{slug}#image" in dependencies
+    gpu = next(c.slug for c in catalog if c.gpu)
+    dependencies = run_pants(repo, "dependencies", f"courses/{gpu}#smoke-test-cpu").split()
+    assert f"courses/{gpu}#image-cpu" in dependencies
+    assert f"courses/{gpu}#image" not in dependencies
 
 
 def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
@@ -58,10 +63,12 @@ def test_changed_since_selects_exactly_the_affected_courses(repo: Path) -> None:
 
         with (repo / "images/base/Dockerfile.tensorflow").open("a") as dockerfile:
             dockerfile.write("# a change\n")
+        # the flavor's CPU courses, and its GPU courses' CPU images
         on_tensorflow = {
-            f"courses/{c.slug}#smoke-test"
+            f"courses/{c.slug}#smoke-test" + ("" if key == c.slug else "-cpu")
             for c in catalog
-            if c.base_image == "images/base:tensorflow"
+            for key in c.image_keys
+            if c.base_image_of(key) == "images/base:tensorflow"
         }
         assert on_tensorflow and selected(repo) == on_tensorflow
     finally:

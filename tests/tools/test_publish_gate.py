@@ -72,6 +72,24 @@ def test_latest_results_prefers_the_current_image() -> None:
     assert latest_results([current, older], {"a": "r/c:a-2"})["a"] is older
 
 
+def test_a_gpu_courses_cpu_image_is_decided_by_its_own_smoke_test() -> None:
+    """`g--cpu` (the CPU image of GPU course g) needs a passing result for exactly that image;
+    it is a candidate when course g changed."""
+    image_map = {"g": "r/c:g-2", "g--cpu": "r/c:g--cpu-2"}
+    results = latest_results(
+        [smoke("g", "r/c:g-2"), smoke("g", "r/c:g--cpu-2", passed=False)], image_map
+    )
+    assert {key: r.image for key, r in results.items()} == image_map
+    plan = plan_publication(image_map, {}, results, changed=["g"])
+    assert plan.publish == ["g"]
+    assert [d.course for d in plan.held_back] == ["g--cpu"]
+    assert plan_publication(image_map, {}, results, changed=["other"]).publish == []
+    assert publish_gate.publish_targets(["g", "g--cpu"]) == [
+        "courses/g#image",
+        "courses/g#image-cpu",
+    ]
+
+
 def test_the_command_writes_targets_and_the_deploy_image_map(tmp_path: Path, capsys) -> None:
     results = tmp_path / "dist/test"
     for result in (smoke("a", "r/c:a-2"), smoke("b", "r/c:b-2", passed=False)):

@@ -544,8 +544,8 @@ DATA = f"[[data]]\npath = 'd/ok.csv'\nurl = 'https://x/ok'\nsha256 = '{'a' * 64}
                 (
                     "metadata",
                     None,
-                    "a course directory name is its image tag: lowercase letters, digits and "
-                    "'-', at most 63 characters, starting and ending with a letter or digit",
+                    "a course directory name is its image tag: lowercase letters and digits in "
+                    "words joined by single '-', at most 63 characters",
                 )
             ],
             id="bad-directory-name",

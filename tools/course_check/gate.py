@@ -2,6 +2,8 @@
 
 Pure: `plan_publication(image_map, live, results, changed)` decides from plain data.
 
+- Every image of the image map is decided alone, by its key: a course's slug, and a GPU course's
+  `<slug>--cpu` (its CPU image, smoke-tested by `#smoke-test-cpu`).
 - A course is a candidate when its image in the new image map differs from the live one (or, if
   `changed` is given, when it is also named there).
 - A candidate is published only if a smoke-test result exists for exactly that image (the
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from catalog import CPU_IMAGE_SUFFIX
 from tools.course_check.model import SmokeResult
 
 
@@ -109,7 +112,7 @@ def plan_publication(
             image,
             live.get(slug),
             results.get(slug),
-            changed_set is None or slug in changed_set,
+            changed_set is None or slug.removesuffix(CPU_IMAGE_SUFFIX) in changed_set,
         )
         for slug, image in sorted(image_map.items())
     ]
@@ -117,10 +120,13 @@ def plan_publication(
 
 
 def latest_results(results: Iterable[SmokeResult], image_map: Mapping[str, str]) -> dict:
-    """One result per course: the one for the course's current image when there are several."""
+    """One result per image map key (a course's slug, or a GPU course's `<slug>--cpu`): the one
+    for the key's current image when there are several, else one of the course's own."""
+    key_of = {image: key for key, image in image_map.items()}
     chosen: dict[str, SmokeResult] = {}
     for result in results:
-        current = chosen.get(result.course)
-        if current is None or result.image == image_map.get(result.course):
-            chosen[result.course] = result
+        key = key_of.get(result.image, result.course)
+        current = chosen.get(key)
+        if current is None or result.image == image_map.get(key):
+            chosen[key] = result
     return chosen
