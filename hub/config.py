@@ -4,7 +4,8 @@
 throwaway users (behind the SSO gate when `settings.sso` is set: hub/sso.py; else
 TmpAuthenticator with launch links), the course spawner and its settings and limits, the
 error pages that say why a link was refused, the idle culler as a hub service (replacing the
-chart's) and how often the hub records activity. The callers add what differs: Docker and
+chart's), what a learner's user may do (`user` role: no API tokens) and how often the hub records
+activity. The callers add what differs: Docker and
 SQLite locally (`local_hub.config`), Kubernetes and PostgreSQL in production (`hub.z2jh`, with
 the database set by the chart's `hub.db`).
 """
@@ -29,6 +30,24 @@ CULLER_SCOPES = [
     "delete:servers",
     "admin:users",
 ]
+
+
+#: JupyterHub's `user` role, redefined for throwaway learners: their own user, activity and
+#: servers, and reading their tokens, but not `tokens` (creating them: a throwaway user never
+#: needs an API token, and each one is a row of the hub's database) nor sharing. The default
+#: role's `self` would grant both.
+LEARNER_ROLE = "user"
+LEARNER_SCOPES = [
+    "read:users!user",
+    "users:activity!user",
+    "servers!user",
+    "access:servers!user",
+    "read:tokens!user",
+]
+
+
+def learner_role() -> dict[str, Any]:
+    return {"name": LEARNER_ROLE, "scopes": list(LEARNER_SCOPES)}
 
 
 def culler_service(culling: CullSettings, python: str | None = None) -> dict[str, Any]:
@@ -114,7 +133,8 @@ def configure_hub(
     service = culler_service(culling, python) if culling.enabled else None
     role = culler_role() if culling.enabled else None
     c.JupyterHub.services = _replace_named(hub_section.get("services"), service, CULLER_SERVICE)
-    c.JupyterHub.load_roles = _replace_named(hub_section.get("load_roles"), role, CULLER_SERVICE)
+    roles = _replace_named(hub_section.get("load_roles"), role, CULLER_SERVICE)
+    c.JupyterHub.load_roles = _replace_named(roles, learner_role(), LEARNER_ROLE)
     # Activity from the proxy and from servers reaches the hub often enough for short timeouts.
     interval = max(1, min(300, culling.idle_timeout // 3))
     c.JupyterHub.last_activity_interval = interval

@@ -6,7 +6,8 @@ on the hub's own bridge network (`olhub-<instance>`): JupyterHub listens for the
 network's gateway address, its only address they can reach, as production's pods reach the hub
 at its service port and nothing else of the cluster. The proxy's API and everything else on the
 host's loopback stay out of their reach, and so do the other learners' containers (no
-inter-container traffic on it). `learner_network=False` keeps the servers on the host network
+inter-container traffic on it). They reach the internet, as production's pods do, and (unlike
+those, whose NetworkPolicy refuses private addresses) the host's services bound on 0.0.0.0. `learner_network=False` keeps the servers on the host network
 instead (for servers that are not containers).
 
 `LocalHub` is what `./pants run hub:local`, the launch benchmark and the end-to-end tests run;

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -46,6 +47,7 @@ pytestmark = pytest.mark.timeout(900)
 LEARNERS = 20
 USERS = {f"learner{n:02}": f"pw-{n}" for n in range(1, LEARNERS + 2)}
 USERS["hammer"] = "pw-hammer"
+USERS["tokens"] = "pw-tokens"
 # Two accounts whose ids differ only in case: two people (issue 25, finding 6).
 USERS["Casey"] = "pw-Casey"
 USERS["casey"] = "pw-casey"
@@ -423,6 +425,32 @@ def test_accounts_whose_ids_differ_only_in_case_are_two_people(gated: Gated) -> 
     finally:
         for user in filter(None, (v.user for v in visits)):
             hub.delete_user(user)
+
+
+def test_a_learner_makes_no_api_tokens(gated: Gated) -> None:
+    """Found by an attack review (issue 25, finding 9): a signed-in learner created API tokens
+    without bound through the REST API (each a row of the hub's database). The learner's role
+    has no `tokens` scope now: the same session, with the same XSRF header, still reads its user
+    and its tokens and posts its activity."""
+    hub = gated.hub
+    session = visit(f"{hub.url}/hub/home", "tokens").session
+    headers = {"X-XSRFToken": session.cookies.get("_xsrf", path="/hub/") or ""}
+    me = session.get(f"{hub.url}/hub/api/user", headers=headers, timeout=30)
+    assert me.status_code == 200, (me.status_code, me.text)
+    user = me.json()["name"]
+    api = f"{hub.url}/hub/api/users/{quote(user)}"
+    try:
+        made = session.post(f"{api}/tokens", json={"note": "mine"}, headers=headers, timeout=30)
+        assert made.status_code == 403, (made.status_code, made.text)
+        listed = session.get(f"{api}/tokens", headers=headers, timeout=30)
+        assert listed.status_code == 200 and listed.json()["api_tokens"] == []
+        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        activity = session.post(
+            f"{api}/activity", json={"last_activity": now}, headers=headers, timeout=30
+        )
+        assert activity.status_code < 300, (activity.status_code, activity.text)
+    finally:
+        hub.delete_user(user)
 
 
 def test_a_launch_link_from_another_site_asks_before_the_sign_in(gated: Gated) -> None:

@@ -105,6 +105,10 @@ def test_z2jh_extra_config() -> None:
     assert c.JupyterHub.db_url == "postgresql+psycopg2://jupyterhub@db.example:5432/jupyterhub"
     (role,) = (r for r in c.JupyterHub.load_roles if r["name"] == "jupyterhub-idle-culler")
     assert role["scopes"] == CULLER_SCOPES and role["services"] == ["jupyterhub-idle-culler"]
+    # Learners: their own server and activity, no API tokens (`self` would grant `tokens`).
+    (learner,) = (r for r in c.JupyterHub.load_roles if r["name"] == "user")
+    assert "servers!user" in learner["scopes"] and "access:servers!user" in learner["scopes"]
+    assert not {"self", "tokens!user", "tokens"} & set(learner["scopes"])
     assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
 
 
