@@ -147,14 +147,21 @@ def _singleuser(
     return singleuser
 
 
+def learner_hosts(stack: StackConfig) -> str:
+    """Where learners' servers are: `<user>.<domain>` (JupyterHub's `subdomain_host`), so that no
+    page a learner serves runs on the hub's origin. Needs a wildcard DNS name and certificate."""
+    return f"*.{stack.domain}"
+
+
 def _ingress(stack: StackConfig) -> dict[str, Any]:
-    ingress: dict[str, Any] = {"enabled": True, "hosts": [stack.domain], "pathType": "Prefix"}
+    hosts = [stack.domain, learner_hosts(stack)]
+    ingress: dict[str, Any] = {"enabled": True, "hosts": hosts, "pathType": "Prefix"}
     if stack.ingress.class_name:
         ingress["ingressClassName"] = stack.ingress.class_name
     # The load balancer's health check: `/` answers with a redirect, /hub/health with 200.
     ingress["annotations"] = {**HEALTH_CHECK_ANNOTATIONS, **stack.ingress.annotations}
     if stack.ingress.tls_secret_name:
-        ingress["tls"] = [{"hosts": [stack.domain], "secretName": stack.ingress.tls_secret_name}]
+        ingress["tls"] = [{"hosts": hosts, "secretName": stack.ingress.tls_secret_name}]
     return ingress
 
 
@@ -179,7 +186,14 @@ def helm_values(
             "image": {"name": hub_image.name, "tag": hub_image.tag, "pullPolicy": "IfNotPresent"},
             "config": {
                 # hub.z2jh sets the same (hub/config.py: configure_login); named here for review.
-                "JupyterHub": {"authenticator_class": "hub.sso.CourseSsoAuthenticator"},
+                "JupyterHub": {
+                    "authenticator_class": "hub.sso.CourseSsoAuthenticator",
+                    # Learners' servers on `<user>.<domain>` (the chart then starts the proxy
+                    # with --host-routing), and the hub's cookies `__Host-`: a learner's server
+                    # can neither run script on the hub's origin nor set the hub's cookies.
+                    "subdomain_host": stack.url,
+                    "cookie_host_prefix_enabled": True,
+                },
                 "Authenticator": {"allow_all": True},
                 # Behind the load balancer the hub sees plain HTTP: name the public callback.
                 "CourseSsoAuthenticator": {"oauth_callback_url": f"{stack.url}/hub/oauth_callback"},

@@ -9,7 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urljoin, urlparse
 
 import requests
 
@@ -95,7 +95,7 @@ class HubClient:
             server = self.server(user)
             if server and server.get("ready"):
                 marks.setdefault("ready", time.perf_counter())
-                if self.server_answers(user):
+                if self.server_answers(user, server):
                     marks["answers"] = time.perf_counter()
                     return server
             active = server is not None and (server.get("pending") or server.get("ready"))
@@ -104,12 +104,20 @@ class HubClient:
             time.sleep(interval)
         raise HubError(f"{user}'s server not ready in {timeout:.0f}s:\n{self.log_tail()}")
 
-    def server_answers(self, user: str) -> bool:
-        """The user's server answers through the proxy (with the hub's admin token)."""
+    def server_answers(self, user: str, server: dict[str, Any] | None = None) -> bool:
+        """The user's server answers through the proxy (with the hub's admin token). Where
+        servers are on subdomains (`<user>.<host>`, the server's `url` is then absolute), the
+        request goes to the hub's address with that host in `Host`: the proxy routes by it, and
+        the system need not resolve `*.localhost`."""
+        url = (server or self.server(user) or {}).get("url") or f"/user/{quote(user, safe='')}/"
+        target = urlparse(url)
+        headers = {"Authorization": f"token {self.api_token}"}
+        if target.netloc:
+            headers["Host"] = target.netloc
         try:
             response = requests.get(
-                f"{self.url}/user/{quote(user, safe='')}/api/status",
-                headers={"Authorization": f"token {self.api_token}"},
+                urljoin(self.url, f"{target.path.rstrip('/')}/api/status"),
+                headers=headers,
                 timeout=10,
             )
         except requests.RequestException:

@@ -56,8 +56,13 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     """Ports, database, proxy and containers of a hub on 127.0.0.1, and its admin token."""
     instance = params["instance"]
     hub_url = f"http://{params.get('hub_ip') or '127.0.0.1'}:{params['hub_port']}"
-    public_url = f"http://127.0.0.1:{params['port']}"
-    c.JupyterHub.bind_url = public_url
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{params['port']}"
+    public_url = c.JupyterHub.bind_url
+    if params.get("subdomains"):
+        # Learners' servers on <user>.localhost, each an origin of its own, as in production
+        # (the proxy routes by host: LocalHub starts it with --host-routing).
+        public_url = f"http://localhost:{params['port']}"
+        c.JupyterHub.subdomain_host = public_url
     c.JupyterHub.hub_bind_url = hub_url
     c.JupyterHub.db_url = params["db_url"]
     c.JupyterHub.upgrade_db = True

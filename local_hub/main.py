@@ -119,7 +119,18 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stack",
         choices=STACKS,
-        help="that stack's launch limits and culling (infra/Pulumi.<stack>.yaml); implies --sso",
+        help=(
+            "that stack's launch limits and culling (infra/Pulumi.<stack>.yaml); implies --sso "
+            "and --subdomains, as every stack runs"
+        ),
+    )
+    parser.add_argument(
+        "--subdomains",
+        action="store_true",
+        help=(
+            "learners' servers on <user>.localhost, as production's on <user>.<domain>: the hub "
+            "is then http://localhost:PORT (browsers resolve *.localhost to this machine)"
+        ),
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--echo-logs", action="store_true", help="hub logs to the terminal")
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         echo_logs=args.echo_logs,
         sso_client_secret=provider.client_secret if provider else None,
+        subdomains=args.subdomains or stack is not None,
     )
     stop = {"now": False}
 

@@ -193,9 +193,15 @@ class LocalHub(HubClient, Started):
         params: Mapping[str, Any] | None = None,
         sso_client_secret: str | None = None,
         learner_network: bool = True,
+        subdomains: bool = False,
     ) -> None:
         self.port = port or free_port()
-        super().__init__(f"http://127.0.0.1:{self.port}", secrets.token_hex(24))
+        #: Learners' servers on `<user>.localhost` (JupyterHub's subdomain_host), as production's
+        #: on `<user>.<domain>`; the hub is then `localhost`, which browsers and the system
+        #: resolve to this machine (Chromium resolves every `*.localhost` itself).
+        self.subdomains = subdomains
+        host = "localhost" if subdomains else "127.0.0.1"
+        super().__init__(f"http://{host}:{self.port}", secrets.token_hex(24))
         self.settings = settings
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -281,6 +287,7 @@ class LocalHub(HubClient, Started):
             f"--default-target={hub}",
             f"--error-target={hub}/hub/error",
             "--log-level=warn",
+            *(["--host-routing"] if self.subdomains else []),
         ]
         env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.proxy_token}
         with open(self.proxy_log, "ab") as log:
@@ -309,6 +316,7 @@ class LocalHub(HubClient, Started):
             "hub_ip": self.hub_ip,
             "owner": owner(),
             "learner_network": self.network_name if self.network is not None else None,
+            "subdomains": self.subdomains,
             **self.extra_params,
         }
         params_file = self.state_dir / "hub-params.json"

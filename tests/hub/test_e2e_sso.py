@@ -109,9 +109,11 @@ def gated_hub(
     limits: LimitSettings,
     culling: CullSettings,
     https: bool = False,
+    subdomains: bool = False,
 ) -> Gated:
     """A hub behind the local provider; `https`: configured as a stack's behind its load
-    balancer (`public_url` https, as infra writes it), while this hub itself serves HTTP."""
+    balancer (`public_url` https, as infra writes it), while this hub itself serves HTTP;
+    `subdomains`: learners' servers on `<user>.localhost`, as every stack's on `<user>.<domain>`."""
     courses = course_images()
     require_proxy()
     require_oidc_provider()
@@ -127,7 +129,12 @@ def gated_hub(
         public_url=f"https://127.0.0.1:{port}/" if https else None,
     )
     hub = LocalHub(
-        settings, state, db_url=db_url, sso_client_secret=provider.client_secret, port=port
+        settings,
+        state,
+        db_url=db_url,
+        sso_client_secret=provider.client_secret,
+        port=port,
+        subdomains=subdomains,
     )
     return Gated(hub, provider)
 
@@ -206,6 +213,49 @@ def test_a_browser_signs_in_and_lands_in_the_notebook(gated: Gated, page: Any) -
     assert user and identity_of(user) == hub.person_key("learner01")
     assert container_of(hub, user).labels["course"] == slug
     hub.delete_user(user)
+
+
+#: What a script on a learner's page gets when it reads the hub's API with the visitor's cookies.
+READ_THE_HUB = """async (url) => {
+  try {
+    const response = await fetch(url, {credentials: "include"});
+    return "read " + response.status;
+  } catch (error) {
+    return "blocked";
+  }
+}"""
+
+
+def test_learners_servers_are_on_subdomains_of_their_own(page: Any) -> None:
+    """Issue 25, finding 5: a learner controls the web server at their `/user/<name>/`, so on the
+    hub's origin a page there could act as anyone lured to it. The local hub as every stack runs
+    (`hub:local -- --stack`): in Chromium, which resolves `*.localhost` to this machine, a person
+    signs in and lands in JupyterLab on `<user>.localhost`, an origin of its own. Script there
+    cannot read the hub's API with the visitor's cookies, and the hub's cookies stay the hub's
+    host's (none is set for the parent domain, where a learner's host would get it too)."""
+    culling = CullSettings(idle_timeout=3600, max_age=0)
+    with tempfile.TemporaryDirectory(prefix="ol-hub-sso-subdomains-") as state:
+        setup = gated_hub(Path(state), None, LIMITS, culling, subdomains=True)
+        hub, provider = setup.hub, setup.provider
+        with provider:
+            provider.start([f"{hub.url}/hub/oauth_callback"])
+            with hub:
+                slug = courses_with_images(hub)[0]
+                notebook = hub.settings.catalog[slug].notebooks[0]
+                page.goto(hub.link(slug, notebook))
+                page.fill("input[name=username]", "learner02")
+                page.fill("input[name=password]", USERS["learner02"])
+                page.click("button[type=submit]")
+                wait_until_in_lab(page, notebook)
+                user = user_from_url(page.url)
+                assert user and urlparse(page.url).hostname == f"{user}.localhost", page.url
+                assert urlparse(hub.url).hostname == "localhost"
+                hub_api = f"{hub.url}/hub/api/user"
+                assert page.evaluate(READ_THE_HUB, hub_api) == "blocked"
+                domains = {c["name"]: c["domain"] for c in page.context.cookies()}
+                assert domains.get("jupyterhub-hub-login") == "localhost", domains
+                assert not [name for name, domain in domains.items() if domain.startswith(".")]
+                hub.delete_user(user)
 
 
 def test_twenty_learners_land_in_their_courses_and_the_next_gets_the_limit_page(

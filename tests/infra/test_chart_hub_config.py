@@ -140,6 +140,9 @@ def test_every_stack_s_hub_knows_its_https_url_and_sends_hsts(hub_config: HubCon
     stack, c, _ = hub_config
     app = JupyterHub(config=c)
     assert app.public_url == f"{stack.url}/"
+    # Learners' servers on `<user>.<domain>`, the hub's cookies `__Host-` (issue 25, finding 5).
+    assert app.subdomain_host == stack.url
+    assert app.cookie_host_prefix_enabled is True
     assert app.tornado_settings == {
         "slow_spawn_timeout": 0,
         "headers": {"Strict-Transport-Security": HSTS},

@@ -226,6 +226,25 @@ def test_ingress_checks_health_on_a_page_that_answers_200(
     assert ingress["spec"]["rules"][0]["host"] == stack.domain
 
 
+def test_learners_servers_are_on_subdomains_of_their_own(
+    rendered: tuple[StackConfig, list[Any]],
+) -> None:
+    """Issue 25, finding 5: a page a learner's server serves must not run on the hub's origin.
+    The chart starts the proxy with host routing where `subdomain_host` is set, and the ingress
+    (and its certificate, where the stack names one) takes `*.<domain>` as well as the hub's."""
+    stack, objects = rendered
+    proxy = named(objects, "Deployment", "proxy")["spec"]["template"]["spec"]
+    (chp,) = (c for c in proxy["containers"] if c["name"] == "chp")
+    assert "--host-routing" in chp["command"]
+    ingress = named(objects, "Ingress", "jupyterhub")
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [
+        stack.domain,
+        f"*.{stack.domain}",
+    ]
+    for tls in ingress["spec"].get("tls", []):
+        assert tls["hosts"] == [stack.domain, f"*.{stack.domain}"]
+
+
 def test_a_new_database_password_restarts_the_hub(
     stacks: dict[str, StackConfig], catalog: Catalog, tmp_path: Path
 ) -> None:

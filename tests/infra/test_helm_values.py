@@ -173,7 +173,8 @@ def test_ingress_host_per_stack(
     stack = stacks[name]
     values = values_for(stack, sample_catalog)
     assert values["ingress"]["enabled"] is True
-    assert values["ingress"]["hosts"] == [stack.domain]
+    # the hub's host, and learners' servers on `<user>.<domain>` (issue 25, finding 5)
+    assert values["ingress"]["hosts"] == [stack.domain, f"*.{stack.domain}"]
     assert values["ingress"]["ingressClassName"] == stack.ingress.class_name
     assert values["proxy"]["service"]["type"] == "ClusterIP"
 

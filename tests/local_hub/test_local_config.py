@@ -45,6 +45,22 @@ def test_local_config(tmp_path: Path) -> None:
     assert app.authenticator_class is CourseTmpAuthenticator
 
 
+def test_local_config_on_subdomains(tmp_path: Path) -> None:
+    """`hub:local -- --subdomains` (or `--stack`): learners' servers on `<user>.localhost`, the
+    sign-in's callback on the hub's `localhost` too (its state cookie is that host's)."""
+    plain = Config()
+    configure_local(plain, local_hub_params_file(tmp_path))
+    assert not plain.JupyterHub.get("subdomain_host")
+    c = Config()
+    configure_local(c, local_hub_params_file(tmp_path, subdomains=True, sso_client_secret="s"))
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.CourseSsoAuthenticator.oauth_callback_url == "http://localhost:8000/hub/oauth_callback"
+    app = JupyterHub(config=c)
+    assert app.subdomain_host == "http://localhost:8000" and app.domain == "localhost"
+    assert parse_arguments(["--subdomains"]).subdomains is True
+
+
 def test_local_config_on_the_learners_network(tmp_path: Path) -> None:
     """Containers on the hub's own network: JupyterHub listens on its gateway (the only host
     address they reach), each server on its container's own address."""

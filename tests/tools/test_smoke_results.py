@@ -12,6 +12,7 @@ from tools.course_check.in_container import MARKER
 from tools.course_check.model import NotebookResult, SmokeResult, Status, human_memory
 from tools.course_check.report import smoke_junit, smoke_summary
 from tools.course_check.smoke import ON_CPU, ContainerOutcome, accelerator_report, interpret
+from tools.course_check.smoke_cli import result_name
 
 LIMIT = 1_000_000_000
 
@@ -386,3 +387,18 @@ def test_on_the_host_the_report_names_the_machine_not_a_container() -> None:
         "--gpus: torch 2.13.0+cpu: torch.cuda.is_available() = False here: the GPU is not used "
         "(a CPU build of PyTorch, or no GPU visible here)"
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "name"),
+    [
+        (f"127.0.0.1:5000/ol-course-notebooks:gpu-course-{'a' * 64}", "gpu-course"),
+        # a GPU course's CPU image: files of its own beside its CUDA image's (Pants gathers every
+        # test's reports into one folder, where two `gpu-course.smoke-test.xml` clash)
+        (f"127.0.0.1:5000/ol-course-notebooks:gpu-course--cpu-{'b' * 64}", "gpu-course--cpu"),
+        ("localhost/ol-course-notebooks:gpu-course", "gpu-course"),  # no content tag
+        ("this machine", "gpu-course"),  # --host
+    ],
+)
+def test_result_files_are_named_after_the_image(image: str, name: str) -> None:
+    assert result_name("gpu-course", image) == name

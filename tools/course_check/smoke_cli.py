@@ -10,7 +10,8 @@ Run directly, it tests the images named by the image map (`./pants package cours
 it) unless --image is given; with --host, no image: the same runner with this machine's Python
 and packages (on_host.py says what differs). Per notebook: passed, failed (cell and
 exception), timed out or killed for memory, with duration and peak memory. Prints a summary
-table, writes `<slug>.smoke-test.json` and `.xml` (JUnit) to --output-dir, exits 1 on any failure.
+table, writes `<slug>.smoke-test.json` and `.xml` (JUnit) to --output-dir (`<slug>--cpu.*` for a GPU
+course's CPU image), exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from catalog.image_facts import (
     IMAGE_MAP,
     ImageMapError,
     built_names,
+    content_tag_name,
     course_image_info,
     image_of,
     read_image_map,
+    split_reference,
     stale_image,
 )
 from tools.course_check.blanks import unaccepted
@@ -158,17 +161,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             judged = (judge(n, recorded.get(n.path, {})) for n in result.notebooks)
             result = dataclasses.replace(result, notebooks=tuple(judged))
         results.append(result)
+        stem = result_name(course.slug, result.image)
         write_outputs(
             args.output_dir,
             {
-                f"{course.slug}.smoke-test.json": to_json(result.to_dict()),
-                f"{course.slug}.smoke-test.xml": smoke_junit(result),
+                f"{stem}.smoke-test.json": to_json(result.to_dict()),
+                f"{stem}.smoke-test.xml": smoke_junit(result),
             },
         )
     print()
     print(smoke_summary(results))
     print(results_line("smoke-test", args))
     return 0 if all(r.passed for r in results) else 1
+
+
+def result_name(slug: str, image: str) -> str:
+    """What a run's result files are named after: the image's content tag name (a GPU course's
+    CPU image, `<slug>--cpu-<hash>`, has files of its own beside its CUDA image's, where Pants
+    gathers every test's reports into one folder), else the course."""
+    return content_tag_name(split_reference(image)[1]) or slug
 
 
 def image_versions(directory: Path, flavor: str) -> dict[str, str]:
