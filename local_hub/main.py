@@ -6,7 +6,7 @@ builds the course images and the image map (`./pants package courses::`), starts
 configurable-http-proxy and JupyterHub (SQLite in a state directory, throwaway users, the idle
 culler), prints the launch link of every notebook, and on Ctrl-C stops everything and removes
 the containers it started. People reach it on 127.0.0.1; learner containers run on a Docker
-network of the hub's own and of its processes reach only the hub (see `local_hub.processes`).
+network of the hub's own and of this machine reach only the hub (see `local_hub.processes`).
 
 With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID provider
 (`local_hub.sso_provider`) starts too, and a launch link first asks you to sign in (the user and password

@@ -6,8 +6,9 @@ on the hub's own bridge network (`olhub-<instance>`): JupyterHub listens for the
 network's gateway address, its only address they can reach, as production's pods reach the hub
 at its service port and nothing else of the cluster. The proxy's API and everything else on the
 host's loopback stay out of their reach, and so do the other learners' containers (no
-inter-container traffic on it). They reach the internet, as production's pods do, and (unlike
-those, whose NetworkPolicy refuses private addresses) the host's services bound on 0.0.0.0. `learner_network=False` keeps the servers on the host network
+inter-container traffic on it); firewall rules (`local_hub.firewall`, as root) keep them off
+every other port of this machine and every private address, as production's NetworkPolicy does,
+while they reach the internet, as production's pods do. `learner_network=False` keeps the servers on the host network
 instead (for servers that are not containers).
 
 `LocalHub` is what `./pants run hub:local`, the launch benchmark and the end-to-end tests run;
@@ -33,6 +34,7 @@ import requests
 
 from hub.settings import HubSettings, settings_to_custom
 from hub.sso import identity_key
+from local_hub import firewall
 from local_hub.client import HubClient, HubError
 from local_hub.config import COOKIE_SECRET_FILE, INSTANCE_LABEL, OWNER_LABEL
 from local_hub.images import docker_client
@@ -157,6 +159,16 @@ def remove_orphans(client: Any) -> list[str]:
     return removed
 
 
+def remove_stale_rules(client: Any) -> list[str]:
+    """Removes the firewall rules of local hubs' networks that are gone (local_hub.firewall);
+    returns what it removed. A hub makes its network before its rules, so a running hub's are
+    never taken for stale."""
+    present = {network.name for network in client.networks.list()}
+    stale = firewall.rule_tags(firewall.tagged_rules(firewall.listing())) - present
+    firewall.unguard(stale)
+    return [f"the firewall rules of {tag}" for tag in sorted(stale)]
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -218,6 +230,8 @@ class LocalHub(HubClient, Started):
         self.sso_client_secret = sso_client_secret
         self.learner_network = learner_network
         self.network: Any = None
+        #: Whether the network's firewall rules are in place (local_hub.firewall).
+        self.network_guarded = False
         #: Where JupyterHub listens: the learner network's gateway, else loopback.
         self.hub_ip = "127.0.0.1"
         self.hub_log = self.state_dir / "jupyterhub.log"
@@ -252,11 +266,22 @@ class LocalHub(HubClient, Started):
         )
         self.network.reload()
         self.hub_ip = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        # Of this machine, only the hub's port; no private address (local_hub.firewall).
+        self.network_guarded = firewall.guard(
+            f"br-{self.network.id[:12]}", self.hub_port, self.network_name
+        )
+        if not self.network_guarded:
+            print(
+                "local hub: not root, or no iptables: learner containers can reach this "
+                "machine's services bound on 0.0.0.0 and private addresses",
+                flush=True,
+            )
 
     def remove_orphans(self) -> None:
         """What earlier hubs left behind when they were killed; reported, never fatal."""
         try:
-            removed = remove_orphans(docker_client())
+            client = docker_client()
+            removed = remove_orphans(client) + remove_stale_rules(client)
         except Exception:  # noqa: BLE001 - no Docker: nothing was left in it
             return
         if removed:
@@ -265,6 +290,8 @@ class LocalHub(HubClient, Started):
     def remove_network(self) -> None:
         if self.network is None:
             return
+        if self.network_guarded:
+            firewall.unguard([self.network_name])
         try:
             self.network.remove()
         except Exception:  # noqa: BLE001 - already gone

@@ -7,6 +7,7 @@ or PostgreSQL.
 from __future__ import annotations
 
 import posixpath
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -17,11 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import docker
 import pytest
 import requests
 
 from hub.launch import LaunchSettings
 from hub.settings import CullSettings, HubSettings
+from local_hub import firewall
 from local_hub.client import user_from_url
 from local_hub.processes import LocalHub
 from tests.hub.e2e_support import (
@@ -249,6 +252,38 @@ def test_learner_containers_reach_the_hub_and_nothing_else_of_the_host(hub: Loca
     assert hub.server_answers(launch.user) and hub.server_answers(other.user)
     hub.delete_user(launch.user)
     hub.delete_user(other.user)
+
+
+def test_learner_containers_reach_no_other_service_of_this_machine(hub: LocalHub) -> None:
+    """Issue 25, finding 9: a service this machine binds on 0.0.0.0 (here a listener of the
+    test's own) was open to learner code through the network's gateway and through the host's
+    other addresses (the default bridge's gateway). The local hub's firewall rules
+    (local_hub.firewall, as root) leave the hub's port alone open. Their DOCKER-USER half (no
+    private address through the host, as production's `privateIPs: false`) has nothing to reach
+    here: it is read back as iptables lists it."""
+    if not hub.network_guarded:
+        pytest.skip("the local hub could not add its firewall rules (not root, or no iptables)")
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        other = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+        slug = launchable(hub)[0]
+        launch = hub.launch(hub.link(slug))
+        hub.wait_ready(launch.user)
+        targets = {
+            f"{hub.hub_ip}:{hub.hub_port}": "open",
+            f"{hub.hub_ip}:{port}": "closed",
+            f"{other}:{port}": "closed",
+        }
+        result = container_of(hub, launch.user).exec_run(["python3", "-c", REACH, *targets])
+    assert result.exit_code == 0, result.output
+    assert dict(line.split(" ") for line in result.output.decode().splitlines()) == targets
+    bridge = f"br-{hub.network.id[:12]}"
+    expected = firewall.guard_rules(bridge, hub.hub_port, hub.network_name)
+    rules = firewall.tagged_rules(firewall.listing(), hub.network_name)
+    assert sorted(rules) == sorted(expected)
+    hub.delete_user(launch.user)
 
 
 def test_metrics_need_a_token(hub: LocalHub) -> None:
