@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,9 +88,13 @@ def test_login_and_publish_one_course(
     assert registry in auths, "docker login did not record the registry"
 
     course = next(iter(load_catalog(repo)))
-    # Pants parses dict options as Python literals; "+" keeps pants.toml's other registries (the
-    # local-only one), replacing only where `courses` points.
-    registries = "+" + repr({"courses": {"address": registry, "default": True}})
+    # Pants parses dict options as Python literals; "+" keeps pants.toml's other registries,
+    # replacing where `courses` points, and the local-only one's address with one of this test's
+    # own: the moving tag is the Docker engine's, which other tests' builds of the course (with
+    # edits of their own) move meanwhile.
+    moving = f"localhost/publish-{uuid.uuid4().hex[:8]}"
+    local = {"address": moving, "skip_push": True, "extra_image_tags": ["{build_args.COURSE_SLUG}"]}
+    registries = "+" + repr({"courses": {"address": registry, "default": True}, "local": local})
     env = {"PANTS_DOCKER_REGISTRIES": registries, "DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]}
     run_pants(repo, "publish", f"courses/{course.slug}#image", env=env)
     with urllib.request.urlopen(f"http://{registry}/v2/ol-course-notebooks/tags/list") as answer:
@@ -105,7 +110,9 @@ def test_login_and_publish_one_course(
     # The engine still has the moving tag, on the image it pushed.
     client = docker.from_env()
     pushed = client.images.get(f"{registry}/ol-course-notebooks:{tags[0]}")
-    assert client.images.get(f"{MOVING_TAG_REPOSITORY}:{course.slug}").id == pushed.id
+    assert client.images.get(f"{moving}/ol-course-notebooks:{course.slug}").id == pushed.id
+    for name in [tag for tag in pushed.tags if tag.startswith(f"{moving}/")]:
+        client.images.remove(name)  # the test's own names go; the image stays
 
     # The image map names the content tag in the registry pushed to, never a local-only name
     # (with a registry whose address sorts after `localhost`).
