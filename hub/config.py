@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.limits import users_per_person
 from hub.settings import CullSettings, HubSettings
@@ -50,14 +51,39 @@ def learner_role() -> dict[str, Any]:
     return {"name": LEARNER_ROLE, "scopes": list(LEARNER_SCOPES)}
 
 
-def culler_service(culling: CullSettings, python: str | None = None) -> dict[str, Any]:
-    """The jupyterhub-idle-culler hub service, run by the hub itself."""
+def services_hub_api_url(hub_bind_url: str | None, base_url: str = "/") -> str | None:
+    """Where a service the hub runs beside itself reaches the hub's API: where the hub listens,
+    on loopback when it listens on every interface (as the chart's `http://:8081`). JupyterHub
+    would give a managed service `hub_connect_url`, the hub's Service in Kubernetes, which the
+    hub pod reaches through its own NetworkPolicy and a hairpin each network plugin treats its
+    own way (zero-to-jupyterhub's culler uses localhost for this reason). None: JupyterHub's
+    default (the hub on 127.0.0.1:8081)."""
+    if not hub_bind_url:
+        return None
+    bind = urlsplit(hub_bind_url)
+    host = bind.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    port = bind.port or (443 if bind.scheme == "https" else 80)
+    prefix = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    return f"{bind.scheme}://{host}:{port}{prefix}hub/api"
+
+
+def culler_service(
+    culling: CullSettings, python: str | None = None, hub_api_url: str | None = None
+) -> dict[str, Any]:
+    """The jupyterhub-idle-culler hub service, run by the hub itself, reaching the hub's API at
+    `hub_api_url` (`services_hub_api_url`)."""
+    url = [f"--url={hub_api_url}"] if hub_api_url else []
     return {
         "name": CULLER_SERVICE,
         "command": [
             python or sys.executable,
             "-m",
             "jupyterhub_idle_culler",
+            *url,
             *culling.culler_arguments(),
         ],
     }
@@ -118,7 +144,8 @@ def configure_https(c: Any, public_url: str | None) -> None:
 def configure_hub(
     c: Any, settings: HubSettings, spawner_class: str, python: str | None = None
 ) -> None:
-    """Sets the common configuration on a traitlets Config `c` (jupyterhub_config.py's `c`)."""
+    """Sets the common configuration on a traitlets Config `c` (jupyterhub_config.py's `c`), after
+    the caller has set where the hub listens (`hub_bind_url`: the chart, or the local hub)."""
     configure_login(c, settings)
     c.JupyterHub.spawner_class = spawner_class
     c.CourseSpawner.hub_settings = settings
@@ -130,7 +157,10 @@ def configure_hub(
 
     culling = settings.culling
     hub_section = c.JupyterHub
-    service = culler_service(culling, python) if culling.enabled else None
+    api_url = services_hub_api_url(
+        hub_section.get("hub_bind_url"), hub_section.get("base_url", "/")
+    )
+    service = culler_service(culling, python, api_url) if culling.enabled else None
     role = culler_role() if culling.enabled else None
     c.JupyterHub.services = _replace_named(hub_section.get("services"), service, CULLER_SERVICE)
     roles = _replace_named(hub_section.get("load_roles"), role, CULLER_SERVICE)

@@ -4,7 +4,9 @@
   release settings, ECR lifecycle policies) for review and diffs. No Pulumi CLI, no cloud.
 - otherwise runs the Pulumi program for the stack with the Automation API (`pulumi up`, or
   `pulumi preview` with `--preview`). That needs the Pulumi CLI, AWS credentials and a Pulumi
-  backend (PULUMI_BACKEND_URL; PULUMI_SECRETS_PROVIDER or PULUMI_CONFIG_PASSPHRASE).
+  backend (PULUMI_BACKEND_URL). Each stack's secrets are encrypted with its own KMS key (the
+  stack file's `secretsprovider`); other stacks' outputs are read without their secrets
+  (`pulumi stack output --json`, no `--show-secrets`), so dev's role needs no key of prod's.
 
 Images come from the image map (`./pants package courses::`) and the hub image from Pants'
 docker-info of `hub:image` (`./pants package hub:image`), or from the flags; where those files
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +47,13 @@ from infra.monitoring import hub_service_monitor
 from infra.prepull import gpu_prepuller
 from infra.registry import PolicyError, lifecycle_policy
 from infra.stack_config import PROJECT, STACKS, StackConfig, StackConfigError, load_stack_config
-from infra.values import DB_HOST_PLACEHOLDER, helm_values, hub_configuration, release_settings
+from infra.values import (
+    DB_HOST_PLACEHOLDER,
+    helm_values,
+    hub_configuration,
+    migration_job,
+    release_settings,
+)
 
 INSTALL_PULUMI = (
     "The Pulumi CLI is not installed: install it as https://www.pulumi.com/docs/install/ "
@@ -154,8 +162,13 @@ def render(inputs: Inputs, directory: Path) -> list[Path]:
         "monitoring-values.yaml": header + _dump_yaml(monitoring.prometheus_values(stack)),
         "dcgm-exporter-values.yaml": header + _dump_yaml(monitoring.dcgm_values(stack)),
     }
-    # Objects deployed beside the releases: the GPU images' pre-puller, the hub's ServiceMonitor.
-    manifests = [gpu_prepuller(stack, inputs.catalog, images), hub_service_monitor(stack)]
+    # Objects deployed beside the releases: the GPU images' pre-puller, the hub's ServiceMonitor,
+    # and the database migration Job run before the release (after a snapshot).
+    manifests = [
+        gpu_prepuller(stack, inputs.catalog, images),
+        hub_service_monitor(stack),
+        migration_job(stack, hub, DB_HOST_PLACEHOLDER),
+    ]
     files["manifests.yaml"] = header + "---\n".join(_dump_yaml(m) for m in manifests if m)
     built = dashboards_build(inputs.catalog, monitoring.dashboard_settings(stack))
     files.update({f"dashboards/{name}": text for name, text in built.items()})
@@ -197,6 +210,30 @@ def published_tags(repository: str, region: str) -> list[tuple[str, str]]:
     return found
 
 
+def other_stack_outputs_command(other: str) -> list[str]:
+    """The CLI command that reads another stack's outputs: without `--show-secrets` (which the
+    Automation API's `Stack.outputs()` adds), secret outputs read `[secret]` and the other stack's
+    secrets provider is never asked to decrypt anything."""
+    return ["pulumi", "stack", "output", "--json", "--stack", other]
+
+
+def other_stack_outputs(other: str, work_dir: Path) -> dict[str, Any] | None:
+    """Another stack's outputs (without its secrets); None when it was never created."""
+    result = subprocess.run(
+        other_stack_outputs_command(other),
+        cwd=work_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        if "no stack named" in result.stderr:
+            return None
+        raise DeployError(f"cannot read stack {other}'s outputs: {result.stderr.strip()}")
+    outputs = json.loads(result.stdout or "{}")
+    return outputs if isinstance(outputs, dict) else {}
+
+
 def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
     """`pulumi up` or `pulumi preview` of the stack, in-process program, Automation API."""
     from pulumi import automation as auto
@@ -207,24 +244,14 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
     stack = inputs.stack
     assert inputs.image_map is not None and inputs.hub_image is not None
 
-    def options() -> auto.LocalWorkspaceOptions:
-        return auto.LocalWorkspaceOptions(
-            work_dir=str(root / "infra"),
-            secrets_provider=os.environ.get("PULUMI_SECRETS_PROVIDER") or None,
-        )
-
-    def outputs_of(other: str) -> dict[str, Any] | None:
-        """Another stack's outputs; None when it was never created."""
-        try:
-            selected = auto.select_stack(
-                other, project_name=PROJECT, program=lambda: None, opts=options()
-            )
-        except auto.StackNotFoundError:
-            return None
-        return {key: out.value for key, out in selected.outputs().items()}
-
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(root / "infra"), secrets_provider=stack.secrets_provider
+    )
     # The tags the other stacks run now, which the registry's policies keep (infra/in_use.py).
-    kept = plan_in_use(stack, {other: outputs_of(other) for other in stacks_to_read(stack)})
+    kept = plan_in_use(
+        stack,
+        {other: other_stack_outputs(other, root / "infra") for other in stacks_to_read(stack)},
+    )
     for message in kept.messages:
         print(message)
 
@@ -244,7 +271,7 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
         stack_name=stack.name,
         project_name=PROJECT,
         program=make_program(deployment),
-        opts=options(),
+        opts=options,
     )
     for plugin, package in (("aws", "pulumi_aws"), ("kubernetes", "pulumi_kubernetes")):
         pulumi_stack.workspace.install_plugin(plugin, "v" + metadata.version(package))

@@ -15,6 +15,13 @@ NetworkPolicy lets Prometheus' pods in. No token is generated, stored or passed 
 
 The dashboards are built with the same settings (`dashboard_settings`), so their thresholds are
 the stack's (the culler's maximum age, the namespace).
+
+Alertmanager sends every alert (but the chart's always-firing Watchdog and InfoInhibitor) to the
+stack's Slack channel; the webhook URL is the stack's secret, in the Secret `alert-receivers`
+that Alertmanager mounts (`ALERT_RECEIVERS_SECRET`): never in the values. Prometheus keeps its
+data on a volume, labels every series with its stack and cluster (`externalLabels`), and scrapes
+no control-plane component EKS hides (scheduler, controller manager, etcd, kube-proxy's
+loopback metrics), whose "down" alerts would otherwise fire forever.
 """
 
 from __future__ import annotations
@@ -46,6 +53,15 @@ METRICS_SERVICE = "prometheus"
 CHART_SECRET = "hub"
 METRICS_TOKEN_KEY = f"hub.services.{METRICS_SERVICE}.apiToken"
 HUB_SERVICE_MONITOR = "jupyterhub-hub"
+#: The Secret Alertmanager mounts at ALERTMANAGER_SECRETS/<name>/ (the operator's convention).
+ALERT_RECEIVERS_SECRET = "alert-receivers"
+SLACK_WEBHOOK_KEY = "slack-webhook-url"
+ALERTMANAGER_SECRETS = "/etc/alertmanager/secrets"
+TEAM_RECEIVER = "team"
+#: The chart's alerts that fire by design: Watchdog (the pipeline is alive), InfoInhibitor.
+ALWAYS_FIRING = ("Watchdog", "InfoInhibitor")
+#: Control-plane components EKS runs out of the cluster's sight.
+HIDDEN_CONTROL_PLANE = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 #: The labels the Prometheus operator gives Prometheus' pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
@@ -101,23 +117,102 @@ def hub_service_monitor(stack: StackConfig) -> dict[str, Any]:
     }
 
 
+def alertmanager_config(stack: StackConfig) -> dict[str, Any]:
+    """Alertmanager's routing: every alert to the stack's Slack channel, grouped per alert and
+    namespace; the chart's always-firing alerts to no one."""
+    webhook = f"{ALERTMANAGER_SECRETS}/{ALERT_RECEIVERS_SECRET}/{SLACK_WEBHOOK_KEY}"
+    return {
+        "route": {
+            "receiver": TEAM_RECEIVER,
+            "group_by": ["alertname", "namespace"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [
+                {"receiver": "null", "matchers": [f'alertname = "{name}"']}
+                for name in ALWAYS_FIRING
+            ],
+        },
+        "receivers": [
+            {"name": "null"},
+            {
+                "name": TEAM_RECEIVER,
+                "slack_configs": [
+                    {
+                        "api_url_file": webhook,
+                        "channel": stack.alerts.slack_channel,
+                        "send_resolved": True,
+                        "title": f"[{stack.name}] {{{{ .CommonLabels.alertname }}}}",
+                        "text": (
+                            "{{ range .Alerts }}{{ .Annotations.summary }}\n"
+                            "{{ .Annotations.description }}\n{{ end }}"
+                        ),
+                    }
+                ],
+            },
+        ],
+    }
+
+
 def prometheus_values(stack: StackConfig) -> dict[str, Any]:
     """Values of the kube-prometheus-stack release."""
     rules = rules_document(dashboard_settings(stack))
-    return {
+    settings = stack.monitoring
+    values: dict[str, Any] = {
         "fullnameOverride": PROMETHEUS_RELEASE,
+        # A chart upgrade upgrades its CRDs too (Helm itself never does).
+        "crds": {"upgradeJob": {"enabled": True}},
         # Grafana runs outside the cluster; CI applies the dashboards to it.
         "grafana": {"enabled": False},
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{COURSE_LABEL}]"]},
+        "alertmanager": {
+            "config": alertmanager_config(stack),
+            "alertmanagerSpec": {
+                "secrets": [ALERT_RECEIVERS_SECRET],
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "128Mi"},
+                    "limits": {"memory": "256Mi"},
+                },
+            },
+        },
         "prometheus": {
             "prometheusSpec": {
                 # Select the ServiceMonitors and rules of every release, not only this one's.
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
-                "retention": "15d",
+                "retention": settings.retention,
+                # One Grafana reads every stack: each series says whose it is.
+                "externalLabels": {"stack": stack.name, "cluster": stack.cluster_name},
+                "resources": {
+                    "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                    "limits": {"memory": settings.memory_limit},
+                },
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": settings.storage}},
+                        }
+                    }
+                },
             },
         },
         "additionalPrometheusRulesMap": {GROUP: {"groups": rules["groups"]}},
+    }
+    for component in HIDDEN_CONTROL_PLANE:
+        values[component] = {"enabled": False}
+    return values
+
+
+def alert_receivers_secret(webhook_url: Any) -> dict[str, Any]:
+    """The Secret Alertmanager reads the Slack webhook from (`webhook_url`: the stack's secret;
+    a Pulumi Output at deploy time)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": ALERT_RECEIVERS_SECRET, "namespace": NAMESPACE},
+        "type": "Opaque",
+        "stringData": {SLACK_WEBHOOK_KEY: webhook_url},
     }
 
 

@@ -26,6 +26,8 @@ from infra.images import ImageRef
 from infra.stack_config import StackConfig
 
 GPU_PREPULLER_NAME = "gpu-image-puller"
+#: pulumi-kubernetes' annotation: create or update the object without awaiting its readiness.
+SKIP_AWAIT = "pulumi.com/skipAwait"
 #: The chart's own pause image (zero-to-jupyterhub 4.4.0 `prePuller.pause.image`).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 #: What the chart's pre-puller containers run with (its `prePuller.containerSecurityContext`).
@@ -37,6 +39,9 @@ PULLER_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+#: A puller's containers only exit (or pause): they request nothing, so they never keep a
+#: learner's pod off a node, and are bounded should an image's shell misbehave.
+PULLER_RESOURCES = {"requests": {"cpu": "0", "memory": "0"}, "limits": {"memory": "64Mi"}}
 # A container name is at most 63 characters; the chart names its containers `image-pull-<key>`.
 _KEY_MAX = 63 - len("image-pull-")
 
@@ -65,6 +70,7 @@ def chart_prepuller(
     return {
         "hook": {"enabled": False},
         "continuous": {"enabled": True},
+        "resources": PULLER_RESOURCES,
         "extraImages": {
             prepull_key(key): {
                 "name": images[key].name,
@@ -96,12 +102,18 @@ def gpu_prepuller(
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/sh", "-c", "echo Pulling complete"],
         "securityContext": PULLER_SECURITY,
-        "resources": {"requests": {"cpu": "0", "memory": "0"}},
+        "resources": PULLER_RESOURCES,
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": GPU_PREPULLER_NAME, "namespace": stack.namespace, "labels": labels},
+        "metadata": {
+            "name": GPU_PREPULLER_NAME,
+            "namespace": stack.namespace,
+            "labels": labels,
+            # A deploy must not wait for every GPU node to pull several GB of images.
+            "annotations": {SKIP_AWAIT: "true"},
+        },
         "spec": {
             "selector": {"matchLabels": {"app.kubernetes.io/name": GPU_PREPULLER_NAME}},
             "updateStrategy": {
@@ -127,7 +139,7 @@ def gpu_prepuller(
                             "image": PAUSE_IMAGE,
                             "imagePullPolicy": "IfNotPresent",
                             "securityContext": PULLER_SECURITY,
-                            "resources": {"requests": {"cpu": "0", "memory": "0"}},
+                            "resources": PULLER_RESOURCES,
                         }
                     ],
                 },

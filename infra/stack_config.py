@@ -8,10 +8,12 @@ are the hub's own settings, in the shape the hub reads from its Helm values: the
 the hub's reader (`hub/settings.py`), so both sides validate and default them alike. It does no
 I/O besides `load_stack_config`, which reads one file.
 
-One key is a secret, and only that one: `ssoClientSecret`, the hub's client secret at the
-identity provider (`pulumi config set --secret ssoClientSecret ...`). Pulumi decrypts it at
-deploy time (`infra/program.py`); this module only checks that it is stored encrypted. The hub
-database password is generated at deploy time, never configured.
+Two keys are secrets, and only those: `ssoClientSecret`, the hub's client secret at the
+identity provider, and `alertsSlackWebhookUrl`, where Alertmanager posts alerts (`pulumi config
+set --secret <key> ...`). Pulumi decrypts them at deploy time (`infra/program.py`) with the
+stack's own secrets provider (`secretsprovider`, a KMS key per stack: whoever may deploy dev
+cannot decrypt prod's); this module only checks that they are stored encrypted. The hub database
+password is generated at deploy time, never configured.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Database:
     backup_retention_days: int
     skip_final_snapshot: bool
     subnet_ids: tuple[str, ...] = ()
+    #: Changes such as an instance class apply at once (a restart); else in the maintenance window.
+    apply_immediately: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,11 +101,20 @@ class Gpu:
     resource_name: str = "nvidia.com/gpu"
 
 
+#: TLS 1.2 and 1.3 only (the AWS Load Balancer Controller's default policy allows TLS 1.0).
+DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
 @dataclass(frozen=True)
 class Ingress:
     class_name: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     tls_secret_name: str | None = None
+    #: The ACM certificate of `<domain>` and `*.<domain>` (learners' servers), for the ALB.
+    certificate_arn: str | None = None
+    ssl_policy: str = DEFAULT_SSL_POLICY
+    #: The ALB closes a connection idle this long: a kernel's websocket is quiet while code runs.
+    idle_timeout_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,47 @@ class Hub:
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """The proxy's resources: every learner's traffic passes it; without requests it is the
+    first pod a node under pressure evicts."""
+
+    cpu_request: str = "200m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+
+NODE_PURPOSE_MATCHES = ("prefer", "require")
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where pods go (zero-to-jupyterhub's `scheduling`): `require` keeps the hub and proxy on
+    nodes labelled `hub.jupyter.org/node-purpose=core` and learners on `...=user` ones, so a
+    learner's memory never evicts the hub; `prefer` lets a small cluster mix them."""
+
+    match_node_purpose: str = "prefer"
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Where Alertmanager sends the stack's alerts: a Slack channel, through the webhook in the
+    stack's secret `alertsSlackWebhookUrl`."""
+
+    slack_channel: str
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """Prometheus: how much it keeps, on a persistent volume of the cluster's default class."""
+
+    retention: str = "15d"
+    storage: str = "50Gi"
+    cpu_request: str = "500m"
+    memory_request: str = "2Gi"
+    memory_limit: str = "4Gi"
+
+
+@dataclass(frozen=True)
 class PrePull:
     """Image pre-pulling (infra/prepull.py): GPU images go to GPU nodes only, always."""
 
@@ -149,9 +203,15 @@ class StackConfig:
     registry: Registry
     hub: Hub
     sso: SsoSettings
+    alerts: Alerts
+    #: Pulumi's secrets provider for this stack alone (`secretsprovider` in its file).
+    secrets_provider: str
     start_timeout: int = 600
     pre_pull: PrePull = field(default_factory=PrePull)
     limits: LimitSettings = DEFAULT_LIMITS
+    proxy: Proxy = field(default_factory=Proxy)
+    scheduling: Scheduling = field(default_factory=Scheduling)
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     @property
     def url(self) -> str:
@@ -174,6 +234,11 @@ _KEYS = {
     "sso",
     "ssoClientSecret",
     "limits",
+    "proxy",
+    "scheduling",
+    "alerts",
+    "alertsSlackWebhookUrl",
+    "monitoring",
 }
 _REQUIRED = {
     "domain",
@@ -184,9 +249,10 @@ _REQUIRED = {
     "gpu",
     "registry",
     "sso",
+    "alerts",
 }
-#: The one setting that is a secret, and must be stored encrypted.
-SECRET_KEYS = {"ssoClientSecret"}
+#: The settings that are secrets, and must be stored encrypted.
+SECRET_KEYS = {"ssoClientSecret", "alertsSlackWebhookUrl"}
 
 
 class _Reader:
@@ -278,6 +344,7 @@ def _database(r: _Reader) -> Database:
             "backupRetentionDays",
             "skipFinalSnapshot",
             "subnetIds",
+            "applyImmediately",
         }
     )
     allocated = r.integer("allocatedStorageGb", 20, minimum=20)
@@ -292,6 +359,7 @@ def _database(r: _Reader) -> Database:
         backup_retention_days=r.integer("backupRetentionDays", 7, minimum=0),
         skip_final_snapshot=r.boolean("skipFinalSnapshot", False),
         subnet_ids=r.strings("subnetIds"),
+        apply_immediately=r.boolean("applyImmediately", False),
     )
 
 
@@ -319,12 +387,32 @@ def _gpu(r: _Reader) -> Gpu:
     )
 
 
+_CERTIFICATE_ARN = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+
+
 def _ingress(r: _Reader) -> Ingress:
-    r.only({"className", "annotations", "tlsSecretName"})
+    r.only(
+        {
+            "className",
+            "annotations",
+            "tlsSecretName",
+            "certificateArn",
+            "sslPolicy",
+            "idleTimeoutSeconds",
+        }
+    )
+    certificate = r.optional_string("certificateArn")
+    if certificate is not None and not _CERTIFICATE_ARN.match(certificate):
+        raise r.fail("certificateArn", f"{certificate!r} is not an ACM certificate ARN")
     return Ingress(
         class_name=r.optional_string("className"),
         annotations=r.string_map("annotations"),
         tls_secret_name=r.optional_string("tlsSecretName"),
+        certificate_arn=certificate,
+        ssl_policy=r.string(
+            "sslPolicy", DEFAULT_SSL_POLICY, pattern=re.compile(r"^ELBSecurityPolicy-TLS13-")
+        ),
+        idle_timeout_seconds=r.integer("idleTimeoutSeconds", 3600, minimum=60),
     )
 
 
@@ -351,6 +439,46 @@ def _hub(r: _Reader) -> Hub:
         concurrent_spawn_limit=r.integer(
             "concurrentSpawnLimit", Hub.concurrent_spawn_limit, minimum=1
         ),
+    )
+
+
+def _proxy(r: _Reader) -> Proxy:
+    r.only({"cpuRequest", "memoryRequest", "memoryLimit"})
+    return Proxy(
+        cpu_request=r.quantity("cpuRequest", Proxy.cpu_request),
+        memory_request=r.quantity("memoryRequest", Proxy.memory_request),
+        memory_limit=r.quantity("memoryLimit", Proxy.memory_limit),
+    )
+
+
+def _scheduling(r: _Reader) -> Scheduling:
+    r.only({"matchNodePurpose"})
+    match = r.string("matchNodePurpose", Scheduling.match_node_purpose)
+    if match not in NODE_PURPOSE_MATCHES:
+        raise r.fail("matchNodePurpose", f"{match!r}; use one of {', '.join(NODE_PURPOSE_MATCHES)}")
+    return Scheduling(match_node_purpose=match)
+
+
+def _alerts(r: _Reader) -> Alerts:
+    r.only({"slackChannel"})
+    return Alerts(slack_channel=r.string("slackChannel", pattern=re.compile(r"^[#@]?[\w.-]+$")))
+
+
+def _monitoring(r: _Reader) -> Monitoring:
+    r.only({"retention", "storage", "cpuRequest", "memoryRequest", "memoryLimit"})
+    return Monitoring(
+        retention=r.string("retention", Monitoring.retention, pattern=re.compile(r"^\d+[dhw]$")),
+        storage=r.quantity("storage", Monitoring.storage),
+        cpu_request=r.quantity("cpuRequest", Monitoring.cpu_request),
+        memory_request=r.quantity("memoryRequest", Monitoring.memory_request),
+        memory_limit=r.quantity("memoryLimit", Monitoring.memory_limit),
+    )
+
+
+def secrets_provider_pattern(stack: str) -> re.Pattern[str]:
+    """A stack's secrets provider: a KMS key of its own (its alias names the stack)."""
+    return re.compile(
+        rf"^awskms://alias/{re.escape(PROJECT)}-{re.escape(stack)}(\?region=[a-z0-9-]+)?$"
     )
 
 
@@ -388,6 +516,16 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         )
     top = _Reader(source, "", document)
     top.only({"config", "encryptionsalt", "secretsprovider", "encryptedkey"})
+    secrets_provider = top.data.get("secretsprovider")
+    if not isinstance(secrets_provider, str) or not secrets_provider_pattern(stack).match(
+        secrets_provider
+    ):
+        raise StackConfigError(
+            source,
+            "secretsprovider",
+            f"{secrets_provider!r}: each stack has a KMS key of its own, "
+            f"awskms://alias/{PROJECT}-{stack}?region=<region> (pulumi stack change-secrets-provider)",
+        )
     entries = top.table("config", required=True).data
     settings: dict[str, Any] = {}
     region = None
@@ -401,8 +539,8 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
                 raise StackConfigError(
                     source,
                     key,
-                    "is not a secret; only ssoClientSecret is (the database password is "
-                    "generated)",
+                    f"is not a secret; only {' and '.join(sorted(SECRET_KEYS))} are (the "
+                    "database password is generated)",
                 )
             if name in SECRET_KEYS and not secure:
                 raise StackConfigError(
@@ -436,9 +574,14 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         registry=_registry(r.table("registry"), stack),
         hub=_hub(r.table("hub")),
         sso=_hub_section(r, "sso", _sso),
+        alerts=_alerts(r.table("alerts")),
+        secrets_provider=secrets_provider,
         start_timeout=r.integer("startTimeout", 600, minimum=30),
         pre_pull=_pre_pull(r.table("prePull")),
         limits=_hub_section(r, "limits", parse_limits),
+        proxy=_proxy(r.table("proxy")),
+        scheduling=_scheduling(r.table("scheduling")),
+        monitoring=_monitoring(r.table("monitoring")),
     )
 
 

@@ -10,11 +10,17 @@ Pure: no I/O, no Pulumi. `infra/program.py` feeds it the database endpoint once 
   gets `PGPASSWORD` (read by libpq) from the Kubernetes Secret `hub-db`; likewise the SSO client
   secret, `OAUTH_CLIENT_SECRET` (read by oauthenticator) from the Secret `hub-sso`;
 - GPU tolerations are in `custom.launch.gpu`, applied per GPU course by the spawner, never in
-  `singleuser.extraTolerations`.
+  `singleuser.extraTolerations`;
+- the release never migrates the database (`hub.db.upgrade: false`): a Helm release that fails
+  is rolled back, and a hub rolled back after a migration refuses the newer schema. The
+  migration is a step of its own, after a snapshot (`migration_job`, run by infra/program.py);
+- no pod of the release reaches the cloud metadata server (the node role's credentials): the
+  hub's, the proxy's and learners' NetworkPolicies leave 169.254.169.254 out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +28,7 @@ from typing import Any
 from catalog import Catalog
 from hub.launch import GpuSettings, LaunchSettings
 from hub.settings import HubSettings, settings_to_custom
+from hub.z2jh import sqlalchemy_url
 from infra import monitoring
 from infra.images import ImageRef
 from infra.monitoring import METRICS_SERVICE, prometheus_ingress_rule
@@ -47,6 +54,15 @@ SSO_SECRET_KEY = "client-secret"
 #: Amazon RDS's CA bundle, added to the hub image by hub/Dockerfile.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 HEALTH_CHECK_ANNOTATIONS = {"alb.ingress.kubernetes.io/healthcheck-path": "/hub/health"}
+ALB = "alb"
+#: The chart's user scheduler (a kube-scheduler of its own, two replicas).
+USER_SCHEDULER_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "256Mi"},
+    "limits": {"memory": "512Mi"},
+}
+#: The hub's database migration (`jupyterhub upgrade-db`), a Job per hub image.
+MIGRATION_JOB_PREFIX = "hub-db-migrate"
+NO_METADATA_SERVER = {"cloudMetadataServer": False}
 #: Learner pods: never root (the images' user is jovyan, 1000:100), no capabilities, the
 #: container runtime's default seccomp profile. KubeSpawner adds them to every pod it makes.
 LEARNER_UID = 1000
@@ -153,13 +169,29 @@ def learner_hosts(stack: StackConfig) -> str:
     return f"*.{stack.domain}"
 
 
+def alb_annotations(stack: StackConfig) -> dict[str, str]:
+    """The AWS Load Balancer Controller's settings: TLS 1.2+ only, the stack's certificate, and an
+    idle timeout longer than a quiet kernel's websocket (the ALB's default closes it at 60 s)."""
+    settings = stack.ingress
+    annotations = {
+        "alb.ingress.kubernetes.io/ssl-policy": settings.ssl_policy,
+        "alb.ingress.kubernetes.io/load-balancer-attributes": (
+            f"idle_timeout.timeout_seconds={settings.idle_timeout_seconds}"
+        ),
+    }
+    if settings.certificate_arn:
+        annotations["alb.ingress.kubernetes.io/certificate-arn"] = settings.certificate_arn
+    return annotations
+
+
 def _ingress(stack: StackConfig) -> dict[str, Any]:
     hosts = [stack.domain, learner_hosts(stack)]
     ingress: dict[str, Any] = {"enabled": True, "hosts": hosts, "pathType": "Prefix"}
     if stack.ingress.class_name:
         ingress["ingressClassName"] = stack.ingress.class_name
+    alb = alb_annotations(stack) if stack.ingress.class_name == ALB else {}
     # The load balancer's health check: `/` answers with a redirect, /hub/health with 200.
-    ingress["annotations"] = {**HEALTH_CHECK_ANNOTATIONS, **stack.ingress.annotations}
+    ingress["annotations"] = {**HEALTH_CHECK_ANNOTATIONS, **alb, **stack.ingress.annotations}
     if stack.ingress.tls_secret_name:
         ingress["tls"] = [{"hosts": hosts, "secretName": stack.ingress.tls_secret_name}]
     return ingress
@@ -203,7 +235,8 @@ def helm_values(
                 },
             },
             "extraConfig": {"courses": HUB_EXTRA_CONFIG},
-            "db": {"type": "postgres", "url": database_url(db_host), "upgrade": True},
+            # Migrations are a step of their own, before the release (`migration_job`).
+            "db": {"type": "postgres", "url": database_url(db_host), "upgrade": False},
             "extraEnv": {
                 "PGPASSWORD": {
                     "valueFrom": {"secretKeyRef": {"name": DB_SECRET_NAME, "key": DB_SECRET_KEY}}
@@ -228,9 +261,27 @@ def helm_values(
             "loadRoles": {
                 METRICS_SERVICE: {"scopes": ["read:metrics"], "services": [METRICS_SERVICE]}
             },
-            "networkPolicy": {"enabled": True, "ingress": [prometheus_ingress_rule()]},
+            "networkPolicy": {
+                "enabled": True,
+                "ingress": [prometheus_ingress_rule()],
+                "egressAllowRules": dict(NO_METADATA_SERVER),
+            },
         },
-        "proxy": {"service": {"type": "ClusterIP"}, "https": {"enabled": False}},
+        "proxy": {
+            "service": {"type": "ClusterIP"},
+            "https": {"enabled": False},
+            "chp": {
+                "resources": {
+                    "requests": {
+                        "cpu": stack.proxy.cpu_request,
+                        "memory": stack.proxy.memory_request,
+                    },
+                    "limits": {"memory": stack.proxy.memory_limit},
+                },
+                "networkPolicy": {"egressAllowRules": dict(NO_METADATA_SERVER)},
+            },
+        },
+        "scheduling": _scheduling(stack),
         "ingress": _ingress(stack),
         "singleuser": _singleuser(stack, catalog, images),
         "prePuller": chart_prepuller(stack, catalog, images),
@@ -240,6 +291,109 @@ def helm_values(
         "custom": _plain(settings_to_custom(hub_settings(stack, catalog, images, preview_tags))),
     }
     return values
+
+
+#: Pod Security Admission: the hub's namespace admits the baseline (no host access, no
+#: privilege) and reports what falls short of `restricted`; monitoring's node exporters need the
+#: host, so that namespace says `privileged` outright. The AWS Load Balancer Controller adds its
+#: readiness gate to the hub's pods, so a rollout waits for the load balancer to route to them.
+PSA = "pod-security.kubernetes.io"
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+
+
+def namespace_labels(monitoring: bool) -> dict[str, str]:
+    if monitoring:
+        return {f"{PSA}/enforce": "privileged"}
+    return {
+        f"{PSA}/enforce": "baseline",
+        f"{PSA}/warn": "restricted",
+        f"{PSA}/audit": "restricted",
+        READINESS_GATE_LABEL: "enabled",
+    }
+
+
+def _scheduling(stack: StackConfig) -> dict[str, Any]:
+    """Pod priority on (the chart's classes: placeholders and image pullers yield to the hub,
+    the proxy and learners), and where core and learner pods go."""
+    match = {"nodeAffinity": {"matchNodePurpose": stack.scheduling.match_node_purpose}}
+    return {
+        "podPriority": {"enabled": True},
+        "corePods": match,
+        "userPods": match,
+        "userScheduler": {"resources": USER_SCHEDULER_RESOURCES},
+    }
+
+
+def migration_job_name(hub: ImageRef) -> str:
+    """One Job per hub image: a new image migrates once; the same image never again."""
+    digest = hashlib.sha256(str(hub).encode()).hexdigest()[:12]
+    return f"{MIGRATION_JOB_PREFIX}-{digest}"
+
+
+def migration_job(stack: StackConfig, hub: ImageRef, db_host: str) -> dict[str, Any]:
+    """`jupyterhub upgrade-db` of the hub image against the stack's database, as the hub pod
+    would reach it (no password in the URL: PGPASSWORD from the Secret). infra/program.py runs
+    it after a snapshot of the database and before the release (which never migrates)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": migration_job_name(hub),
+            "namespace": stack.namespace,
+            "labels": {"app.kubernetes.io/component": MIGRATION_JOB_PREFIX},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/component": MIGRATION_JOB_PREFIX}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": LEARNER_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "upgrade-db",
+                            "image": str(hub),
+                            "command": [
+                                "jupyterhub",
+                                "upgrade-db",
+                                f"--db={sqlalchemy_url(database_url(db_host))}",
+                            ],
+                            # No config file there: the database is the flag's alone.
+                            "workingDir": "/tmp",
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "env": [
+                                {
+                                    "name": "PGPASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": DB_SECRET_NAME,
+                                            "key": DB_SECRET_KEY,
+                                        }
+                                    },
+                                }
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                    # alembic's ini is written to a temporary file
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
 
 
 def hub_configuration(values: Mapping[str, Any]) -> dict[str, Any]:

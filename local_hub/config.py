@@ -48,8 +48,8 @@ def hub_settings(params: dict[str, Any]) -> HubSettings:
 def configure_local(c: Any, params_file: str) -> None:
     """jupyterhub_config.py of the local hub: the production configuration, on loopback."""
     params = read_params(params_file)
-    configure_hub(c, hub_settings(params), "local_hub.spawner.CourseDockerSpawner")
     configure_loopback(c, params)
+    configure_hub(c, hub_settings(params), "local_hub.spawner.CourseDockerSpawner")
 
 
 def configure_loopback(c: Any, params: dict[str, Any]) -> None:

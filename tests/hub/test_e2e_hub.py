@@ -99,6 +99,8 @@ def wait_until_in_lab(page: Any, notebook: str) -> None:
     page.wait_for_url(f"**/lab/tree/{notebook}**", timeout=120_000)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     current = page.locator("li.lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel").first
+    # The tab bar may come after the cells on a busy machine (a cold CI run once waited 30 s).
+    current.wait_for(timeout=120_000)
     assert current.inner_text() == posixpath.basename(notebook)
 
 

@@ -21,7 +21,7 @@ from traitlets.config import Config
 
 from catalog import catalog_to_list
 from hub.auth import spawn_arguments
-from hub.config import CULLER_SCOPES, HSTS, TEMPLATES, configure_hub
+from hub.config import CULLER_SCOPES, HSTS, TEMPLATES, configure_hub, services_hub_api_url
 from hub.settings import DEFAULT_LIMITS, CullSettings, HubSettings
 from hub.spawner import CourseKubeSpawner
 from hub.sso import CourseSsoAuthenticator
@@ -189,3 +189,20 @@ def test_culling_can_be_disabled() -> None:
 )
 def test_login_keeps_launch_arguments(query: str, expected: list[tuple[str, str]]) -> None:
     assert spawn_arguments(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("hub_bind_url", "base_url", "expected"),
+    [
+        (None, "/", None),
+        ("http://:8081", "/", "http://127.0.0.1:8081/hub/api"),
+        ("http://0.0.0.0:8081", "/courses/", "http://127.0.0.1:8081/courses/hub/api"),
+        ("http://[::]:8081", "/", "http://127.0.0.1:8081/hub/api"),
+        ("http://172.18.0.1:40123", "/", "http://172.18.0.1:40123/hub/api"),
+        ("http://[fd00::1]:8081/hub/", "/", "http://[fd00::1]:8081/hub/api"),
+    ],
+)
+def test_services_reach_the_hub_where_it_listens(
+    hub_bind_url: str | None, base_url: str, expected: str | None
+) -> None:
+    assert services_hub_api_url(hub_bind_url, base_url) == expected

@@ -26,6 +26,10 @@ HUB_IMAGE = f"{REGISTRY}/ol-course-hub:hub-{'ab' * 32}"
 MOCK_PASSWORD = "Xq7mockPasswordNeverToBeSeen9e2Lw"
 #: The stack's `ssoClientSecret`, as `pulumi config set --secret` would have stored it.
 MOCK_SSO_SECRET = "sso-client-secret-never-to-be-seen-4d1c"
+#: The stack's `alertsSlackWebhookUrl`, likewise.
+MOCK_WEBHOOK = "https://hooks.slack.invalid/services/never-to-be-seen-77a1"
+#: The VPC CNI add-on's configuration on a cluster that enforces NetworkPolicies.
+ENFORCING_ADDON = '{"enableNetworkPolicy": "true"}'
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 SAMPLE_COURSES: dict[str, dict[str, Any]] = {
     "intro-ml": {"title": "Intro ML", "flavor": "pytorch"},
@@ -107,9 +111,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
     declares and answers the data sources (EKS cluster, ECR lookups, GetRandomPassword) the way
     the providers' schemas say they answer."""
 
-    def __init__(self, run: ProgramRun, missing_tags: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        run: ProgramRun,
+        missing_tags: Iterable[str] = (),
+        addon_configuration: str | None = ENFORCING_ADDON,
+    ) -> None:
         self.run = run
         self.missing_tags = set(missing_tags)
+        self.addon_configuration = addon_configuration
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
@@ -120,8 +130,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["repositoryUrl"] = f"{REGISTRY}/{args.inputs['name']}"
         elif args.typ == "aws:rds/instance:Instance":
             state["address"] = f"{args.name}.c0ffee.{REGION}.rds.amazonaws.com"
+            # AWS completes `identifierPrefix` to the instance's identifier
+            state["identifier"] = f"{args.inputs['identifierPrefix']}0123abcd"
         elif args.typ == "aws:secretsmanager/secret:Secret":
-            state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{args.name}"
+            # Secrets Manager ends every secret's ARN with a random suffix of its own
+            state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{args.name}-Ab12Cd"
         elif args.typ == "aws:secretsmanager/secretVersion:SecretVersion":
             state["versionId"] = f"{args.name}-version-1"
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
@@ -153,17 +166,30 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"imageDigest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()}, []
         if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
             return {"randomPassword": MOCK_PASSWORD}, []
+        if args.token == "aws:eks/getAddon:getAddon":
+            return {
+                "addonName": args.args["addonName"],
+                "clusterName": args.args["clusterName"],
+                "configurationValues": self.addon_configuration or "",
+            }, []
         raise AssertionError(f"unexpected call {args.token}")
 
 
-def run_program(deployment: Deployment, missing_tags: Iterable[str] = ()) -> ProgramRun:
+def run_program(
+    deployment: Deployment,
+    missing_tags: Iterable[str] = (),
+    addon_configuration: str | None = ENFORCING_ADDON,
+) -> ProgramRun:
     """Runs `infra.program.define` for the deployment's stack with mocks; returns what it declared
-    and its resolved outputs."""
+    and its resolved outputs. `addon_configuration`: the cluster's VPC CNI configuration."""
     run = ProgramRun()
-    secret_key = f"{PROJECT}:ssoClientSecret"
-    pulumi.runtime.set_all_config({secret_key: MOCK_SSO_SECRET}, [secret_key])
+    secrets = {
+        f"{PROJECT}:ssoClientSecret": MOCK_SSO_SECRET,
+        f"{PROJECT}:alertsSlackWebhookUrl": MOCK_WEBHOOK,
+    }
+    pulumi.runtime.set_all_config(secrets, list(secrets))
     pulumi.runtime.set_mocks(
-        RecordingMocks(run, missing_tags),
+        RecordingMocks(run, missing_tags, addon_configuration),
         project=PROJECT,
         stack=deployment.stack.name,
         preview=False,

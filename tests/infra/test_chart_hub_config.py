@@ -8,13 +8,17 @@ Then KubeSpawner, configured by exactly that, makes a learner pod (its real
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from jupyterhub.app import JupyterHub
+from jupyterhub.services.service import _ServiceSpawner
 from traitlets.config import Config
 
 from catalog import Catalog, find_repo_root, load_catalog
@@ -97,6 +101,55 @@ def test_exactly_one_culler_with_the_stacks_settings(hub_config: HubConfig) -> N
     assert len(roles) == 1 and "admin:users" in roles[0]["scopes"]
 
 
+class _Started(Exception):
+    """Raised where JupyterHub would start a managed service's process."""
+
+
+def started_service(c: Config, name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The command and environment JupyterHub 6.1 starts the managed service `name` with: its
+    app initialised from `c` (on an in-memory database), the service made from its spec and
+    started by JupyterHub's own `Service.start`, stopped where the process would start."""
+    c = copy.deepcopy(c)
+    c.JupyterHub.db_url = "sqlite://"
+    app = JupyterHub(config=c)
+    app.init_db()
+    app.init_hub()
+    seen: dict[str, Any] = {}
+
+    def start(spawner: _ServiceSpawner) -> None:
+        seen.update(command=list(spawner.cmd), env=spawner.get_env())
+        raise _Started
+
+    monkeypatch.setattr(_ServiceSpawner, "start", start)
+
+    async def run() -> None:
+        initialised = app.init_services()
+        if inspect.isawaitable(initialised):
+            await initialised
+        with pytest.raises(_Started):
+            await app._service_map[name].start()
+
+    asyncio.run(run())
+    return seen
+
+
+def test_the_culler_reaches_the_hub_on_loopback(
+    hub_config: HubConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26, finding 1: JupyterHub gives a managed service the hub's Service address
+    (`hub_connect_url`), which the hub pod would reach only through its own NetworkPolicy and a
+    hairpin each network plugin treats its own way: the culler gets the hub's bind port on
+    loopback, as the chart's own culler does."""
+    _, c, _ = hub_config
+    (culler,) = cullers(c)
+    started = started_service(c, culler["name"], monkeypatch)
+    # jupyterhub_idle_culler: --url, else $JUPYTERHUB_API_URL
+    urls = [a.split("=", 1)[1] for a in started["command"] if a.startswith("--url=")]
+    url = urls[-1] if urls else started["env"]["JUPYTERHUB_API_URL"]
+    assert started["env"]["JUPYTERHUB_API_URL"] == "http://hub:8081/hub/api"  # the hairpin
+    assert url == "http://127.0.0.1:8081/hub/api"
+
+
 def test_our_spawner_authenticator_and_settings(hub_config: HubConfig, catalog: Catalog) -> None:
     stack, c, _ = hub_config
     app = JupyterHub(config=c)
@@ -172,6 +225,9 @@ def test_database_over_verified_tls(hub_config: HubConfig) -> None:
     url = c.JupyterHub.db_url
     assert url.startswith(f"postgresql+psycopg2://jupyterhub@{DB_HOST}:5432/jupyterhub?")
     assert "sslmode=verify-full" in url and "sslrootcert=/" in url
+    # Issue 26, finding 4: the hub never migrates (a release Helm rolls back would then meet a
+    # newer schema); the migration Job does, after a snapshot (tests/infra/test_migration.py).
+    assert JupyterHub(config=c).upgrade_db is False
 
 
 def test_learner_pods_never_run_as_root(hub_config: HubConfig, catalog: Catalog) -> None:

@@ -16,7 +16,9 @@ which it turns into `--metric-labels-allowlist`), not as a rendered Deployment.
 
 from __future__ import annotations
 
+import base64
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,85 @@ def test_gpu_metrics_come_from_gpu_nodes_only(
     assert containers(pod)[0]["image"].startswith("nvcr.io/nvidia/k8s/dcgm-exporter:")
     (monitor,) = of_kind(objects, "ServiceMonitor")
     assert all(e["honorLabels"] is True for e in monitor["spec"]["endpoints"])
+
+
+def alertmanager_configuration(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The alertmanager.yaml the chart renders into its Secret (what Alertmanager loads)."""
+    (secret,) = (o for o in of_kind(objects, "Secret") if "alertmanager.yaml" in o.get("data", {}))
+    return dict(yaml.safe_load(base64.b64decode(secret["data"]["alertmanager.yaml"])))
+
+
+def test_alerts_reach_the_stacks_channel(
+    stack: StackConfig, prometheus: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Issue 26, finding 3: the chart routes every alert to `null`. Ours go to the stack's Slack
+    channel through a webhook Alertmanager reads from the Secret it mounts; Debian's amtool
+    (Alertmanager's own checker) accepts the rendered configuration."""
+    config = alertmanager_configuration(prometheus)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    route = config["route"]
+    assert route["receiver"] == monitoring.TEAM_RECEIVER
+    (slack,) = receivers[route["receiver"]]["slack_configs"]
+    assert slack["channel"] == stack.alerts.slack_channel
+    assert slack["api_url_file"] == (
+        f"/etc/alertmanager/secrets/{monitoring.ALERT_RECEIVERS_SECRET}/"
+        f"{monitoring.SLACK_WEBHOOK_KEY}"
+    )
+    assert "api_url" not in slack  # the URL is a secret: never in the values
+    (alertmanager,) = of_kind(prometheus, "Alertmanager")
+    assert alertmanager["spec"]["secrets"] == [monitoring.ALERT_RECEIVERS_SECRET]
+    # Only the alerts that always fire by design go nowhere.
+    quiet = {m for r in route["routes"] if r["receiver"] == "null" for m in r["matchers"]}
+    assert quiet == {f'alertname = "{name}"' for name in monitoring.ALWAYS_FIRING}
+
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("no `amtool`: install Debian's `prometheus-alertmanager` (CI does)")
+    webhook = tmp_path / "webhook"
+    webhook.write_text("https://hooks.slack.invalid/x\n")
+    slack["api_url_file"] = str(webhook)
+    config_file = tmp_path / "alertmanager.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    checked = subprocess.run(
+        [amtool, "check-config", str(config_file)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
+
+
+def test_prometheus_keeps_its_data_and_says_whose_it_is(
+    stack: StackConfig, prometheus: list[dict[str, Any]]
+) -> None:
+    (spec,) = (p["spec"] for p in of_kind(prometheus, "Prometheus"))
+    claim = spec["storage"]["volumeClaimTemplate"]["spec"]
+    assert claim["resources"]["requests"]["storage"] == stack.monitoring.storage
+    assert spec["retention"] == stack.monitoring.retention
+    assert spec["externalLabels"] == {"stack": stack.name, "cluster": stack.cluster_name}
+    assert spec["resources"]["requests"]["memory"] == stack.monitoring.memory_request
+    assert spec["resources"]["limits"]["memory"] == stack.monitoring.memory_limit
+
+
+def test_no_alert_waits_on_what_eks_hides(prometheus: list[dict[str, Any]]) -> None:
+    """EKS runs the scheduler, controller manager and etcd out of the cluster's sight: scraping
+    them (the chart's default) makes their "down" alerts fire forever."""
+    monitors = {m["metadata"]["name"] for m in of_kind(prometheus, "ServiceMonitor")}
+    assert not {m for m in monitors if any(p in m for p in ("scheduler", "controller", "etcd"))}
+    alerts = {
+        rule.get("alert")
+        for o in of_kind(prometheus, "PrometheusRule")
+        for group in o["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    assert alerts, "no alert rules rendered"
+    assert not alerts & {
+        "KubeSchedulerDown",
+        "KubeControllerManagerDown",
+        "etcdMembersDown",
+        "KubeProxyDown",
+    }
+
+
+def test_the_charts_crds_are_upgraded_with_it(prometheus: list[dict[str, Any]]) -> None:
+    """Helm installs CRDs once and never upgrades them; the chart's upgrade Job does."""
+    jobs = [j for j in of_kind(prometheus, "Job") if "crd" in j["metadata"]["name"]]
+    assert jobs, [o["metadata"]["name"] for o in of_kind(prometheus, "Job")]

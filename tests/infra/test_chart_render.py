@@ -10,6 +10,7 @@ send to the API server.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -202,18 +203,68 @@ def test_prometheus_may_scrape_the_hub_and_nobody_else_gets_in(
     )
 
 
-def test_learners_cannot_reach_the_cloud_metadata_server(
+METADATA_SERVER = ipaddress.IPv4Address("169.254.169.254")
+
+
+def _opens(block: dict[str, Any], address: ipaddress.IPv4Address) -> bool:
+    """Whether an ipBlock peer takes in `address` (its CIDR does, none of its exceptions)."""
+    if address not in ipaddress.ip_network(block["cidr"]):
+        return False
+    return not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+
+
+@pytest.mark.parametrize("policy", ["singleuser", "hub", "proxy"])
+def test_no_pod_reaches_the_cloud_metadata_server(
+    rendered: tuple[StackConfig, list[Any]], policy: str
+) -> None:
+    """Learners, and (issue 26, finding 2) the hub and the proxy: the node role's credentials
+    are at 169.254.169.254, which the chart's hub and proxy policies allow by default. Only DNS
+    (port 53, where some clouds answer on that address) may go there."""
+    _, objects = rendered
+    egress = named(objects, "NetworkPolicy", policy)["spec"]["egress"]
+    assert egress, f"{policy} has no egress rules"
+    for rule in egress:
+        peers = rule.get("to")
+        assert peers, f"{policy}: a rule to everywhere {rule}"
+        if any("ipBlock" in p and _opens(p["ipBlock"], METADATA_SERVER) for p in peers):
+            ports = rule.get("ports")
+            assert ports and {p["port"] for p in ports} == {53}, f"{policy}: {rule}"
+
+
+def test_core_pods_have_resources_and_priority(rendered: tuple[StackConfig, list[Any]]) -> None:
+    """Issue 26, finding 5: without requests the proxy is BestEffort, the first pod a node
+    under pressure evicts (every session with it); pod priority puts the image pullers and
+    placeholders below the hub, the proxy and learners."""
+    stack, objects = rendered
+    classes = {o["metadata"]["name"]: o for o in of_kind(objects, "PriorityClass")}
+    for name in ("hub", "proxy"):
+        spec = named(objects, "Deployment", name)["spec"]["template"]["spec"]
+        assert spec["priorityClassName"] in classes, name
+        for container in spec["containers"]:
+            resources = container.get("resources", {})
+            assert resources.get("requests", {}).get("cpu"), f"{name}/{container['name']}"
+            assert resources.get("requests", {}).get("memory"), f"{name}/{container['name']}"
+            assert resources.get("limits", {}).get("memory"), f"{name}/{container['name']}"
+        affinity = spec["affinity"]["nodeAffinity"]
+        required = "requiredDuringSchedulingIgnoredDuringExecution" in affinity
+        assert required is (stack.scheduling.match_node_purpose == "require"), name
+    (chp,) = named(objects, "Deployment", "proxy")["spec"]["template"]["spec"]["containers"]
+    assert chp["resources"]["requests"]["memory"] == stack.proxy.memory_request
+
+
+def test_the_alb_allows_tls_1_2_and_up_and_keeps_idle_websockets(
     rendered: tuple[StackConfig, list[Any]],
 ) -> None:
-    _, objects = rendered
-    egress = named(objects, "NetworkPolicy", "singleuser")["spec"]["egress"]
-    blocks = [
-        peer["ipBlock"] for rule in egress for peer in rule.get("to", []) if "ipBlock" in peer
-    ]
-    assert blocks, "learner egress has no IP rules"
-    for block in blocks:
-        if block["cidr"] == "0.0.0.0/0":
-            assert "169.254.169.254/32" in block.get("except", []), block
+    stack, objects = rendered
+    annotations = named(objects, "Ingress", "jupyterhub")["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/ssl-policy"].startswith(
+        "ELBSecurityPolicy-TLS13-1-2"
+    )
+    assert annotations["alb.ingress.kubernetes.io/load-balancer-attributes"] == (
+        f"idle_timeout.timeout_seconds={stack.ingress.idle_timeout_seconds}"
+    )
+    assert stack.ingress.idle_timeout_seconds >= 3600
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == stack.ingress.certificate_arn
 
 
 def test_ingress_checks_health_on_a_page_that_answers_200(

@@ -168,7 +168,41 @@ def test_pull_requests_show_what_each_stack_would_deploy(pull_request: dict[str,
 
 def test_main_runs_on_pushes_to_main(main: dict[str, Any]) -> None:
     assert main["on"]["push"]["branches"] == ["main"]
-    assert main["permissions"]["id-token"] == "write"
+    assert "workflow_dispatch" in main["on"]  # a redeploy, a rollback to an older commit
+
+
+def _assumes_a_role(job: dict[str, Any]) -> bool:
+    return any(u.startswith("aws-actions/configure-aws-credentials@") for u in _uses(job))
+
+
+def test_only_jobs_that_assume_a_role_get_an_oidc_token_in_an_environment_of_their_own(
+    main: dict[str, Any],
+) -> None:
+    """Issue 26, finding 6: an OIDC token per job, not for the whole workflow; each role trusts
+    one environment's subject, so every job that assumes one has its own environment."""
+    assert main["permissions"] == {"contents": "read"}
+    environments = []
+    for name, job in main["jobs"].items():
+        if _assumes_a_role(job):
+            assert job["permissions"] == {"contents": "read", "id-token": "write"}, name
+            assert _environment(job), f"{name} assumes a role outside an environment"
+            environments.append(_environment(job))
+        else:
+            assert "id-token" not in job.get("permissions", {}), name
+    assert len(environments) == len(set(environments)), environments
+    assert "publish" in environments
+
+
+def test_every_action_is_pinned_to_a_commit(
+    main: dict[str, Any], pull_request: dict[str, Any]
+) -> None:
+    for workflow in (main, pull_request):
+        for job in workflow["jobs"].values():
+            for uses in _uses(job):
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
 
 
 def _group(concurrency: str | dict[str, Any] | None) -> str | None:
@@ -283,7 +317,8 @@ def test_prod_is_previewed_before_its_approval(main: dict[str, Any]) -> None:
     assert [s["with"]["role-to-assume"] for s in credentials] == ["${{ vars.AWS_DEPLOY_ROLE_ARN }}"]
     assert any(u.startswith("pulumi/actions@") for u in _uses(job))
     step = _step(job, "--preview")
-    assert set(step["env"]) == {"PULUMI_BACKEND_URL", "PULUMI_SECRETS_PROVIDER"}
+    # Each stack's secrets provider is its own, in its stack file (infra/README.md).
+    assert set(step["env"]) == {"PULUMI_BACKEND_URL"}
 
 
 def test_dashboards_are_prods_rendered_ones_applied_after_the_deploys(main: dict[str, Any]) -> None:
@@ -298,6 +333,8 @@ def test_dashboards_are_prods_rendered_ones_applied_after_the_deploys(main: dict
     if "--image-map" in runs:
         assert _downloads_deploy_inputs(job)
     assert job["steps"][-1]["env"]["GRAFANA_TOKEN"] == "${{ secrets.GRAFANA_TOKEN }}"
+    # An environment's secret: only this job reads it.
+    assert _environment(job) == "grafana"
     # The alert rules are the Pulumi program's (a PrometheusRule), not this job's.
     assert not any("alert" in step.get("name", "").lower() for step in job["steps"])
     assert "deploy-prod" in _upstream(jobs, "dashboards")

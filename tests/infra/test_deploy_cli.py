@@ -75,15 +75,40 @@ def no_pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(empty))
 
 
+PROD_TAG = "intro-ml-" + "7" * 64
+#: What `pulumi stack output --json` prints for prod, as the CLI prints it without
+#: `--show-secrets`: secret outputs as "[secret]".
+PROD_OUTPUTS = {
+    "courseImages": {"intro-ml": f"r/ol-course-notebooks:{PROD_TAG}"},
+    "hubImage": "r/ol-course-hub:old",
+    "databasePassword": "[secret]",
+}
+
+
 @pytest.fixture
-def fake_pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A `pulumi` on PATH (never run: the Automation API is faked in these tests)."""
+def fake_pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` on PATH that answers `stack output --json --stack prod` as the CLI does (and
+    that no stack named stage exists), records every command line, and refuses the rest (the
+    Automation API is faked in these tests). Returns the file of recorded command lines."""
     bin_dir = tmp_path / "fake-bin"
     bin_dir.mkdir()
+    calls = tmp_path / "pulumi-calls"
+    outputs = tmp_path / "prod-outputs.json"
+    outputs.write_text(json.dumps(PROD_OUTPUTS))
     cli = bin_dir / "pulumi"
-    cli.write_text("#!/bin/sh\necho 'not the real pulumi' >&2\nexit 1\n")
+    cli.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in\n'
+        f'  "stack output --json --stack prod") cat {outputs}; exit 0;;\n'
+        '  "stack output --json --stack stage") '
+        "echo \"error: no stack named 'stage' found\" >&2; exit 255;;\n"
+        "esac\n"
+        "echo 'not the real pulumi' >&2\nexit 1\n"
+    )
     cli.chmod(0o755)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return calls
 
 
 @pytest.fixture
@@ -121,7 +146,7 @@ def test_render_writes_what_the_stack_deploys_without_cli_or_cloud(
         "alert-rules.yaml",
     }
     kinds = [m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text())]
-    assert kinds == ["DaemonSet", "ServiceMonitor"]  # the catalog has a GPU course
+    assert kinds == ["DaemonSet", "ServiceMonitor", "Job"]  # the catalog has a GPU course
     values_text = (out / "values.yaml").read_text()
     assert values_text.startswith("# Rendered by")
     values = yaml.safe_load(values_text)
@@ -164,10 +189,12 @@ def test_rendered_files_hold_no_secret(repo: Path) -> None:
             text = path.read_text()
             assert "secure:" not in text and MOCK_PASSWORD not in text
             for line in text.splitlines():
-                # The only "password"s: the variable the hub reads and the Secret key it comes from.
+                # The only "password"s: the variable the hub (and the migration Job) reads and
+                # the Secret key it comes from.
                 if "password" in line.lower():
                     assert line.strip() in (
                         "PGPASSWORD:",
+                        "- name: PGPASSWORD",
                         "key: password",
                         "ol-course-platform/db-password-version: <secret version>",
                     ), line
@@ -270,24 +297,10 @@ def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def automation(monkeypatch: pytest.MonkeyPatch, repo: Path, ecr: None) -> dict[str, Any]:
-    recorded: dict[str, Any] = {"selected": [], "deployments": []}
-    prod_tag = "intro-ml-" + "7" * 64
-    prod = FakeStack(
-        "prod",
-        {
-            "courseImages": auto.OutputValue(
-                {"intro-ml": f"r/ol-course-notebooks:{prod_tag}"}, False
-            ),
-            "hubImage": auto.OutputValue("r/ol-course-hub:old", False),
-        },
-    )
-    recorded["prod_tag"] = prod_tag
+    recorded: dict[str, Any] = {"deployments": []}
 
     def select_stack(stack_name: str, **kwargs: Any) -> FakeStack:
-        recorded["selected"].append(stack_name)
-        if stack_name == "prod":
-            return prod
-        raise auto.StackNotFoundError(auto.CommandResult("", f"no stack named '{stack_name}'", 255))
+        raise AssertionError("another stack selected: its outputs would be read with secrets")
 
     def create_or_select_stack(
         stack_name: str, project_name: str, program: Any, opts: Any
@@ -318,7 +331,7 @@ def automation(monkeypatch: pytest.MonkeyPatch, repo: Path, ecr: None) -> dict[s
 
 def test_up_runs_the_inline_program_for_the_stack(
     repo: Path,
-    fake_pulumi_cli: None,
+    fake_pulumi_cli: Path,
     automation: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -326,14 +339,17 @@ def test_up_runs_the_inline_program_for_the_stack(
     create = automation["create"]
     assert create["stack"] == "dev" and create["project"] == PROJECT
     assert Path(create["opts"].work_dir) == repo / "infra"
+    # Its own secrets provider; the other stacks' outputs read without decrypting their secrets.
+    assert create["opts"].secrets_provider.startswith("awskms://alias/ol-course-platform-dev")
+    calls = fake_pulumi_cli.read_text().splitlines()
+    assert calls == ["stack output --json --stack stage", "stack output --json --stack prod"]
     stack = automation["stack"]
     assert stack.ran == ["up"]
     assert dict(stack.workspace.plugins) == {"aws": "v6.64.0", "kubernetes": "v4.18.4"}
     # dev manages the registry: it keeps what stage and prod run (stage not created yet).
-    assert automation["selected"] == ["stage", "prod"]
     (deployment,) = automation["deployments"]
     assert deployment.stack.name == "dev"
-    assert automation["prod_tag"] in deployment.in_use.course_tags
+    assert PROD_TAG in deployment.in_use.course_tags
     assert deployment.in_use.hub_tags == {"old"}
     assert deployment.hub_image == HUB_IMAGE
     # dev opens previews: every content tag published for a course (not the moving tag).
@@ -348,11 +364,11 @@ def test_up_runs_the_inline_program_for_the_stack(
 
 
 def test_preview_changes_nothing_and_other_stacks_read_no_outputs(
-    repo: Path, fake_pulumi_cli: None, automation: dict[str, Any]
+    repo: Path, fake_pulumi_cli: Path, automation: dict[str, Any]
 ) -> None:
     assert deploy.main(["--stack", "prod", "--preview"]) == 0
     assert automation["stack"].ran == ["preview"]
-    assert automation["selected"] == []  # prod does not manage the registry
+    assert not fake_pulumi_cli.exists()  # prod does not manage the registry: reads no stack
     assert automation["deployments"][0].preview_tags == {}  # and opens no previews
     assert automation["deployments"][0].in_use.course_tags == frozenset()
 

@@ -159,7 +159,8 @@ def test_gpu_toleration_is_nowhere_a_learner_pod_gets_it_unconditionally(
     values = values_for(stack, sample_catalog)
     toleration = stack.gpu.taint.toleration()
     assert toleration not in values["singleuser"]["extraTolerations"]
-    assert "scheduling" not in values  # userPods tolerations stay the chart's defaults
+    # userPods tolerations stay the chart's defaults
+    assert "tolerations" not in values["scheduling"]["userPods"]
     # Only the hub's launch plan (per GPU course) carries it; the chart's pre-puller (CPU images)
     # stays off GPU nodes.
     assert values["custom"]["launch"]["gpu"]["tolerations"] == [toleration]

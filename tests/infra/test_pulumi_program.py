@@ -21,11 +21,18 @@ from infra.in_use import InUse, in_use_from_outputs
 from infra.prepull import gpu_prepuller
 from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
-from infra.values import CHART_REPOSITORY, CHART_VERSION, helm_values
+from infra.values import (
+    CHART_REPOSITORY,
+    CHART_VERSION,
+    helm_values,
+    migration_job,
+    migration_job_name,
+)
 from tests.infra.support import (
     HUB_IMAGE,
     MOCK_PASSWORD,
     MOCK_SSO_SECRET,
+    MOCK_WEBHOOK,
     REGISTRY,
     image_map_for,
     run_program,
@@ -58,14 +65,17 @@ def test_resources_each_stack_declares(
             *registry,
             "aws:ec2/securityGroup:SecurityGroup",
             "aws:rds/instance:Instance",
+            "aws:rds/snapshot:Snapshot",  # before the hub image's migration
             "aws:rds/subnetGroup:SubnetGroup",
             "aws:secretsmanager/secret:Secret",
             "aws:secretsmanager/secretVersion:SecretVersion",
             *["kubernetes:core/v1:Namespace"] * 2,  # the hub's and monitoring's
-            *["kubernetes:core/v1:Secret"] * 2,  # the database password, the SSO client secret
+            # the database password, the SSO client secret, the alerts' webhook
+            *["kubernetes:core/v1:Secret"] * 3,
             *["kubernetes:helm.sh/v3:Release"] * 3,  # the hub, Prometheus, the DCGM exporter
-            # The GPU images' pre-puller (the catalog has a GPU course), the hub's ServiceMonitor.
-            *["kubernetes:yaml/v2:ConfigGroup"] * 2,
+            # The GPU images' pre-puller (the catalog has a GPU course), the hub's ServiceMonitor,
+            # the migration Job.
+            *["kubernetes:yaml/v2:ConfigGroup"] * 3,
             "pulumi:providers:aws",
             "pulumi:providers:kubernetes",
         ]
@@ -132,7 +142,10 @@ def test_database_is_private_encrypted_and_its_password_secret(
     assert is_secret(db["password"]) and db["password"]["value"] == MOCK_PASSWORD
     assert "manageMasterUserPassword" not in db
     if not stack.database.skip_final_snapshot:
-        assert db["finalSnapshotIdentifier"].startswith(f"ol-course-hub-{name}-")
+        # Named after this database's password secret (its ARN's random suffix): a database
+        # made again after a destroy gets a final snapshot name of its own.
+        assert db["finalSnapshotIdentifier"] == f"ol-course-hub-{name}-final-ab12cd"
+    assert db["applyImmediately"] is stack.database.apply_immediately
 
     group = run.one("aws:ec2/securityGroup:SecurityGroup").inputs
     assert group["vpcId"] == "vpc-0123"
@@ -250,6 +263,7 @@ def test_secrets_never_reach_the_logs(
     captured = capsys.readouterr()
     assert MOCK_PASSWORD not in caplog.text + captured.out + captured.err
     assert MOCK_SSO_SECRET not in caplog.text + captured.out + captured.err
+    assert MOCK_WEBHOOK not in caplog.text + captured.out + captured.err
 
 
 def test_kubeconfig_gets_tokens_from_the_aws_cli() -> None:
@@ -275,7 +289,52 @@ def test_monitoring_and_the_gpu_pre_puller_are_deployed_with_the_hub(
         assert inputs["namespace"] == monitoring.NAMESPACE and inputs["values"] == values
     groups = {r.name: r.inputs["objs"] for r in run.of_type("kubernetes:yaml/v2:ConfigGroup")}
     images = course_images(sample_catalog, image_map_for(sample_catalog))
+    job = migration_job_name(hub_image(HUB_IMAGE))
     assert groups == {
         "gpu-image-puller": [gpu_prepuller(stack, sample_catalog, images)],
         "jupyterhub-hub": [monitoring.hub_service_monitor(stack)],
+        job: [migration_job(stack, hub_image(HUB_IMAGE), run.outputs["databaseEndpoint"])],
     }
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_alerts_reach_the_stacks_receiver_through_a_secret(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    secret = run.named("kubernetes:core/v1:Secret", monitoring.ALERT_RECEIVERS_SECRET).inputs
+    assert secret["metadata"]["name"] == monitoring.ALERT_RECEIVERS_SECRET
+    assert is_secret(secret["stringData"])
+    assert secret["stringData"]["value"] == {monitoring.SLACK_WEBHOOK_KEY: MOCK_WEBHOOK}
+    values = run.named("kubernetes:helm.sh/v3:Release", "monitoring").inputs["values"]
+    assert values["alertmanager"]["alertmanagerSpec"]["secrets"] == [
+        monitoring.ALERT_RECEIVERS_SECRET
+    ]
+    assert MOCK_WEBHOOK not in json.dumps(values)
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_each_hub_image_migrates_once_after_a_snapshot(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, name: str
+) -> None:
+    """The Job and the snapshot are named after the hub image: the same image deploys again
+    without either; a new one takes a snapshot, then migrates (the release never does)."""
+    stack = stacks[name]
+    run = run_program(deployment(stack, sample_catalog))
+    job = migration_job_name(hub_image(HUB_IMAGE))
+    snapshot = run.named("aws:rds/snapshot:Snapshot", job).inputs
+    assert snapshot["dbInstanceIdentifier"] == f"ol-course-hub-{name}-0123abcd"
+    assert snapshot["dbSnapshotIdentifier"] == f"ol-course-hub-{name}-{job}"
+    values = run.named("kubernetes:helm.sh/v3:Release", "jupyterhub").inputs["values"]
+    assert values["hub"]["db"]["upgrade"] is False
+    newer = hub_image(HUB_IMAGE).tag.replace("hub-", "hub-f", 1)[:-1]
+    assert migration_job_name(ImageRef(hub_image(HUB_IMAGE).name, newer)) != job
+
+
+@pytest.mark.parametrize("addon", [None, "", "{}", '{"enableNetworkPolicy": "false"}', "not json"])
+def test_a_cluster_that_ignores_network_policies_is_refused(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog, addon: str | None
+) -> None:
+    with pytest.raises(Exception, match="does not enforce NetworkPolicies.*update-addon"):
+        run_program(deployment(stacks["prod"], sample_catalog), addon_configuration=addon)

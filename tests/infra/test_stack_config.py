@@ -107,6 +107,28 @@ def test_every_stack_is_behind_the_sso_gate(stacks: dict[str, StackConfig], stac
         (lambda c: c[f"{PROJECT}:limits"].update(activeServers=-1), "limits.activeServers"),
         (lambda c: c[f"{PROJECT}:limits"].update(perPerson=1), "limits.perPerson: unknown key"),
         (lambda c: c.update({"aws:region": "moon"}), "aws:region"),
+        (
+            lambda c: c.update({f"{PROJECT}:alertsSlackWebhookUrl": "https://hooks.invalid"}),
+            "--secret alertsSlackWebhookUrl",
+        ),
+        (lambda c: c.pop(f"{PROJECT}:alerts"), f"{PROJECT}:alerts: is required"),
+        (
+            lambda c: c.update({f"{PROJECT}:scheduling": {"matchNodePurpose": "always"}}),
+            "scheduling.matchNodePurpose: 'always'; use one of prefer, require",
+        ),
+        (
+            lambda c: c[f"{PROJECT}:ingress"].update(sslPolicy="ELBSecurityPolicy-2016-08"),
+            "ingress.sslPolicy",
+        ),
+        (
+            lambda c: c[f"{PROJECT}:ingress"].update(certificateArn="arn:aws:iam::1:cert/x"),
+            "ingress.certificateArn",
+        ),
+        (lambda c: c.update({f"{PROJECT}:proxy": {"memoryLimit": "lots"}}), "proxy.memoryLimit"),
+        (
+            lambda c: c.update({f"{PROJECT}:monitoring": {"retention": "forever"}}),
+            "monitoring.retention",
+        ),
         (lambda c: c.update({"kubernetes:context": "x"}), "kubernetes:context: unknown key"),
     ],
 )
@@ -225,3 +247,27 @@ def test_the_readme_table_says_what_each_stack_file_says(
             f"{stack.limits.active_servers} / {stack.limits.gpu_servers} / "
             f"{stack.limits.servers_per_identity}",
         ], name
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        None,
+        "passphrase",
+        "awskms://alias/ol-course-platform-prod?region=us-east-1",  # another stack's key
+        "awskms://alias/shared?region=us-east-1",
+    ],
+)
+def test_each_stack_encrypts_with_a_key_of_its_own(infra_dir: Path, provider: str | None) -> None:
+    """Issue 26, finding 6: one provider for all stacks let dev's role decrypt prod's secrets."""
+    document = copy.deepcopy(_document(infra_dir, "dev"))
+    document["secretsprovider"] = provider
+    with pytest.raises(StackConfigError, match="secretsprovider: .*a KMS key of its own"):
+        parse_stack_config("dev", document)
+
+
+def test_the_stacks_keys_differ(stacks: dict[str, StackConfig]) -> None:
+    providers = {stack.secrets_provider for stack in stacks.values()}
+    assert len(providers) == len(STACKS)
+    for name, stack in stacks.items():
+        assert stack.secrets_provider.startswith(f"awskms://alias/{PROJECT}-{name}")

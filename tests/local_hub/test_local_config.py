@@ -37,8 +37,10 @@ def test_local_config(tmp_path: Path) -> None:
     assert c.DockerSpawner.extra_create_kwargs == {"labels": {"ol.hub": "abc"}}
     assert c.DockerSpawner.env_keep == []
     assert c.CourseSpawner.hub_settings.image_map == IMAGE_MAP
-    names = [s["name"] for s in c.JupyterHub.services]
-    assert names == ["jupyterhub-idle-culler", "ol-local"]
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"jupyterhub-idle-culler", "ol-local"}
+    # The culler reaches the hub where it listens (JupyterHub would give it hub_connect_url).
+    assert "--url=http://127.0.0.1:8081/hub/api" in services["jupyterhub-idle-culler"]["command"]
     app = JupyterHub(config=c)
     assert app.spawner_class is CourseDockerSpawner
     # No `sso`: throwaway users for whoever follows a link.
