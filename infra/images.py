@@ -7,8 +7,9 @@ and infra use only those tags, never the moving `:<slug>` tag.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from catalog import Catalog
 from catalog.image_facts import (
@@ -27,12 +28,17 @@ class ImageError(ValueError):
     """A missing, stale or mutable image reference, and how to fix it."""
 
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
 @dataclass(frozen=True)
 class ImageRef:
-    """`<registry>/<repository>:<tag>`; `name` is everything before the tag."""
+    """`<registry>/<repository>:<tag>`, or `...:<tag>@sha256:<digest>` once the registry has
+    said which bytes the tag names (`pinned`); `name` is everything before the tag."""
 
     name: str
     tag: str
+    digest: str | None = None
 
     @classmethod
     def parse(cls, ref: str) -> ImageRef:
@@ -54,8 +60,20 @@ class ImageRef:
         """The repository path within the registry."""
         return self.name[len(self.registry) + 1 :] if self.registry else self.name
 
+    def pinned(self, digest: str) -> ImageRef:
+        """This image by the digest the registry gave for its tag: what is deployed."""
+        if not _DIGEST.match(digest):
+            raise ImageError(f"{self}: {digest!r} is not a sha256 digest")
+        return replace(self, digest=digest)
+
+    @property
+    def helm_tag(self) -> str:
+        """What a chart's `image.tag` takes (charts write `<name>:<tag>`): the tag, and the
+        digest when pinned, so the node pulls exactly those bytes."""
+        return f"{self.tag}@{self.digest}" if self.digest else self.tag
+
     def __str__(self) -> str:
-        return f"{self.name}:{self.tag}"
+        return f"{self.name}:{self.helm_tag}"
 
 
 def course_images(catalog: Catalog, image_map: Mapping[str, str]) -> dict[str, ImageRef]:

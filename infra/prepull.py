@@ -74,7 +74,7 @@ def chart_prepuller(
         "extraImages": {
             prepull_key(key): {
                 "name": images[key].name,
-                "tag": images[key].tag,
+                "tag": images[key].helm_tag,
                 "pullPolicy": "IfNotPresent",
             }
             for key in cpu

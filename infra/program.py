@@ -212,6 +212,11 @@ def final_snapshot_name(stack: str, password_secret_arn: str) -> str:
     return f"ol-course-hub-{stack}-final-{suffix}"
 
 
+def pinned(courses: Mapping[str, ImageRef], digests: Sequence[str]) -> dict[str, ImageRef]:
+    """Each course image by the digest ECR gave for its tag (`Registry.digests`, same order)."""
+    return {key: ref.pinned(digest) for (key, ref), digest in zip(courses.items(), digests)}
+
+
 @dataclass(frozen=True)
 class HubDatabase:
     identifier: pulumi.Output[str]
@@ -417,12 +422,17 @@ def _monitoring(stack: StackConfig, k8s_opts: pulumi.ResourceOptions) -> list[pu
 def _gpu_prepuller(
     deployment: Deployment,
     courses: Mapping[str, ImageRef],
+    registry: Registry,
     namespace: kubernetes.core.v1.Namespace,
     k8s_opts: pulumi.ResourceOptions,
 ) -> None:
-    """The DaemonSet that pulls GPU course images on GPU nodes (infra/prepull.py), if any."""
-    puller = gpu_prepuller(deployment.stack, deployment.catalog, courses)
-    if puller is not None:
+    """The DaemonSet that pulls GPU course images on GPU nodes (infra/prepull.py), if any, by
+    digest."""
+    stack, catalog = deployment.stack, deployment.catalog
+    if gpu_prepuller(stack, catalog, courses) is not None:
+        puller = pulumi.Output.all(*registry.digests.values()).apply(
+            lambda digests: gpu_prepuller(stack, catalog, pinned(courses, digests))
+        )
         ConfigGroup(
             GPU_PREPULLER_NAME,
             objs=[puller],
@@ -435,6 +445,7 @@ def _gpu_prepuller(
 def _migration(
     stack: StackConfig,
     hub: ImageRef,
+    hub_digest: pulumi.Output[str],
     database: HubDatabase,
     namespace: kubernetes.core.v1.Namespace,
     aws_opts: pulumi.ResourceOptions,
@@ -454,7 +465,11 @@ def _migration(
     # release changes.
     return ConfigGroup(
         name,
-        objs=[database.address.apply(lambda host: migration_job(stack, hub, host))],
+        objs=[
+            pulumi.Output.all(database.address, hub_digest).apply(
+                lambda args: migration_job(stack, hub.pinned(args[1]), args[0])
+            )
+        ],
         opts=pulumi.ResourceOptions.merge(
             k8s_opts,
             pulumi.ResourceOptions(depends_on=[snapshot, database.kubernetes_secret, namespace]),
@@ -479,15 +494,16 @@ def _hub_release(
     stack = deployment.stack
 
     def values_for(args: list[Any]) -> dict[str, Any]:
-        db_host, password_version, course_repo_url, hub_repo_url, addon = args[:5]
+        db_host, password_version, course_repo_url, hub_repo_url, addon, hub_digest = args[:6]
         check_enforced(stack.cluster_name, stack.region, addon)
         check_registry(courses, course_repo_url)
         check_registry({"hub": hub}, hub_repo_url)
+        # Deployed by digest: the bytes the registry holds under each tag now.
         return helm_values(
             stack,
             deployment.catalog,
-            courses,
-            hub,
+            pinned(courses, args[6:]),
+            hub.pinned(hub_digest),
             db_host,
             preview_tags=deployment.preview_tags,
             db_password_version=password_version,
@@ -543,9 +559,9 @@ def define(deployment: Deployment) -> dict[str, Any]:
     )
     database = _database(stack, cluster, namespace, aws_opts, k8s_opts, invoke)
     monitoring_releases = _monitoring(stack, k8s_opts)
-    _gpu_prepuller(deployment, courses, namespace, k8s_opts)
+    _gpu_prepuller(deployment, courses, registry, namespace, k8s_opts)
     sso_secret = _sso_secret(namespace, k8s_opts)
-    migrated = _migration(stack, hub, database, namespace, aws_opts, k8s_opts)
+    migrated = _migration(stack, hub, registry.hub_digest, database, namespace, aws_opts, k8s_opts)
     addon = aws.eks.get_addon_output(
         addon_name=ADDON, cluster_name=stack.cluster_name, opts=invoke
     ).configuration_values

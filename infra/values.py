@@ -157,7 +157,7 @@ def _singleuser(
     if default_image is not None:
         singleuser["image"] = {
             "name": default_image.name,
-            "tag": default_image.tag,
+            "tag": default_image.helm_tag,
             "pullPolicy": "IfNotPresent",
         }
     return singleuser
@@ -215,7 +215,11 @@ def helm_values(
     """
     values: dict[str, Any] = {
         "hub": {
-            "image": {"name": hub_image.name, "tag": hub_image.tag, "pullPolicy": "IfNotPresent"},
+            "image": {
+                "name": hub_image.name,
+                "tag": hub_image.helm_tag,
+                "pullPolicy": "IfNotPresent",
+            },
             "config": {
                 # hub.z2jh sets the same (hub/config.py: configure_login); named here for review.
                 "JupyterHub": {
@@ -326,7 +330,8 @@ def _scheduling(stack: StackConfig) -> dict[str, Any]:
 
 def migration_job_name(hub: ImageRef) -> str:
     """One Job per hub image: a new image migrates once; the same image never again."""
-    digest = hashlib.sha256(str(hub).encode()).hexdigest()[:12]
+    # The tag names the image's inputs; the digest (when pinned) is the same image's.
+    digest = hashlib.sha256(f"{hub.name}:{hub.tag}".encode()).hexdigest()[:12]
     return f"{MIGRATION_JOB_PREFIX}-{digest}"
 
 

@@ -30,6 +30,8 @@ ADMIN_SERVICE = "ol-local"
 #: Labels of the containers and the network a local hub makes: its instance, and the process that
 #: owns it (`<host>:<pid>`), so that what a killed hub left behind can be found and removed.
 INSTANCE_LABEL = "ol.hub"
+#: What a local hub's containers, network and firewall rules are named after: `olhub-<instance>`.
+NAME_PREFIX = "olhub-"
 OWNER_LABEL = "ol.hub.owner"
 #: The hub's cookie secret, in its state folder (JupyterHub writes it, hex-encoded).
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
@@ -84,7 +86,7 @@ def configure_loopback(c: Any, params: dict[str, Any]) -> None:
     c.DockerSpawner.network_name = network or "host"
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True
-    c.DockerSpawner.prefix = f"olhub-{instance}"
+    c.DockerSpawner.prefix = f"{NAME_PREFIX}{instance}"
     owner = {OWNER_LABEL: params["owner"]} if params.get("owner") else {}
     c.DockerSpawner.extra_create_kwargs = {"labels": {INSTANCE_LABEL: instance, **owner}}
     c.DockerSpawner.pull_policy = "ifnotpresent"

@@ -25,6 +25,8 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 
+from local_hub.config import NAME_PREFIX
+
 #: Private and link-local ranges: a learner's container reaches none of them.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
 INPUT = "INPUT"
@@ -56,7 +58,7 @@ def tagged_rules(listing: str, tag: str | None = None) -> list[list[str]]:
         if len(words) < 2 or words[0] != "-A" or "--comment" not in words:
             continue
         comment = words[words.index("--comment") + 1]
-        if (comment == tag) if tag else comment.startswith("olhub-"):
+        if (comment == tag) if tag else comment.startswith(NAME_PREFIX):
             found.append(words[1:])
     return found
 

