@@ -24,11 +24,17 @@ DEFAULT_OUT = Path("dist/dashboards")
 
 
 def dashboards(catalog: Catalog, settings: Settings) -> dict[str, dict[str, Any]]:
-    """File name -> dashboard JSON data, for every dashboard."""
-    return {
+    """File name -> dashboard JSON data, for every dashboard; a deployment's (`settings.
+    deployment`) with a uid and title of its own, so that every stack's fit in one Grafana."""
+    boards = {
         "courses.json": to_json_data(courses_dashboard(catalog, settings)),
         "hub.json": to_json_data(hub_dashboard(settings)),
     }
+    if settings.deployment:
+        for board in boards.values():
+            board["uid"] = f"{board['uid']}-{settings.deployment}"
+            board["title"] = f"{board['title']} ({settings.deployment})"
+    return boards
 
 
 def render_json(data: dict[str, Any]) -> str:

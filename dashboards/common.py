@@ -72,6 +72,9 @@ class Settings:
     alert_window: str = "15m"  # rate/increase window of the alert rules
     dcgm_pod_label: str = "pod"  # DCGM exporter's pod label ("exported_pod" without honor_labels)
     dcgm_namespace_label: str = "namespace"
+    #: The deployment (stack) these dashboards show: one Grafana holds every stack's, each with
+    #: its own thresholds, so its uid and title name it. "": no suffix.
+    deployment: str = ""
 
     @property
     def course_label_name(self) -> str:

@@ -73,6 +73,7 @@ def dashboard_settings(stack: StackConfig) -> Settings:
         hub_job=HUB_JOB,
         # No culler, no age limit to alert on.
         culler_max_age_seconds=stack.culling.max_age if stack.culling.enabled else 0,
+        deployment=stack.name,
     )
 
 

@@ -55,6 +55,8 @@ SSO_SECRET_KEY = "client-secret"
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 HEALTH_CHECK_ANNOTATIONS = {"alb.ingress.kubernetes.io/healthcheck-path": "/hub/health"}
 ALB = "alb"
+#: The hub image's user, as the chart runs it (hub.containerSecurityContext.runAsUser).
+HUB_UID = 1000
 #: The chart's user scheduler (a kube-scheduler of its own, two replicas).
 USER_SCHEDULER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "256Mi"},
@@ -356,7 +358,7 @@ def migration_job(stack: StackConfig, hub: ImageRef, db_host: str) -> dict[str, 
                     "automountServiceAccountToken": False,
                     "securityContext": {
                         "runAsNonRoot": True,
-                        "runAsUser": LEARNER_UID,
+                        "runAsUser": HUB_UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [

@@ -325,17 +325,24 @@ def test_prod_is_previewed_before_its_approval(main: dict[str, Any]) -> None:
     assert set(step["env"]) == {"PULUMI_BACKEND_URL"}
 
 
-def test_dashboards_are_prods_rendered_ones_applied_after_the_deploys(main: dict[str, Any]) -> None:
+def test_dashboards_are_every_stacks_rendered_ones_applied_after_the_deploys(
+    main: dict[str, Any],
+) -> None:
+    """Each stack's dashboards carry its own thresholds (issue 26): every stack is rendered and
+    its dashboards applied, after the last deploy."""
     jobs = main["jobs"]
     job = jobs["dashboards"]
     runs = _commands(job)
-    render = re.search(r"\./pants run infra:deploy -- --stack prod --render (\S+)", runs)
-    assert render, runs
-    apply = f'./pants run dashboards:apply -- --url "$GRAFANA_URL" --dir {render[1]}/dashboards'
-    assert apply in runs
-    assert runs.index(render[0]) < runs.index(apply)
-    if "--image-map" in runs:
-        assert _downloads_deploy_inputs(job)
+    assert "for stack in dev stage prod" in runs
+    render = './pants run infra:deploy -- --stack "$stack" --render "dist/rendered/$stack"'
+    apply = (
+        './pants run dashboards:apply -- --url "$GRAFANA_URL" '
+        '--dir "dist/rendered/$stack/dashboards"'
+    )
+    assert render in runs and apply in runs
+    assert runs.index(render) < runs.index(apply)
+    assert DEPLOY_INPUTS in runs and _downloads_deploy_inputs(job)
+    assert "deploy-prod" in _upstream(jobs, "dashboards")
     assert job["steps"][-1]["env"]["GRAFANA_TOKEN"] == "${{ secrets.GRAFANA_TOKEN }}"
     # An environment's secret: only this job reads it.
     assert _environment(job) == "grafana"
@@ -550,7 +557,7 @@ def test_a_failed_prod_preview_fails_and_still_shows_its_output(
     assert PREVIEW in summary and "failed" in summary
 
 
-def test_the_dashboards_job_applies_the_dashboards_prods_render_wrote(
+def test_the_dashboards_job_applies_the_dashboards_each_stacks_render_wrote(
     main: dict[str, Any], tmp_path: Path
 ) -> None:
     env = {**_stand_ins(tmp_path), "GRAFANA_URL": "https://grafana.example", "GRAFANA_TOKEN": "t"}
@@ -558,11 +565,13 @@ def test_the_dashboards_job_applies_the_dashboards_prods_render_wrote(
         if "run" in step:
             result = _bash(step["run"], tmp_path, env)
             assert result.returncode == 0, (step["run"], result.stdout + result.stderr)
-    render, apply = _pants_calls(tmp_path)
-    assert render[:6] == ["run", "infra:deploy", "--", "--stack", "prod", "--render"]
-    assert apply[:2] == ["run", "dashboards:apply"]
-    directory = apply[apply.index("--dir") + 1]
-    assert Path(directory) == Path(render[6]) / "dashboards"
+    calls = _pants_calls(tmp_path)
+    renders = [c for c in calls if c[:2] == ["run", "infra:deploy"]]
+    applies = [c for c in calls if c[:2] == ["run", "dashboards:apply"]]
+    assert [r[4] for r in renders] == ["dev", "stage", "prod"]
+    assert all(r[3] == "--stack" and r[5] == "--render" for r in renders)
+    directories = [Path(a[a.index("--dir") + 1]) for a in applies]
+    assert directories == [Path(r[6]) / "dashboards" for r in renders]
 
 
 def test_aws_only_through_oidc(main: dict[str, Any], workflows_dir: Path) -> None:

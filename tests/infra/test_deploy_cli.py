@@ -145,6 +145,10 @@ def test_render_writes_what_the_stack_deploys_without_cli_or_cloud(
         "hub.json",
         "alert-rules.yaml",
     }
+    # Every stack's dashboards fit in one Grafana, each with its stack's thresholds (issue 26).
+    for board in ("courses.json", "hub.json"):
+        data = json.loads((out / "dashboards" / board).read_text())
+        assert data["uid"].endswith(f"-{stack}") and data["title"].endswith(f" ({stack})")
     kinds = [m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text())]
     assert kinds == ["DaemonSet", "ServiceMonitor", "Job"]  # the catalog has a GPU course
     values_text = (out / "values.yaml").read_text()
