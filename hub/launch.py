@@ -67,6 +67,10 @@ class LaunchSettings:
     preview_tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: None: this deployment has no GPUs; GPU courses run on CPUs.
     gpu: GpuSettings | None = None
+    #: A learner's server requests all the memory it may use (its course's memory_limit), so a
+    #: node never holds more than it has and none is killed for a neighbour's use; False: the
+    #: course's memory_guarantee (more servers per node, at that risk).
+    memory_request_is_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,7 +355,11 @@ def plan_launch(
         notebook=notebook,
         image=image,
         memory_limit=resources.memory_limit,
-        memory_guarantee=resources.memory_guarantee,
+        memory_guarantee=(
+            resources.memory_limit
+            if settings.memory_request_is_limit
+            else resources.memory_guarantee
+        ),
         cpu_limit=resources.cpu_limit,
         cpu_guarantee=resources.cpu_guarantee,
         url=lab_url(notebook),

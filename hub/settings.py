@@ -19,6 +19,7 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
         allowPreviewTags: false
         previewTags: {slug: [tag, ...]}
         gpu: {count: 1, resourceName: nvidia.com/gpu, nodeSelector: {...}, tolerations: [...]}
+        memoryRequestIsLimit: false  # true: a server requests its course's memory_limit
       culling:                   # optional, every key optional (defaults: CullSettings)
         enabled: true
         idleTimeout: 3600        # seconds without activity before a server is stopped
@@ -279,7 +280,9 @@ def parse_gpu(value: Any, path: str = "launch.gpu") -> GpuSettings | None:
 
 def parse_launch(value: Any, catalog: Catalog) -> LaunchSettings:
     data = _mapping(value, "launch")
-    _reject_unknown(data, ("allowPreviewTags", "previewTags", "gpu"), "launch")
+    _reject_unknown(
+        data, ("allowPreviewTags", "previewTags", "gpu", "memoryRequestIsLimit"), "launch"
+    )
     allow = _bool(data.get("allowPreviewTags", False), "launch.allowPreviewTags")
     tags_data = _mapping(data.get("previewTags"), "launch.previewTags")
     preview_tags: dict[str, tuple[str, ...]] = {}
@@ -294,7 +297,12 @@ def parse_launch(value: Any, catalog: Catalog) -> LaunchSettings:
                 raise SettingsError(where, f"{tag!r} is not an image tag")
         preview_tags[slug] = tuple(tags)
     return LaunchSettings(
-        allow_preview_tags=allow, preview_tags=preview_tags, gpu=parse_gpu(data.get("gpu"))
+        allow_preview_tags=allow,
+        preview_tags=preview_tags,
+        gpu=parse_gpu(data.get("gpu")),
+        memory_request_is_limit=_bool(
+            data.get("memoryRequestIsLimit", False), "launch.memoryRequestIsLimit"
+        ),
     )
 
 
@@ -419,6 +427,7 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
         "launch": {
             "allowPreviewTags": launch.allow_preview_tags,
             "previewTags": {slug: list(tags) for slug, tags in launch.preview_tags.items()},
+            "memoryRequestIsLimit": launch.memory_request_is_limit,
             **(
                 {
                     "gpu": {

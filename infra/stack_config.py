@@ -211,6 +211,9 @@ class StackConfig:
     limits: LimitSettings = DEFAULT_LIMITS
     proxy: Proxy = field(default_factory=Proxy)
     scheduling: Scheduling = field(default_factory=Scheduling)
+    #: "limit": learners' servers request their course's memory_limit (hub/launch.py
+    #: LaunchSettings.memory_request_is_limit); "course": its memory_guarantee.
+    learner_memory_request: str = "course"
     monitoring: Monitoring = field(default_factory=Monitoring)
 
     @property
@@ -239,6 +242,7 @@ _KEYS = {
     "alerts",
     "alertsSlackWebhookUrl",
     "monitoring",
+    "learnerMemoryRequest",
 }
 _REQUIRED = {
     "domain",
@@ -475,6 +479,18 @@ def _monitoring(r: _Reader) -> Monitoring:
     )
 
 
+LEARNER_MEMORY_REQUESTS = ("course", "limit")
+
+
+def _learner_memory_request(r: _Reader) -> str:
+    value = r.string("learnerMemoryRequest", "course")
+    if value not in LEARNER_MEMORY_REQUESTS:
+        raise r.fail(
+            "learnerMemoryRequest", f"{value!r}; use one of {', '.join(LEARNER_MEMORY_REQUESTS)}"
+        )
+    return value
+
+
 def secrets_provider_pattern(stack: str) -> re.Pattern[str]:
     """A stack's secrets provider: a KMS key of its own (its alias names the stack)."""
     return re.compile(
@@ -582,6 +598,7 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         proxy=_proxy(r.table("proxy")),
         scheduling=_scheduling(r.table("scheduling")),
         monitoring=_monitoring(r.table("monitoring")),
+        learner_memory_request=_learner_memory_request(r),
     )
 
 

@@ -115,6 +115,7 @@ def hub_settings(
                 else {}
             ),
             gpu=gpu_launch(stack),
+            memory_request_is_limit=stack.learner_memory_request == "limit",
         ),
         culling=stack.culling,
         sso=stack.sso,

@@ -110,6 +110,12 @@ GOOD = [
         ),
         id="percent-in-name",
     ),
+    pytest.param(
+        f"course={DL}",
+        replace(PRODUCTION, memory_request_is_limit=True),
+        replace(PLAN_DL_GPU, memory_guarantee=PLAN_DL_GPU.memory_limit),
+        id="memory-request-is-the-limit",
+    ),
     pytest.param(f"course={DL}", PRODUCTION, PLAN_DL_GPU, id="gpu-course-gets-gpu"),
     pytest.param(f"course={DL}&needs_gpu=true", PRODUCTION, PLAN_DL_GPU, id="gpu-true"),
     pytest.param(f"course={DL}&needs_gpu=YES", PRODUCTION, PLAN_DL_GPU, id="gpu-yes"),

@@ -259,3 +259,20 @@ def test_infra_custom_is_what_the_hub_parses(
     for stack in stacks.values():
         custom = values_for(stack, catalog)["custom"]
         assert parse_custom(custom) == hub_settings(stack, catalog, images, previews(catalog))
+
+
+def test_learners_memory_request_follows_the_stack(hub_config: HubConfig, catalog: Catalog) -> None:
+    """Issue 26, finding 5: where the stack says `learnerMemoryRequest: limit` (prod), a
+    learner's pod requests all the memory it may use, so no node holds more than it has; else
+    its course's memory_guarantee."""
+    stack, c, _ = hub_config
+    slugs = sorted(catalog.slugs)
+    for slug, pod in zip(slugs, manifests(c, *({"course": s} for s in slugs))):
+        resources = pod["spec"]["containers"][0]["resources"]
+        course = catalog[slug].resources
+        expected = course.memory_limit
+        if stack.learner_memory_request != "limit":
+            expected = course.memory_guarantee
+        assert resources["requests"]["memory"] == expected, slug
+        assert resources["limits"]["memory"] == course.memory_limit, slug
+    assert (stack.name == "prod") is (stack.learner_memory_request == "limit")

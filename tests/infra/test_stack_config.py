@@ -126,6 +126,10 @@ def test_every_stack_is_behind_the_sso_gate(stacks: dict[str, StackConfig], stac
         ),
         (lambda c: c.update({f"{PROJECT}:proxy": {"memoryLimit": "lots"}}), "proxy.memoryLimit"),
         (
+            lambda c: c.update({f"{PROJECT}:learnerMemoryRequest": "half"}),
+            "learnerMemoryRequest: 'half'; use one of course, limit",
+        ),
+        (
             lambda c: c.update({f"{PROJECT}:monitoring": {"retention": "forever"}}),
             "monitoring.retention",
         ),
