@@ -58,8 +58,8 @@ def packaged(name: str) -> str:
 
 
 def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    # No update checks, no telemetry: the scanners talk to nothing.
-    env = {**os.environ, "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "LOG_LEVEL": "WARNING"}
+    # Both run offline (zizmor --offline, checkov --skip-download: checked with no network).
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
     return subprocess.run(
         command, capture_output=True, text=True, check=False, env=env, timeout=900, **kwargs
     )
