@@ -205,18 +205,6 @@ def prometheus_values(stack: StackConfig) -> dict[str, Any]:
     return values
 
 
-def alert_receivers_secret(webhook_url: Any) -> dict[str, Any]:
-    """The Secret Alertmanager reads the Slack webhook from (`webhook_url`: the stack's secret;
-    a Pulumi Output at deploy time)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": ALERT_RECEIVERS_SECRET, "namespace": NAMESPACE},
-        "type": "Opaque",
-        "stringData": {SLACK_WEBHOOK_KEY: webhook_url},
-    }
-
-
 def dcgm_values(stack: StackConfig) -> dict[str, Any]:
     """Values of the dcgm-exporter release: GPU nodes only; pod labels as the dashboards read."""
     gpu = stack.gpu
