@@ -24,7 +24,6 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from infra.ci_access import (
     key_alias,
     trust_policy,
 )
-from infra.deploy import EXIT_NO_CLI, INSTALL_PULUMI
+from infra.deploy import EXIT_NO_CLI, INSTALL_PULUMI, DeployError, preview_or_up
 from infra.stack_config import STACKS, StackConfig, StackConfigError, load_stack_config
 
 PROJECT = "ol-course-platform-bootstrap"
@@ -184,15 +183,13 @@ def _run(settings: BootstrapSettings, stacks: Mapping[str, StackConfig], preview
             project_settings=auto.ProjectSettings(name=PROJECT, runtime="python")
         ),
     )
-    stack.workspace.install_plugin("aws", "v" + metadata.version("pulumi_aws"))
     try:
-        if preview:
-            stack.preview(on_output=print, color="never", diff=True)
-            return 0
-        result = stack.up(on_output=print, color="never")
-    except auto.CommandError as e:
-        print(f"pulumi {'preview' if preview else 'up'} of {PROJECT} failed: {e}", file=sys.stderr)
+        result = preview_or_up(stack, PROJECT, preview, ["pulumi_aws"])
+    except DeployError as e:
+        print(e, file=sys.stderr)
         return 1
+    if result is None:
+        return 0
     print("\nEach environment's role (GitHub CLI, in the repository):")
     for command in variable_commands(result.outputs["roleArns"].value):
         print(f"  {command}")

@@ -234,6 +234,28 @@ def other_stack_outputs(other: str, work_dir: Path) -> dict[str, Any] | None:
     return outputs if isinstance(outputs, dict) else {}
 
 
+#: The providers' SDK packages: each one's plugin is installed at the package's version.
+PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_kubernetes")
+
+
+def preview_or_up(pulumi_stack: Any, what: str, preview: bool, packages: Sequence[str]) -> Any:
+    """Installs the plugins of `packages` (`pulumi_aws` -> `aws`) at their versions, then runs
+    `pulumi preview` (returns None) or `pulumi up` (returns its result). A failure is a
+    DeployError naming `what`; the engine masks secret values in what it prints."""
+    from pulumi import automation as auto
+
+    for package in packages:
+        plugin = package.removeprefix("pulumi_")
+        pulumi_stack.workspace.install_plugin(plugin, "v" + metadata.version(package))
+    try:
+        if preview:
+            pulumi_stack.preview(on_output=print, color="never", diff=True)
+            return None
+        return pulumi_stack.up(on_output=print, color="never")
+    except auto.CommandError as e:
+        raise DeployError(f"pulumi {'preview' if preview else 'up'} of {what} failed: {e}") from e
+
+
 def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
     """`pulumi up` or `pulumi preview` of the stack, in-process program, Automation API."""
     from pulumi import automation as auto
@@ -273,20 +295,13 @@ def _run_pulumi(inputs: Inputs, root: Path, preview: bool) -> int:
         program=make_program(deployment),
         opts=options,
     )
-    for plugin, package in (("aws", "pulumi_aws"), ("kubernetes", "pulumi_kubernetes")):
-        pulumi_stack.workspace.install_plugin(plugin, "v" + metadata.version(package))
     try:
-        if preview:
-            pulumi_stack.preview(on_output=print, color="never", diff=True)
-            return 0
-        result = pulumi_stack.up(on_output=print, color="never")
-    except auto.CommandError as e:
-        # The engine masks secret values in what it prints.
-        print(
-            f"pulumi {'preview' if preview else 'up'} of stack {stack.name} failed: {e}",
-            file=sys.stderr,
-        )
+        result = preview_or_up(pulumi_stack, f"stack {stack.name}", preview, PROVIDER_PACKAGES)
+    except DeployError as e:
+        print(e, file=sys.stderr)
         return 1
+    if result is None:
+        return 0
     for key, output in sorted(result.outputs.items()):
         print(f"{key}: {'[secret]' if output.secret else json.dumps(output.value)}")
     return 0
