@@ -14,6 +14,7 @@ Pure functions of text; running the resolver is `tools/resolver.py`.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -152,6 +153,17 @@ def freeze_versions(text: str) -> dict[str, str]:
         if sep and name and not name.startswith("#"):
             versions[normalize(name)] = version.strip()
     return versions
+
+
+def pex_lock_versions(text: str) -> dict[str, str]:
+    """Distribution -> version of a Pants (pex) lockfile such as 3rdparty/python/default.lock:
+    JSON after a header of `//` comment lines."""
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("//"))
+    return {
+        normalize(requirement["project_name"]): requirement["version"]
+        for resolve in json.loads(body)["locked_resolves"]
+        for requirement in resolve["locked_requirements"]
+    }
 
 
 def constraints_text(versions: Mapping[str, str]) -> str:

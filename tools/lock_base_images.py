@@ -1,10 +1,11 @@
-"""Regenerates the base images' Python locks (images/base/*.lock) from their requirements.
+"""Regenerates the base images' Python locks (images/base/*.lock) and the hub image's
+(hub/hub.lock) from their requirements.
 
-    ./pants run tools:lock-base-images
+    ./pants run tools:lock-base-images [LAYER ...]
 
-Each base layer names its top-level packages in `images/base/<layer>-requirements.txt`; this
-resolves them against the package index as it is today, in a Debian bookworm container (the
-stand-in's Python), and writes `images/base/<layer>.lock`: every package of the layer's whole
+Each layer names its top-level packages in `<folder>/<layer>-requirements.txt`; this resolves
+them against the package index as it is today, in a Debian bookworm container (the Python of the
+stand-in and of the hub image), and writes `<folder>/<layer>.lock`: every package of the layer's whole
 dependency tree, exact version and hashes. A layer on top of another is resolved with the lower
 layer's pins as constraints and locks only what it adds. Then rebuild and let the tests say what
 changed: `./pants package images/base:: && ./pants run tools:flavor-modules`, and
@@ -21,11 +22,13 @@ from pathlib import Path
 import docker
 
 from catalog import flavors
-from tools.lock import constraints_text, parse_lock, render_lock
+from tools.lock import constraints_text, parse_lock, pex_lock_versions, render_lock
 from tools.resolver import Job, ResolveError, resolve
 from tools.wheelhouse import local_pins
 
 BASE_DIR = Path("images/base")
+#: The project's own Python resolve (Pants), whose versions the hub's tests run with.
+PROJECT_LOCK = Path("3rdparty/python/default.lock")
 #: The image the stand-in is built FROM: its Python decides the markers of every base lock.
 RESOLVER_IMAGE = "debian:bookworm-slim"
 
@@ -35,14 +38,17 @@ class BaseLayer:
     name: str
     below: tuple[str, ...]  # layers whose packages are already installed under this one
     purpose: str
+    folder: Path = BASE_DIR
+    #: Resolved within the project's resolve (PROJECT_LOCK): the versions the tests run with.
+    tested_versions: bool = False
 
     @property
     def requirements(self) -> Path:
-        return BASE_DIR / f"{self.name}-requirements.txt"
+        return self.folder / f"{self.name}-requirements.txt"
 
     @property
     def lock(self) -> Path:
-        return BASE_DIR / f"{self.name}.lock"
+        return self.folder / f"{self.name}.lock"
 
 
 LAYERS = (
@@ -64,6 +70,13 @@ LAYERS = (
         ("standin", "torch"),
         "the tensorflow flavor in production (pants.production.toml); resolved against the "
         "stand-in's pins, the build's `pip check` verifies it on the production upstream",
+    ),
+    BaseLayer(
+        "hub",
+        (),
+        "the production hub image (hub/Dockerfile), at the project resolve's versions",
+        folder=Path("hub"),
+        tested_versions=True,
     ),
 )
 
@@ -93,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         below: dict[str, str] = {}
         for name in layer.below:
             below.update(pins[name])
+        constraints = dict(below)
+        if layer.tested_versions:
+            constraints = {**pex_lock_versions(PROJECT_LOCK.read_text()), **below}
         print(f"lock-base-images: resolving {layer.requirements} in {RESOLVER_IMAGE}", flush=True)
         requirements = layer.requirements.read_text()
         # Wheels the index does not serve (`+cpu`-style local builds): this layer's and below.
@@ -103,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             compiled = resolve(
                 client,
                 RESOLVER_IMAGE,
-                [Job(layer.name, requirements, constraints_text(below))],
+                [Job(layer.name, requirements, constraints_text(constraints))],
                 wanted_wheels,
             ).compiled[layer.name]
         except ResolveError as e:  # this layer's lock stays as it was

@@ -1,10 +1,10 @@
-"""What the production hub image ships: read from hub/Dockerfile (its base comes from quay.io, so
-the image cannot be built on these machines; the test reads the Dockerfile's contract instead).
+"""What the production hub image ships, read from hub/Dockerfile and its lock (hub/hub.lock);
+tests/hub/test_hub_image_runs.py builds and starts it.
 
 The image's files are exactly what its COPY lines name; every module among them imports only the
-standard library, modules copied beside it, or distributions its `pip install` brings (and
-theirs), at the versions the hub code is tested with. So no local hub, benchmark, stand-in or
-Docker spawner code can reach the hub pod, and nothing it imports is missing there.
+standard library, modules copied beside it, or distributions of the lock; the lock holds the
+versions the hub code is tested with. So no local hub, benchmark, stand-in or Docker spawner code
+can reach the hub pod, and nothing it imports is missing there.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
-from infra.values import CHART_VERSION
+from tools.lock import normalize, parse_lock
 
 DOCKERFILE = Path("hub/Dockerfile")
+LOCK = Path("hub/hub.lock")
 
 
 def _instructions(text: str) -> list[str]:
@@ -29,10 +28,11 @@ def _instructions(text: str) -> list[str]:
 
 
 def copied_files() -> dict[Path, Path]:
-    """Each file the COPY lines put in the image (repository path -> path in the image)."""
+    """Each file the COPY lines put in the image (repository path -> path in the image), less
+    the lock, which the image installs and deletes."""
     files: dict[Path, Path] = {}
     for line in _instructions(DOCKERFILE.read_text()):
-        if not line.startswith("COPY "):
+        if not line.startswith("COPY ") or LOCK.as_posix() in line:
             continue
         *sources, target = line.split()[1:]
         for source in sources:
@@ -46,31 +46,9 @@ def copied_files() -> dict[Path, Path]:
     return files
 
 
-def pip_installed() -> dict[str, str]:
-    """Distribution -> pinned version, from the Dockerfile's `pip install`."""
-    (line,) = (i for i in _instructions(DOCKERFILE.read_text()) if "pip install" in i)
-    pins = re.findall(r"([A-Za-z0-9_.-]+)==([0-9][^\s]*)", line)
-    return {_normal(name): version for name, version in pins}
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _closure(names: set[str]) -> set[str]:
-    """The distributions and everything they require (as installed in this test's environment)."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = _normal(todo.pop())
-        if name in seen:
-            continue
-        seen.add(name)
-        for text in metadata.requires(name) or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
-    return seen
+def locked() -> dict[str, str]:
+    """Distribution -> version: what the image installs."""
+    return parse_lock(LOCK.read_text(), str(LOCK)).versions()
 
 
 def _imports(path: Path) -> set[str]:
@@ -105,14 +83,14 @@ def test_the_image_holds_only_the_production_hub_and_the_catalog() -> None:
         "auth.py",
     }
     assert not [p for p in files if p.suffix not in (".py", ".html")]
-    assert "dockerspawner" not in pip_installed()
+    assert "dockerspawner" not in locked()
 
 
 def test_every_import_of_the_image_is_in_the_image() -> None:
     files = copied_files()
     shipped = {".".join(p.with_suffix("").parts) for p in files if p.suffix == ".py"}
     shipped |= {m.removesuffix(".__init__") for m in shipped}
-    provided = _closure(set(pip_installed()))
+    provided = set(locked())
     packages = metadata.packages_distributions()
     problems = []
     for path in (p for p in files if p.suffix == ".py"):
@@ -122,18 +100,21 @@ def test_every_import_of_the_image_is_in_the_image() -> None:
                 continue  # z2jh: the chart's own helper module, beside its jupyterhub_config.py
             if top in {"hub", "catalog"}:
                 problems.append(f"{path}: imports {module}, which the image does not copy")
-            elif not {_normal(d) for d in packages.get(top, [])} & provided:
-                problems.append(f"{path}: imports {module}, which `pip install` does not bring")
+            elif not {normalize(d) for d in packages.get(top, [])} & provided:
+                problems.append(f"{path}: imports {module}, which hub/hub.lock does not install")
     assert not problems, "\n".join(problems)
 
 
-def test_the_image_is_the_charts_hub_image_of_the_deployed_chart() -> None:
-    """The hub runs on zero-to-jupyterhub's hub image of the chart version infra deploys."""
-    (line,) = (i for i in _instructions(DOCKERFILE.read_text()) if i.startswith("ARG HUB_BASE"))
-    assert line == f"ARG HUB_BASE_IMAGE=quay.io/jupyterhub/k8s-hub:{CHART_VERSION}"
-
-
-def test_the_image_pins_the_versions_the_hub_is_tested_with() -> None:
-    """The resolve's versions (3rdparty/python), which this test runs with, as the hub's tests do."""
-    pinned = pip_installed()
-    assert {name: metadata.version(name) for name in pinned} == pinned
+def test_the_image_has_the_versions_the_hub_is_tested_with() -> None:
+    """Every locked distribution that the project's resolve (which the hub's tests run with)
+    also has is at that resolve's version (tools:lock-base-images resolves it so)."""
+    differ = {}
+    for name, version in locked().items():
+        try:
+            tested = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # not in the project's resolve (pycurl, pip): the lock's own
+        if tested != version:
+            differ[name] = f"locked {version}, tested {tested}"
+    assert differ == {}, "./pants run tools:lock-base-images hub"
+    assert {"jupyterhub", "jupyterhub-kubespawner", "pycurl", "kubernetes-asyncio"} <= set(locked())

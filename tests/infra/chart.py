@@ -8,7 +8,9 @@
 - `run_hub_config(...)`: runs the chart's `files/hub/jupyterhub_config.py` and `z2jh.py` on the
   objects helm rendered, as the hub pod would: the rendered Secret `hub` and ConfigMap `hub` as
   the files mounted under /usr/local/etc/jupyterhub/ (here a temporary folder), the hub
-  container's environment, and Kubernetes' `<SERVICE>_SERVICE_HOST/PORT` variables.
+  container's environment, and Kubernetes' `<SERVICE>_SERVICE_HOST/PORT` variables
+  (`write_hub_etc` and `hub_environment`: those files and that environment, for the hub image's
+  own test, tests/hub/test_hub_image_runs.py).
 
 Kubernetes itself cannot run here: objects are checked against the API schemas
 (`kubernetes-validate`, strict) and the CRDs' own OpenAPI schemas.
@@ -170,7 +172,7 @@ def _mount(secret_or_map: Object, folder: Path) -> None:
         (folder / key).write_text(text)
 
 
-def _hub_environment(objects: list[Object], namespace: str) -> dict[str, str]:
+def hub_environment(objects: list[Object], namespace: str) -> dict[str, str]:
     """The hub container's environment as Kubernetes would give it."""
     env = {}
     for service in of_kind(objects, "Service"):
@@ -197,18 +199,25 @@ def _hub_environment(objects: list[Object], namespace: str) -> dict[str, str]:
     return env
 
 
+def write_hub_etc(objects: list[Object], etc: Path, at: Path | None = None) -> None:
+    """The hub pod's /usr/local/etc/jupyterhub/ in the folder `etc`: the chart's
+    jupyterhub_config.py and z2jh.py, the rendered Secret `hub` in secret/ and ConfigMap `hub` in
+    config/. `at`: where the files will be read from, if not from /usr/local/etc/jupyterhub/."""
+    _mount(named(objects, "Secret", "hub"), etc / "secret")
+    _mount(named(objects, "ConfigMap", "hub"), etc / "config")
+    files = chart(Z2JH) / "files" / "hub"
+    for name in ("jupyterhub_config.py", "z2jh.py"):
+        text = (files / name).read_text()
+        (etc / name).write_text(text.replace(HUB_ETC, f"{at}/") if at else text)
+
+
 def run_hub_config(
     objects: list[Object], namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Config:
     """The JupyterHub config that the hub pod's jupyterhub_config.py builds from these objects."""
     etc = tmp_path / "etc-jupyterhub"
-    _mount(named(objects, "Secret", "hub"), etc / "secret")
-    _mount(named(objects, "ConfigMap", "hub"), etc / "config")
-    files = chart(Z2JH) / "files" / "hub"
-    for name in ("jupyterhub_config.py", "z2jh.py"):
-        text = (files / name).read_text().replace(HUB_ETC, f"{etc}/")
-        (etc / name).write_text(text)
-    for key, value in _hub_environment(objects, namespace).items():
+    write_hub_etc(objects, etc, at=etc)
+    for key, value in hub_environment(objects, namespace).items():
         monkeypatch.setenv(key, value)
     # The config puts its folder first on sys.path and imports `z2jh` from there; it also picks
     # tornado's curl client (pycurl is in the hub image, not here), a process-wide setting.
