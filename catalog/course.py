@@ -118,6 +118,20 @@ class SmokeTest:
         )
 
 
+#: A learner's kept work per course, at most (`[kept_work] size`, the volume's size).
+DEFAULT_WORK_SIZE = 1024**3
+
+
+@dataclass(frozen=True)
+class KeptWork:
+    """A learner's work kept between servers, where the deployment keeps work (`keepWork`)."""
+
+    #: False: this course's servers always start from the image (the course opts out).
+    enabled: bool = True
+    #: The learner's volume for this course, in bytes.
+    size: int = DEFAULT_WORK_SIZE
+
+
 @dataclass(frozen=True)
 class Course:
     slug: str
@@ -137,6 +151,7 @@ class Course:
     #: other notebooks (and to its home folder) plan a CPU server unless they say `needs_gpu=true`.
     #: Empty with `gpu = true`: every link plans a GPU server.
     gpu_notebooks: tuple[str, ...] = ()
+    kept_work: KeptWork = field(default_factory=KeptWork)
 
     @property
     def all_notebooks(self) -> tuple[str, ...]:
@@ -547,6 +562,17 @@ def _parse_smoke_test(
     return SmokeTest(timeout_seconds=timeout, network=network, skip=skip, outputs=outputs)
 
 
+def _parse_kept_work(data: Mapping[str, Any], source: str, problems: _Problems) -> KeptWork | None:
+    table = _table(data, "kept_work", source, problems)
+    _reject_unknown(table, ("enabled", "size"), source, "kept_work.", problems)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.add(source, "kept_work.enabled", "must be true or false")
+        return None
+    size = problems.call(parse_memory, table.get("size", "1Gi"), source, "kept_work.size")
+    return None if size is None else KeptWork(enabled=enabled, size=size)
+
+
 _TOP_LEVEL_FIELDS = (
     "title",
     "description",
@@ -556,6 +582,7 @@ _TOP_LEVEL_FIELDS = (
     "resources",
     "data",
     "smoke_test",
+    "kept_work",
 )
 
 
@@ -627,8 +654,9 @@ def _read(
     resources = _parse_resources(data, default_resources(flavor, gpu), source, problems)
     fetched = _parse_data(data, source, problems)
     smoke_test = _parse_smoke_test(data, source, every_notebook, problems)
+    kept_work = _parse_kept_work(data, source, problems)
     course = None
-    if not problems.errors and resources is not None and smoke_test is not None:
+    if not problems.errors and resources is not None and smoke_test is not None and kept_work:
         course = Course(
             slug=slug,
             title=title.strip(),
@@ -642,6 +670,7 @@ def _read(
             smoke_test=smoke_test,
             other_notebooks=tuple(p for p in every_notebook if p not in notebooks),
             gpu_notebooks=gpu_notebooks,
+            kept_work=kept_work,
         )
     valid_flavor = flavor if flavor in FLAVORS else None
     return _reading(slug, course, problems.errors, valid_flavor, fetched), problems.errors
@@ -707,6 +736,7 @@ def course_from_dict(data: Mapping[str, Any]) -> Course:
             "smoke_test": _smoke_test_from_dict(data.get("smoke_test", {})),
             "other_notebooks": tuple(data.get("other_notebooks", ())),
             "gpu_notebooks": tuple(data.get("gpu_notebooks", ())),
+            "kept_work": KeptWork(**data.get("kept_work", {})),
         }
     )
 

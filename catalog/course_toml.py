@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from catalog.course import SmokeTest, default_resources, format_memory
+from catalog.course import KeptWork, SmokeTest, default_resources, format_memory
 from catalog.flavors import FLAVORS
 
 TODO_DESCRIPTION = "TODO: one or two sentences that tell learners what this course is about."
@@ -59,6 +59,7 @@ def render_course_toml(draft: CourseDraft) -> str:
     """course.toml's text for `draft`; catalog.course reads it back to the same course."""
     resources = default_resources(draft.flavor, draft.gpu)
     smoke = SmokeTest()
+    kept = KeptWork()
     lines = [f"# {_comment(line)}" if line else "#" for line in draft.header]
     notebooks = ["notebooks = ["] + [f"    {_string(n)}," for n in draft.notebooks] + ["]"]
     lines += [
@@ -80,6 +81,10 @@ def render_course_toml(draft: CourseDraft) -> str:
         f"timeout_seconds = {smoke.timeout_seconds}     # per notebook",
         'network = false           # true, or the notebooks that must download: ["data/get.ipynb"]',
         '# skip = { "path/to.ipynb" = "why it cannot run here" }   # left out, reason in every report',
+        "",
+        "[kept_work]               # a learner's work kept between servers, where the hub keeps it",
+        "enabled = true            # false: every server starts from the course as published",
+        f'size = "{format_memory(kept.size)}"              # each learner\'s storage for this course',
     ]
     for entry in draft.data:
         lines += [

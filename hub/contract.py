@@ -17,6 +17,9 @@ LAUNCH_PATH = "/tmplogin"
 #: The pod label (Kubernetes) and container label (Docker) with the course's slug; the
 #: dashboards join on it (kube-state-metrics exports it as `label_course`).
 COURSE_LABEL = "course"
+#: The label of a kept-work volume (PersistentVolumeClaim, Docker volume) with its person's key
+#: (hub.sso.identity_key: not the person's name); retention and a person's own deletion use it.
+PERSON_LABEL = "person"
 #: The environment variable that tells a learner's server its course.
 COURSE_ENV = "OL_COURSE"
 #: The learner's container in a `jupyter-<user>` pod (KubeSpawner's name).

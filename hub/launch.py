@@ -25,6 +25,10 @@ Rules:
 - `tag` (optional) is refused unless the deployment enables preview tags, and then only a tag
   published for that course; the server runs exactly that image (the course's own, with or
   without a GPU).
+- Kept work: where the deployment keeps work (`KeptWorkSettings.days` > 0) and the course does
+  not opt out (`[kept_work] enabled = false`), a signed-in person's server mounts their volume
+  for the course (`WorkVolume`), named from the person's key (`person`, from the SSO gate) and
+  the catalog's slug, never from the link's text; without a person (no SSO gate) nothing is kept.
 - The plan is built from nothing but these inputs: nothing carries over between spawns.
 """
 
@@ -44,6 +48,8 @@ from catalog.image_facts import TAG_PATTERN
 ARGUMENTS = ("course", "notebook", "needs_gpu", "tag")
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+#: The learner's home folder in every course image (docker-stacks' jovyan).
+HOME = "/home/jovyan"
 #: Longest argument value echoed back in a message.
 _ECHO_LIMIT = 80
 
@@ -59,6 +65,34 @@ class GpuSettings:
 
 
 @dataclass(frozen=True)
+class KeptWorkSettings:
+    """Whether and where a deployment keeps learners' work (stack `keepWork`)."""
+
+    #: A volume untouched this many days is deleted; 0: no work is kept (every server starts
+    #: from the image, as before).
+    days: int = 0
+    #: Kubernetes: the storage class of the learners' volumes (EFS-backed for multi-AZ); None:
+    #: the cluster's default. Docker volumes have none.
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkVolume:
+    """One person's volume for one course, mounted over the learner's home."""
+
+    name: str
+    person: str
+    course: str
+    size: int
+    mount_path: str = HOME
+
+
+def work_volume_name(person: str, course: str) -> str:
+    """`work-<person key>-<course slug>`: a Kubernetes object name and a Docker volume name."""
+    return f"work-{person}-{course}"
+
+
+@dataclass(frozen=True)
 class LaunchSettings:
     """The deployment's launch rules (Helm values `custom.launch`)."""
 
@@ -71,6 +105,7 @@ class LaunchSettings:
     #: node never holds more than it has and none is killed for a neighbour's use; False: the
     #: course's memory_guarantee (more servers per node, at that risk).
     memory_request_is_limit: bool = False
+    kept_work: KeptWorkSettings = field(default_factory=KeptWorkSettings)
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,8 @@ class LaunchPlan:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     tag: str | None = None
+    #: The person's kept work for the course, mounted over the home folder; None: nothing kept.
+    work: WorkVolume | None = None
 
     @property
     def gpu(self) -> bool:
@@ -279,11 +316,13 @@ def plan_launch(
     catalog: Catalog,
     image_map: Mapping[str, str],
     settings: LaunchSettings,
+    person: str | None = None,
 ) -> LaunchPlan:
     """The launch plan for a link's query arguments, or `LaunchError` for the learner.
 
     `query` maps argument names to a string or a list of strings, already URL-decoded once (as
     JupyterHub passes them to `Spawner.options_from_query`, or `query_arguments()` returns).
+    `person`: the signed-in person's key (hub.sso.identity_of), None without the SSO gate.
     """
     courses = launchable_courses(catalog, image_map)
     if not isinstance(query, Mapping):
@@ -368,4 +407,9 @@ def plan_launch(
         node_selector=dict(gpu.node_selector) if with_gpu and gpu else {},
         tolerations=tuple(dict(t) for t in gpu.tolerations) if with_gpu and gpu else (),
         tag=tag,
+        work=(
+            WorkVolume(work_volume_name(person, slug), person, slug, course.kept_work.size)
+            if person and settings.kept_work.days > 0 and course.kept_work.enabled
+            else None
+        ),
     )

@@ -20,6 +20,9 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
         previewTags: {slug: [tag, ...]}
         gpu: {count: 1, resourceName: nvidia.com/gpu, nodeSelector: {...}, tolerations: [...]}
         memoryRequestIsLimit: false  # true: a server requests its course's memory_limit
+        keptWork:                # optional: a person's work per course kept between servers
+          days: 0                # volumes untouched this long are deleted; 0: nothing kept
+          storageClass: efs-sc   # optional (Kubernetes): the volumes' storage class
       culling:                   # optional, every key optional (defaults: CullSettings)
         enabled: true
         idleTimeout: 3600        # seconds without activity before a server is stopped
@@ -60,7 +63,7 @@ from catalog import (
     catalog_to_list,
 )
 from catalog.image_facts import TAG_PATTERN
-from hub.launch import GpuSettings, LaunchSettings
+from hub.launch import GpuSettings, KeptWorkSettings, LaunchSettings
 from hub.limits import LimitSettings
 
 #: The launch limits wherever a stack file or the Helm values name none (hub/limits.py;
@@ -278,10 +281,24 @@ def parse_gpu(value: Any, path: str = "launch.gpu") -> GpuSettings | None:
     )
 
 
+def parse_kept_work(value: Any, path: str = "launch.keptWork") -> KeptWorkSettings:
+    data = _mapping(value, path)
+    _reject_unknown(data, ("days", "storageClass"), path)
+    storage_class = data.get("storageClass")
+    return KeptWorkSettings(
+        days=_int(data.get("days", 0), f"{path}.days"),
+        storage_class=(
+            None if storage_class is None else _string(storage_class, f"{path}.storageClass")
+        ),
+    )
+
+
 def parse_launch(value: Any, catalog: Catalog) -> LaunchSettings:
     data = _mapping(value, "launch")
     _reject_unknown(
-        data, ("allowPreviewTags", "previewTags", "gpu", "memoryRequestIsLimit"), "launch"
+        data,
+        ("allowPreviewTags", "previewTags", "gpu", "memoryRequestIsLimit", "keptWork"),
+        "launch",
     )
     allow = _bool(data.get("allowPreviewTags", False), "launch.allowPreviewTags")
     tags_data = _mapping(data.get("previewTags"), "launch.previewTags")
@@ -303,6 +320,7 @@ def parse_launch(value: Any, catalog: Catalog) -> LaunchSettings:
         memory_request_is_limit=_bool(
             data.get("memoryRequestIsLimit", False), "launch.memoryRequestIsLimit"
         ),
+        kept_work=parse_kept_work(data.get("keptWork")),
     )
 
 
@@ -428,6 +446,14 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
             "allowPreviewTags": launch.allow_preview_tags,
             "previewTags": {slug: list(tags) for slug, tags in launch.preview_tags.items()},
             "memoryRequestIsLimit": launch.memory_request_is_limit,
+            "keptWork": {
+                "days": launch.kept_work.days,
+                **(
+                    {"storageClass": launch.kept_work.storage_class}
+                    if launch.kept_work.storage_class
+                    else {}
+                ),
+            },
             **(
                 {
                     "gpu": {

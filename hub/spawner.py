@@ -33,12 +33,19 @@ from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 from traitlets import Instance, Unicode, default
 
-from hub.contract import COURSE_ENV, COURSE_LABEL
-from hub.launch import LaunchError, LaunchPlan, parse_bool, plan_launch
+from catalog import format_memory
+from hub.contract import COURSE_ENV, COURSE_LABEL, PERSON_LABEL
+from hub.launch import HOME, LaunchError, LaunchPlan, WorkVolume, parse_bool, plan_launch
 from hub.limits import Admissions, Refusal, ServerInUse, check_limits
 from hub.pages import launch_error_html, limit_html, retry_form_html
 from hub.settings import HubSettings
 from hub.sso import RESUME_PATH, identity_of
+
+#: Where every base image has the kept-work sync (images/base/kept_work.py).
+KEPT_WORK_SCRIPT = "/usr/local/bin/kept-work"
+#: The kept-work volume's name in a pod, and where the sync step mounts it.
+WORK_VOLUME = "kept-work"
+WORK_MOUNT = "/mnt/work"
 
 
 class LaunchRefused(SpawnException):
@@ -211,8 +218,12 @@ class CourseSpawner(Spawner):
             raise SpawnException(
                 "This hub has no course catalog configured.", reason="no-catalog", status_code=503
             )
+        user = getattr(self, "user", None)
+        person = identity_of(user.name) if user is not None else None
         try:
-            return plan_launch(options or {}, settings.catalog, settings.image_map, settings.launch)
+            return plan_launch(
+                options or {}, settings.catalog, settings.image_map, settings.launch, person
+            )
         except LaunchError as error:
             raise LaunchRefused(error, self._link_base) from None
 
@@ -339,6 +350,10 @@ class CourseSpawner(Spawner):
         """Platform part: image, GPU, labels. Traits are at their baseline when called."""
         raise NotImplementedError
 
+    async def prepare_work(self, plan: LaunchPlan) -> None:
+        """Platform part, before the server starts: the plan's kept-work volume made and brought
+        up to date with the image (Kubernetes does both in the pod: a claim, an init container)."""
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> Any:
@@ -352,6 +367,7 @@ class CourseSpawner(Spawner):
             plan.notebook,
             plan.gpu_count,
         )
+        await self.prepare_work(plan)
         started = await super().start()
         self._take_link_state()  # started: a later form is no retry of this launch
         return started
@@ -377,13 +393,38 @@ class CourseSpawner(Spawner):
         return args
 
 
+def work_sync_command(work_mount: str, owner: str | None = None) -> list[str]:
+    """The command that brings a learner's volume, mounted at `work_mount`, up to date with the
+    course image's home folder (images/base/kept_work.py, in every base image)."""
+    return [
+        "python3",
+        KEPT_WORK_SCRIPT,
+        "sync",
+        HOME,
+        work_mount,
+        *([f"--owner={owner}"] if owner else []),
+    ]
+
+
+def work_labels(work: WorkVolume) -> dict[str, str]:
+    """What a kept volume is labelled with: its course and its person's key (counting per
+    course, retention, a person's own deletion)."""
+    return {COURSE_LABEL: work.course, PERSON_LABEL: work.person}
+
+
 class CourseKubeSpawner(CourseSpawner, KubeSpawner):
-    """Production: one pod per learner, from the course's image, with its resources."""
+    """Production: one pod per learner, from the course's image, with its resources; with kept
+    work, the person's PersistentVolumeClaim for the course over the home folder, brought up to
+    date with the image by an init container first."""
 
     extra_labels: dict[str, str]
     extra_resource_limits: dict[str, str]
     tolerations: Any
     node_affinity_required: Any
+    volumes: Any
+    volume_mounts: Any
+    init_containers: Any
+    storage_extra_labels: dict[str, str]
 
     planned_traits = CourseSpawner.planned_traits + (
         "extra_labels",
@@ -391,7 +432,22 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
         "extra_resource_guarantees",
         "tolerations",
         "node_affinity_required",
+        "volumes",
+        "volume_mounts",
+        "init_containers",
+        "storage_pvc_ensure",
+        "pvc_name_template",
+        "storage_capacity",
+        "storage_class",
+        "storage_extra_labels",
+        "remember_pvc_name",
     )
+
+    @default("delete_pvc")
+    def _kept_work_outlives_its_user(self) -> bool:
+        # A kept-work claim is the person's, not the throwaway user's: deleting the user (the
+        # culler does) must not delete it; retention does, after `keepWork` days.
+        return False
 
     def apply_plan(self, plan: LaunchPlan) -> None:
         self.image = plan.image
@@ -405,3 +461,30 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
             self.node_affinity_required = gpu_node_affinity(
                 _as_list(self.node_affinity_required), dict(plan.node_selector)
             )
+        if plan.work is not None:
+            self.apply_work(plan.work, plan.image)
+
+    def apply_work(self, work: WorkVolume, image: str) -> None:
+        settings = self.hub_settings
+        storage_class = settings.launch.kept_work.storage_class if settings else None
+        self.storage_pvc_ensure = True
+        self.pvc_name_template = work.name
+        self.pvc_name = work.name  # KubeSpawner expands the template once, when it is made
+        self.remember_pvc_name = False
+        self.storage_capacity = format_memory(work.size)
+        self.storage_class = storage_class
+        self.storage_extra_labels = {**self.storage_extra_labels, **work_labels(work)}
+        volume = {"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": work.name}}
+        self.volumes = _as_list(self.volumes) + [volume]
+        self.volume_mounts = _as_list(self.volume_mounts) + [
+            {"name": WORK_VOLUME, "mountPath": work.mount_path}
+        ]
+        self.init_containers = _as_list(self.init_containers) + [
+            {
+                "name": WORK_VOLUME,
+                "image": image,
+                "command": work_sync_command(WORK_MOUNT),
+                "volumeMounts": [{"name": WORK_VOLUME, "mountPath": WORK_MOUNT}],
+                "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+            }
+        ]

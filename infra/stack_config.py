@@ -3,10 +3,10 @@
 The stack files are Pulumi's own format (`config:` with `<project>:<key>` entries), so the Pulumi
 CLI reads the same files. Besides Pulumi, this module is the only reader: it alone knows which
 keys exist, and the rest of the code (`infra/deploy.py`, `tools/links.py`) gets a stack's
-settings as a `StackConfig` from `load_stack_config`. The `sso`, `limits` and `culling` sections
-are the hub's own settings, in the shape the hub reads from its Helm values: they are read by
-the hub's reader (`hub/settings.py`), so both sides validate and default them alike. It does no
-I/O besides `load_stack_config`, which reads one file.
+settings as a `StackConfig` from `load_stack_config`. The `sso`, `limits`, `culling` and
+`keepWork` sections are the hub's own settings, in the shape the hub reads from its Helm values:
+they are read by the hub's reader (`hub/settings.py`), so both sides validate and default them
+alike. It does no I/O besides `load_stack_config`, which reads one file.
 
 Two keys are secrets, and only those: `ssoClientSecret`, the hub's client secret at the
 identity provider, and `alertsSlackWebhookUrl`, where Alertmanager posts alerts (`pulumi config
@@ -27,6 +27,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from hub.contract import NAMESPACE
+from hub.launch import KeptWorkSettings
 from hub.limits import LimitSettings
 from hub.settings import (
     DEFAULT_LIMITS,
@@ -36,6 +37,7 @@ from hub.settings import (
     SettingsError,
     SsoSettings,
     parse_culling,
+    parse_kept_work,
     parse_limits,
     parse_sso,
 )
@@ -215,6 +217,9 @@ class StackConfig:
     #: LaunchSettings.memory_request_is_limit); "course": its memory_guarantee.
     learner_memory_request: str = "course"
     monitoring: Monitoring = field(default_factory=Monitoring)
+    #: A person's work per course kept between servers (`keepWork: {days, storageClass}`, the
+    #: shape of the hub's custom.launch.keptWork); days 0: nothing kept.
+    keep_work: KeptWorkSettings = field(default_factory=KeptWorkSettings)
 
     @property
     def url(self) -> str:
@@ -243,6 +248,7 @@ _KEYS = {
     "alertsSlackWebhookUrl",
     "monitoring",
     "learnerMemoryRequest",
+    "keepWork",
 }
 _REQUIRED = {
     "domain",
@@ -599,6 +605,7 @@ def parse_stack_config(stack: str, document: object, source: str = "") -> StackC
         scheduling=_scheduling(r.table("scheduling")),
         monitoring=_monitoring(r.table("monitoring")),
         learner_memory_request=_learner_memory_request(r),
+        keep_work=_hub_section(r, "keepWork", lambda v: parse_kept_work(v, "keepWork")),
     )
 
 

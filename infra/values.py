@@ -116,6 +116,7 @@ def hub_settings(
             ),
             gpu=gpu_launch(stack),
             memory_request_is_limit=stack.learner_memory_request == "limit",
+            kept_work=stack.keep_work,
         ),
         culling=stack.culling,
         sso=stack.sso,

@@ -13,6 +13,8 @@ With `--sso`, the hub is gated as in production (hub/sso.py): a local OpenID pro
 are printed). `--stack NAME` (with the gate, as every stack has it) runs with that stack's
 launch limits and culling (`infra/Pulumi.<NAME>.yaml`), so what learners meet there can be tried
 here; the provider stays the local one, and flags given explicitly (`--idle-timeout`...) win.
+`--keep-work DAYS` (with the gate) keeps each person's work per course in a Docker volume, as
+production's `keepWork` does in a PersistentVolumeClaim.
 
 This is the command line; the pieces are the course images (`local_hub.images`), the hub's
 configuration (`local_hub.config`), its processes (`local_hub.processes.LocalHub`) and a client
@@ -34,7 +36,7 @@ from typing import Any
 from catalog import Catalog, find_repo_root, load_catalog
 from catalog.image_facts import ImageMapError
 from hub.contract import launch_link
-from hub.launch import LaunchSettings
+from hub.launch import KeptWorkSettings, LaunchSettings
 from hub.limits import LimitSettings
 from hub.settings import CullSettings, HubSettings
 from infra.stack_config import STACKS, StackConfig, load_stack_config
@@ -82,10 +84,13 @@ def local_settings(
         field: flags[flag] for flag, field in CULL_FLAGS.items() if flags.get(flag) is not None
     }
     culling = replace(culling, **given)
+    kept_work = stack.keep_work if stack else KeptWorkSettings()
+    if flags.get("keep_work") is not None:
+        kept_work = replace(kept_work, days=int(flags["keep_work"] or 0))
     return HubSettings(
         catalog=catalog,
         image_map=images,
-        launch=LaunchSettings(),
+        launch=LaunchSettings(kept_work=replace(kept_work, storage_class=None)),
         culling=culling,
         limits=stack.limits if stack else LimitSettings(),
     )
@@ -132,6 +137,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             "is then http://localhost:PORT (browsers resolve *.localhost to this machine)"
         ),
     )
+    parser.add_argument(
+        "--keep-work",
+        type=int,
+        metavar="DAYS",
+        help=(
+            "keep each signed-in person's work per course in a Docker volume, deleted after DAYS "
+            "untouched (needs --sso: the person is known only behind the gate); 0: keep nothing"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--echo-logs", action="store_true", help="hub logs to the terminal")
     return parser.parse_args(argv)
@@ -139,6 +153,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    if args.keep_work and not (args.sso or args.stack):
+        print(
+            "--keep-work needs --sso (or --stack): work is kept per signed-in person",
+            file=sys.stderr,
+        )
+        return 2
     root = find_repo_root()
     if not args.no_build:
         build_images(root)

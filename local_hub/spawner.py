@@ -8,12 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dockerspawner import DockerSpawner
+from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import random_port
 from traitlets import Bool, Integer
 
 from hub.contract import COURSE_LABEL
 from hub.launch import LaunchPlan
-from hub.spawner import CourseSpawner
+from hub.spawner import WORK_MOUNT, CourseSpawner, work_labels, work_sync_command
+
+#: The learner in every course image (docker-stacks' jovyan, uid:gid).
+LEARNER_OWNER = "1000:100"
+#: Seconds the kept-work sync may take before the launch fails.
+WORK_SYNC_TIMEOUT = 300
 
 
 def docker_host_config(plan: LaunchPlan) -> dict[str, Any]:
@@ -82,12 +88,20 @@ class LoopbackDockerSpawner(DockerSpawner):
 
 
 class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
-    """Local: one container per learner on the machine's Docker engine."""
+    """Local: one container per learner on the machine's Docker engine; with kept work, the
+    person's Docker volume for the course over the home folder, brought up to date with the
+    image by a container of that image first (as production's init container)."""
+
+    volumes: dict[str, Any]
 
     extra_host_config: dict[str, Any]
     extra_create_kwargs: dict[str, Any]
 
-    planned_traits = CourseSpawner.planned_traits + ("extra_host_config", "extra_create_kwargs")
+    planned_traits = CourseSpawner.planned_traits + (
+        "extra_host_config",
+        "extra_create_kwargs",
+        "volumes",
+    )
 
     def apply_plan(self, plan: LaunchPlan) -> None:
         self.image = plan.image
@@ -95,3 +109,41 @@ class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
         create = dict(self.extra_create_kwargs)
         create["labels"] = {**create.get("labels", {}), COURSE_LABEL: plan.course}
         self.extra_create_kwargs = create
+        if plan.work is not None:
+            self.volumes = {**self.volumes, plan.work.name: plan.work.mount_path}
+
+    async def prepare_work(self, plan: LaunchPlan) -> None:
+        work = plan.work
+        if work is None:
+            return
+        await self.docker("create_volume", name=work.name, labels=work_labels(work))
+        # Root in a container without network or capabilities beyond files': a new volume is
+        # root's; the sync gives what it writes to the learner (the image's jovyan).
+        host_config = self.client.create_host_config(
+            binds={work.name: {"bind": WORK_MOUNT, "mode": "rw"}},
+            network_mode="none",
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"],
+        )
+        created = await self.docker(
+            "create_container",
+            image=plan.image,
+            command=work_sync_command(WORK_MOUNT, owner=LEARNER_OWNER),
+            user="0",
+            host_config=host_config,
+            labels={**self.extra_create_kwargs.get("labels", {}), **work_labels(work)},
+        )
+        try:
+            await self.docker("start", created["Id"])
+            status = await self.docker("wait", created["Id"], timeout=WORK_SYNC_TIMEOUT)
+            output = (await self.docker("logs", created["Id"])).decode(errors="replace")
+        finally:
+            await self.docker("remove_container", created["Id"], force=True)
+        self.log.info("Kept work %s for %s: %s", work.name, self._log_name, output.strip())
+        if status.get("StatusCode") != 0:
+            raise SpawnException(
+                f"Your saved work for this course could not be prepared: {output.strip()[-500:]}",
+                reason="kept-work-sync",
+                status_code=500,
+            )

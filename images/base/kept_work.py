@@ -2,11 +2,12 @@
 """Kept work: a learner's copy of a course, brought up to date with a newer course image without
 losing anything the learner wrote.
 
-    kept_work.py sync COURSE_DIR WORK_DIR
+    kept_work.py sync COURSE_DIR WORK_DIR [--owner UID:GID]
 
 runs where the learner's volume is mounted, before their server starts (in the course image, with
 its Python: standard library only). COURSE_DIR is the image's pristine copy of the course, WORK_DIR
-the learner's volume. The volume remembers, in MANIFEST, the sha256 each course file had when it
+the learner's volume; run as root (a Docker volume is root's when new), `--owner` gives what it
+writes, and the volume's top folder, to the learner. The volume remembers, in MANIFEST, the sha256 each course file had when it
 was copied there; against it, `plan_sync` (pure: hashes in, actions out) decides per file:
 
 - a course file the volume never had is copied;
@@ -122,22 +123,40 @@ def read_manifest(work_dir: Path) -> dict[str, str]:
     return data
 
 
-def _write_atomically(source: Path, target: Path) -> None:
+Owner = tuple[int, int]
+
+
+def _make_folders(work_dir: Path, folder: Path, owner: Owner | None) -> None:
+    missing = []
+    while folder != work_dir and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir()
+        if owner:
+            os.chown(created, *owner)
+
+
+def _write_atomically(source: Path, target: Path, work_dir: Path, owner: Owner | None) -> None:
     """`source`'s bytes and mode at `target`, which is never seen half written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders(work_dir, target.parent, owner)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".kept-work-")
     os.close(handle)
     try:
         shutil.copyfile(source, temporary)
         shutil.copymode(source, temporary)
+        if owner:
+            os.chown(temporary, *owner)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def sync(course_dir: Path, work_dir: Path) -> SyncPlan:
+def sync(course_dir: Path, work_dir: Path, owner: Owner | None = None) -> SyncPlan:
     """Brings the volume up to date with the course (`plan_sync`), then records the manifest."""
+    if owner:
+        os.chown(work_dir, *owner)
     course = course_files(course_dir)
     work = {}
     for path, sha256 in course.items():
@@ -147,14 +166,23 @@ def sync(course_dir: Path, work_dir: Path) -> SyncPlan:
                 work[candidate] = sha256_of(file)
     plan = plan_sync(course, work, read_manifest(work_dir))
     for path in plan.copy:
-        _write_atomically(course_dir / path, work_dir / path)
+        _write_atomically(course_dir / path, work_dir / path, work_dir, owner)
     for path, target in plan.beside:
-        _write_atomically(course_dir / path, work_dir / target)
+        _write_atomically(course_dir / path, work_dir / target, work_dir, owner)
     manifest = work_dir / MANIFEST
     temporary = manifest.with_name(manifest.name + ".new")
     temporary.write_text(json.dumps(dict(plan.manifest), indent=1, sort_keys=True) + "\n")
+    if owner:
+        os.chown(temporary, *owner)
     os.replace(temporary, manifest)
     return plan
+
+
+def _owner(text: str) -> Owner:
+    uid, _, gid = text.partition(":")
+    if not (uid.isdigit() and gid.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not UID:GID")
+    return int(uid), int(gid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("sync", help="bring WORK_DIR up to date with COURSE_DIR")
     run.add_argument("course_dir", type=Path)
     run.add_argument("work_dir", type=Path)
+    run.add_argument("--owner", type=_owner, help="UID:GID of what it writes (run as root)")
     args = parser.parse_args(argv)
-    plan = sync(args.course_dir, args.work_dir)
+    plan = sync(args.course_dir, args.work_dir, args.owner)
     print(
         f"kept-work: {len(plan.copy)} course file(s) copied, {len(plan.kept)} of yours kept, "
         f"{len(plan.beside)} new course version(s) put beside yours",

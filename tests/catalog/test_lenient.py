@@ -42,7 +42,7 @@ MISSING_REQUIREMENTS = (
     "",
     "is missing; an empty file means no extra packages",
 )
-TOP_LEVEL = "data, description, flavor, gpu, notebooks, resources, smoke_test, title"
+TOP_LEVEL = "data, description, flavor, gpu, kept_work, notebooks, resources, smoke_test, title"
 
 
 def toml_error(text: str) -> str:
@@ -204,6 +204,27 @@ CASES = [
             ),
         ],
         id="one-data-entry-of-two-wrong",
+    ),
+    pytest.param(
+        "demo",
+        {"course.toml": GOOD + "[kept_work]\nenabled = 'no'\nsize = 'lots'\nwhere = 'efs'\n"},
+        [
+            ("course.toml", "kept_work.where", "unknown field; allowed fields are enabled, size"),
+            ("course.toml", "kept_work.enabled", "must be true or false"),
+        ],
+        id="kept-work-wrong",
+    ),
+    pytest.param(
+        "demo",
+        {"course.toml": GOOD + "[kept_work]\nsize = 'lots'\n"},
+        [
+            (
+                "course.toml",
+                "kept_work.size",
+                "'lots' is not a memory size; use a number with K, M, G, Ki, Mi or Gi, like '2G'",
+            ),
+        ],
+        id="kept-work-size-wrong",
     ),
     pytest.param(
         "demo",

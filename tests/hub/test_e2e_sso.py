@@ -110,6 +110,7 @@ def gated_hub(
     culling: CullSettings,
     https: bool = False,
     subdomains: bool = False,
+    launch: LaunchSettings | None = None,
 ) -> Gated:
     """A hub behind the local provider; `https`: configured as a stack's behind its load
     balancer (`public_url` https, as infra writes it), while this hub itself serves HTTP;
@@ -122,7 +123,7 @@ def gated_hub(
     settings = HubSettings(
         catalog=courses.catalog,
         image_map=courses.images,
-        launch=LaunchSettings(),
+        launch=launch or LaunchSettings(),
         culling=culling,
         sso=provider.settings,
         limits=limits,

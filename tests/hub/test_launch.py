@@ -11,11 +11,13 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from catalog import normalize_notebook_path
+from catalog import Catalog, KeptWork, normalize_notebook_path
 from hub.launch import (
+    KeptWorkSettings,
     LaunchError,
     LaunchPlan,
     LaunchSettings,
+    WorkVolume,
     image_with_tag,
     lab_url,
     launchable_courses,
@@ -70,6 +72,75 @@ PLAN_DL_GPU = replace(
     tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
 )
 PLAN_DA_NB = replace(PLAN_DA, notebook=NB, url=f"/lab/tree/{NB}")
+
+# --- Kept work ---------------------------------------------------------------------------------
+
+KEEP = replace(PRODUCTION, kept_work=KeptWorkSettings(days=30, storage_class="efs-sc"))
+PERSON = "0123456789abcdef0123"
+WORK_DA = WorkVolume(f"work-{PERSON}-{DA}", PERSON, DA, GiB)
+
+
+def _catalog_with(slug: str, kept_work: KeptWork) -> Catalog:
+    return Catalog(
+        tuple(replace(c, kept_work=kept_work) if c.slug == slug else c for c in CATALOG.courses)
+    )
+
+
+@pytest.mark.parametrize(
+    ("query_string", "launch", "person", "catalog", "expected"),
+    [
+        pytest.param(f"course={DA}", KEEP, PERSON, CATALOG, WORK_DA, id="kept"),
+        pytest.param(
+            f"course=%20{DA}%20&notebook={NB}&needs_gpu=no",
+            KEEP,
+            PERSON,
+            CATALOG,
+            WORK_DA,
+            id="named-from-person-and-slug-not-the-links-text",
+        ),
+        pytest.param(f"course={DA}", KEEP, None, CATALOG, None, id="no-person-no-gate"),
+        pytest.param(f"course={DA}", PRODUCTION, PERSON, CATALOG, None, id="deployment-keeps-none"),
+        pytest.param(
+            f"course={DA}",
+            KEEP,
+            PERSON,
+            _catalog_with(DA, KeptWork(enabled=False)),
+            None,
+            id="course-opts-out",
+        ),
+        pytest.param(
+            f"course={DA}",
+            KEEP,
+            PERSON,
+            _catalog_with(DA, KeptWork(size=2 * GiB)),
+            replace(WORK_DA, size=2 * GiB),
+            id="course-size",
+        ),
+        pytest.param(
+            f"course={DL}",
+            KEEP,
+            PERSON,
+            CATALOG,
+            WorkVolume(f"work-{PERSON}-{DL}", PERSON, DL, GiB),
+            id="one-volume-per-course",
+        ),
+    ],
+)
+def test_kept_work(
+    query_string: str,
+    launch: LaunchSettings,
+    person: str | None,
+    catalog: Catalog,
+    expected: WorkVolume | None,
+) -> None:
+    planned = plan_launch(query_arguments(query_string), catalog, IMAGE_MAP, launch, person)
+    assert planned.work == expected
+
+
+def test_kept_work_changes_nothing_else_in_the_plan() -> None:
+    planned = plan_launch(query_arguments(f"course={DA}"), CATALOG, IMAGE_MAP, KEEP, PERSON)
+    assert planned == replace(PLAN_DA, work=WORK_DA)
+
 
 # (query string, settings, the whole plan)
 GOOD = [

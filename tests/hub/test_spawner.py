@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
+from dataclasses import replace
 from typing import Any
 from unittest.mock import Mock
 
@@ -19,10 +20,11 @@ import jupyterhub
 import kubespawner
 import pytest
 from jupyterhub.objects import Hub
+from kubernetes_asyncio.client import ApiClient
 from traitlets.config import Config
 
-from catalog import Catalog
-from hub.launch import LaunchSettings, query_arguments
+from catalog import Catalog, KeptWork
+from hub.launch import KeptWorkSettings, LaunchSettings, query_arguments
 from hub.settings import CullSettings, HubSettings
 from hub.spawner import (
     CourseKubeSpawner,
@@ -302,6 +304,78 @@ def test_nothing_carries_over_between_spawns() -> None:
 def test_gpu_affinity_without_labels_adds_nothing() -> None:
     assert gpu_node_affinity([], {}) == []
     assert gpu_node_affinity([ZONE], {}) == [ZONE]
+
+
+# --- Kept work ---------------------------------------------------------------------------------
+
+PERSON = "0123456789abcdef0123"
+KEEP = replace(PRODUCTION, kept_work=KeptWorkSettings(days=30, storage_class="efs-sc"))
+
+
+class PersonsUser(MockUser):
+    """A throwaway user of a signed-in person (hub.sso.throwaway_name)."""
+
+    name = f"l-{PERSON}-0a1b2c3d4e"
+
+
+def test_kept_work_is_the_persons_claim_over_home_brought_up_to_date_first() -> None:
+    """The pod of a kept-work launch: the person's claim for the course over the home folder,
+    an init container of the course's image that syncs it first; the claim itself (labelled,
+    sized, on the stack's storage class) outlives the throwaway user. A launch after it without
+    kept work (the course opts out) has none of it."""
+    opted_out = Catalog(
+        tuple(
+            replace(c, kept_work=KeptWork(enabled=False)) if c.slug == "intro-ml" else c
+            for c in CATALOG.courses
+        )
+    )
+
+    async def run() -> tuple[Any, ...]:
+        spawner = CourseKubeSpawner(
+            hub=Hub(base_url="/hub/"),
+            user=PersonsUser(),
+            config=kube_config(hub_settings(KEEP, catalog=opted_out)),
+            _mock=True,
+        )
+        client = ApiClient()
+        spawner.user_options = {"course": "data-analytics"}
+        spawner.prepare_launch()
+        pod = client.sanitize_for_serialization(await spawner.get_pod_manifest())
+        claim = client.sanitize_for_serialization(spawner.get_pvc_manifest())
+        ensured = spawner.storage_pvc_ensure
+        spawner.user_options = {"course": "intro-ml"}
+        spawner.prepare_launch()
+        after = client.sanitize_for_serialization(await spawner.get_pod_manifest())
+        return pod, claim, ensured, spawner.storage_pvc_ensure, spawner.delete_pvc, after
+
+    pod, claim, ensured, ensured_after, deletes_claim, after = asyncio.run(run())
+    validate(pod)
+    validate(claim)
+    name = f"work-{PERSON}-data-analytics"
+    image = IMAGE_MAP["data-analytics"]
+    (init,) = pod["spec"]["initContainers"]
+    assert init == {
+        "name": "kept-work",
+        "image": image,
+        "command": ["python3", "/usr/local/bin/kept-work", "sync", "/home/jovyan", "/mnt/work"],
+        "volumeMounts": [{"name": "kept-work", "mountPath": "/mnt/work"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+    }
+    (notebook,) = pod["spec"]["containers"]
+    assert {"name": "kept-work", "mountPath": "/home/jovyan"} in notebook["volumeMounts"]
+    assert {"name": "kept-work", "persistentVolumeClaim": {"claimName": name}} in pod["spec"][
+        "volumes"
+    ]
+    assert claim["metadata"]["name"] == name
+    assert {"course": "data-analytics", "person": PERSON}.items() <= claim["metadata"][
+        "labels"
+    ].items()
+    assert claim["spec"]["storageClassName"] == "efs-sc"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert ensured and not deletes_claim
+    assert not ensured_after
+    assert "initContainers" not in after["spec"]
+    assert all(v["name"] != "kept-work" for v in after["spec"].get("volumes", []))
 
 
 # --- The shared glue: options, refusals, state ----------------------------------------------

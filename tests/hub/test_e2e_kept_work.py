@@ -1,0 +1,160 @@
+"""End to end, all real: a person's work outlives their server (issue 27).
+
+The local hub behind the SSO gate (a real OpenID provider, `local_hub.sso_provider`) with kept
+work on (`KeptWorkSettings(days=1)`, as `hub:local -- --sso --keep-work 1`) and a culler that
+removes idle servers and their throwaway users within seconds. People are `requests` sessions
+that sign in at the provider as a browser without JavaScript would; a person's edit is a write to
+the notebook inside their running server's container (as JupyterLab's save writes the file).
+
+Then the course image changes (a notebook the person edited and one they did not), and the rule
+of images/base/kept_work.py holds in the person's volume; another person never sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from catalog import Catalog
+from hub.launch import KeptWorkSettings, LaunchSettings, work_volume_name
+from hub.limits import LimitSettings
+from hub.settings import CullSettings
+from local_hub.images import docker_client
+from local_hub.processes import LocalHub
+from tests.hub.e2e_support import count_rows, launchable, wait_for
+from tests.hub.test_e2e_sso import gated_hub, no_server_errors, visit
+
+pytestmark = pytest.mark.timeout(900)
+
+KEEP = LaunchSettings(kept_work=KeptWorkSettings(days=1))
+CULLING = CullSettings(idle_timeout=15, every=3, max_age=0, users=True)
+EDIT = "edited by learner01\n"
+
+
+def two_file_course(hub: LocalHub) -> tuple[str, str, str]:
+    """The smallest launchable CPU course with two notebooks: (slug, the one the person edits,
+    the one they leave alone)."""
+    catalog: Catalog = hub.settings.catalog
+    slug = min(
+        (s for s in launchable(hub) if not catalog[s].gpu and len(catalog[s].all_notebooks) > 1),
+        key=lambda s: catalog[s].resources.memory_limit,
+    )
+    edited, untouched = catalog[slug].all_notebooks[:2]
+    return slug, edited, untouched
+
+
+def server_container(hub: LocalHub, user: str) -> Any:
+    escaped = user.replace("-", "-2d")
+    (container,) = (
+        c for c in hub.containers(all=False) if c.labels.get("course") and c.name.endswith(escaped)
+    )
+    return container
+
+
+def read(container: Any, path: str) -> str:
+    code, output = container.exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
+    assert code == 0, output
+    return output.decode()
+
+
+def files(container: Any) -> set[str]:
+    code, output = container.exec_run(
+        ["find", "/home/jovyan", "-type", "f", "-not", "-path", "*/.*"], user="1000"
+    )
+    assert code == 0, output
+    return {line.removeprefix("/home/jovyan/") for line in output.decode().split()}
+
+
+def launch(hub: LocalHub, slug: str, notebook: str, who: str) -> Any:
+    visited = visit(hub.link(slug, notebook), who)
+    no_server_errors([visited])
+    assert visited.user, (visited.response.status_code, visited.response.url)
+    hub.wait_ready(visited.user)
+    return visited.user, server_container(hub, visited.user)
+
+
+def newer_image(client: docker.DockerClient, image: str, edited: str, untouched: str) -> str:
+    """The course's image with both notebooks changed, as a course author's next version."""
+    tag = f"ol-kept-work-test:{uuid.uuid4().hex[:12]}"
+    script = (
+        "import pathlib; "
+        f"[pathlib.Path('/home/jovyan', p).write_text(p + ' v2') for p in {[edited, untouched]!r}]"
+    )
+    dockerfile = f"FROM {image}\nRUN python3 -c {json.dumps(script)}\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    return tag
+
+
+@pytest.fixture
+def kept_work_hub() -> Iterator[LocalHub]:
+    client = docker_client()
+    with tempfile.TemporaryDirectory(prefix="ol-hub-kept-") as state:
+        setup = gated_hub(
+            Path(state), None, LimitSettings(servers_per_identity=1), CULLING, launch=KEEP
+        )
+        hub = setup.hub
+        try:
+            with setup.provider:
+                setup.provider.start([f"{hub.url}/hub/oauth_callback"])
+                with hub:
+                    yield hub
+        finally:
+            for volume in client.volumes.list(filters={"label": "person"}):
+                if volume.name.startswith("work-"):
+                    volume.remove(force=True)
+
+
+def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: LocalHub) -> None:
+    hub = kept_work_hub
+    client = docker_client()
+    slug, edited, untouched = two_file_course(hub)
+    person = hub.person_key("learner01")
+    volume = work_volume_name(person, slug)
+    before = count_rows(hub.db_url)
+
+    user, container = launch(hub, slug, edited, "learner01")
+    original = read(container, edited)
+    assert volume in {m.get("Name") for m in container.attrs["Mounts"]}
+    code, output = container.exec_run(
+        ["sh", "-c", f"printf '{EDIT}' > '/home/jovyan/{edited}'"], user="1000"
+    )
+    assert code == 0, output
+    wait_for(lambda: count_rows(hub.db_url) == before, 120, "the culler to remove user and server")
+
+    again, container = launch(hub, slug, edited, "learner01")
+    assert again != user
+    assert read(container, edited) == EDIT
+    assert read(container, untouched) != ""
+
+    _, stranger = launch(hub, slug, edited, "learner02")
+    assert read(stranger, edited) == original
+    mounted = {m.get("Name") for m in stranger.attrs["Mounts"]}
+    assert work_volume_name(hub.person_key("learner02"), slug) in mounted
+    assert volume not in mounted
+    hub.api("DELETE", f"/users/{again}/server")
+    wait_for(lambda: count_rows(hub.db_url) == before, 120, "the culler to remove both users")
+
+    new_image = newer_image(client, hub.settings.image_map[slug], edited, untouched)
+    try:
+        hub.settings = replace(hub.settings, image_map={**hub.settings.image_map, slug: new_image})
+        hub.restart_hub()
+        _, container = launch(hub, slug, edited, "learner01")
+        assert read(container, edited) == EDIT  # theirs, kept
+        assert read(container, untouched) == f"{untouched} v2"  # untouched: updated
+        (beside,) = (
+            f for f in files(container) if f.startswith(edited.rsplit(".", 1)[0] + ".course-")
+        )
+        assert read(container, beside) == f"{edited} v2"  # the course's new version beside it
+    finally:
+        hub.stop_hub()
+        hub.remove_containers()
+        client.images.remove(new_image, force=True)
