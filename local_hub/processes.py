@@ -38,6 +38,7 @@ from local_hub import firewall
 from local_hub.client import HubClient, HubError
 from local_hub.config import COOKIE_SECRET_FILE, INSTANCE_LABEL, NAME_PREFIX, OWNER_LABEL
 from local_hub.images import docker_client
+from local_hub.retention import RetentionLoop, default_store
 
 #: The jupyterhub_config.py function that configures the local hub (`module:function`).
 LOCAL_CONFIGURATION = "local_hub.config:configure_local"
@@ -206,6 +207,7 @@ class LocalHub(HubClient, Started):
         sso_client_secret: str | None = None,
         learner_network: bool = True,
         subdomains: bool = False,
+        kept_work_store: Path | None = None,
     ) -> None:
         self.port = port or free_port()
         #: Learners' servers on `<user>.localhost` (JupyterHub's subdomain_host), as production's
@@ -238,6 +240,9 @@ class LocalHub(HubClient, Started):
         self.proxy_log = self.state_dir / "proxy.log"
         self.proxy: subprocess.Popen[bytes] | None = None
         self.hub: subprocess.Popen[bytes] | None = None
+        #: Where kept work's retention records each volume's last use (local_hub.retention).
+        self.kept_work_store = kept_work_store or default_store()
+        self.retention: RetentionLoop | None = None
 
     @property
     def network_name(self) -> str:
@@ -250,9 +255,23 @@ class LocalHub(HubClient, Started):
                 self.create_network()
             self.start_proxy()
             self.start_hub()
+            self.start_retention()
         except BaseException:
             self.stop()
             raise
+
+    def start_retention(self) -> None:
+        """Kept work's retention on the culler's schedule, where this hub keeps work."""
+        days = self.settings.launch.kept_work.days
+        if days > 0:
+            self.retention = RetentionLoop(
+                docker_client(),
+                days,
+                self.settings.culling.every,
+                self.kept_work_store,
+                lambda line: print(line, file=sys.stderr, flush=True),
+            )
+            self.retention.start()
 
     def create_network(self) -> None:
         """The learners' bridge network; JupyterHub will listen on its gateway address."""
@@ -416,7 +435,11 @@ class LocalHub(HubClient, Started):
         self.start_hub()
 
     def stop(self) -> None:
-        """Stops the hub and the proxy and removes this hub's containers."""
+        """Stops the hub and the proxy and removes this hub's containers (kept work's volumes
+        stay: they are the people's)."""
+        if self.retention is not None:
+            self.retention.stop()
+            self.retention = None
         try:
             self.stop_hub()
         finally:

@@ -16,6 +16,10 @@ was copied there; against it, `plan_sync` (pure: hashes in, actions out) decides
   is put beside it as `<name>.course-<hash>.<ext>` (`beside_name`), once;
 - a file the learner deleted stays deleted, unless the course changed it since;
 - nothing is ever deleted: a file the course drops becomes the learner's.
+
+To start a notebook over, the volume also holds the course's current version of every notebook,
+read-only, under ORIGINALS (`course-original/<path>`): rewritten at each start, never the
+learner's (copy one out of it to work on it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 
 #: In the volume's top folder: course path -> sha256 of the course version last copied there.
 MANIFEST = ".course-files.json"
+#: In the volume's top folder: the course's notebooks as published, read-only, to start over.
+ORIGINALS = "course-original"
 #: How many hex digits of the course version's sha256 name a file put beside the learner's.
 BESIDE_DIGITS = 8
 
@@ -103,12 +109,23 @@ def sha256_of(path: Path) -> str:
 
 
 def course_files(course_dir: Path) -> dict[str, str]:
-    """Every regular file under the course folder (relative POSIX path -> sha256)."""
+    """Every regular file under the course folder (relative POSIX path -> sha256), less
+    ORIGINALS (the volume's, not the course's)."""
     found = {}
     for path in sorted(course_dir.rglob("*")):
+        relative = path.relative_to(course_dir).as_posix()
+        if relative.split("/")[0] == ORIGINALS:
+            continue
         if path.is_file() and not path.is_symlink():
-            found[path.relative_to(course_dir).as_posix()] = sha256_of(path)
+            found[relative] = sha256_of(path)
     return found
+
+
+def originals(course: Mapping[str, str]) -> dict[str, str]:
+    """Course path -> where its read-only original goes in the volume: every notebook's."""
+    return {
+        path: posixpath.join(ORIGINALS, path) for path in sorted(course) if path.endswith(".ipynb")
+    }
 
 
 def read_manifest(work_dir: Path) -> dict[str, str]:
@@ -137,14 +154,31 @@ def _make_folders(work_dir: Path, folder: Path, owner: Owner | None) -> None:
             os.chown(created, *owner)
 
 
-def _write_atomically(source: Path, target: Path, work_dir: Path, owner: Owner | None) -> None:
-    """`source`'s bytes and mode at `target`, which is never seen half written."""
+def _inside(work_dir: Path, target: Path) -> bool:
+    """Whether `target`'s folder is really in the volume: a folder the learner made a symbolic
+    link (to anywhere) is not written through."""
+    folder = target.parent
+    while folder != work_dir and not folder.exists():
+        folder = folder.parent
+    return os.path.realpath(folder).startswith(os.path.realpath(work_dir))
+
+
+def _write_atomically(
+    source: Path, target: Path, work_dir: Path, owner: Owner | None, mode: int | None = None
+) -> None:
+    """`source`'s bytes and mode (or `mode`) at `target`, which is never seen half written."""
+    if not _inside(work_dir, target):
+        print(f"kept-work: {target}: not written, its folder leaves the volume", file=sys.stderr)
+        return
     _make_folders(work_dir, target.parent, owner)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".kept-work-")
     os.close(handle)
     try:
         shutil.copyfile(source, temporary)
-        shutil.copymode(source, temporary)
+        if mode is None:
+            shutil.copymode(source, temporary)
+        else:
+            os.chmod(temporary, mode)
         if owner:
             os.chown(temporary, *owner)
         os.replace(temporary, target)
@@ -169,6 +203,13 @@ def sync(course_dir: Path, work_dir: Path, owner: Owner | None = None) -> SyncPl
         _write_atomically(course_dir / path, work_dir / path, work_dir, owner)
     for path, target in plan.beside:
         _write_atomically(course_dir / path, work_dir / target, work_dir, owner)
+    for path, target in originals(course).items():
+        original = work_dir / target
+        if original.is_dir() and not original.is_symlink():
+            print(f"kept-work: {target}: a folder of yours is there, left alone", file=sys.stderr)
+        elif original.is_symlink() or not original.is_file() or sha256_of(original) != course[path]:
+            original.unlink(missing_ok=True)  # read-only, and ours: replaced, never edited
+            _write_atomically(course_dir / path, original, work_dir, owner, mode=0o444)
     manifest = work_dir / MANIFEST
     temporary = manifest.with_name(manifest.name + ".new")
     temporary.write_text(json.dumps(dict(plan.manifest), indent=1, sort_keys=True) + "\n")

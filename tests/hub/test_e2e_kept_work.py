@@ -102,6 +102,7 @@ def kept_work_hub() -> Iterator[LocalHub]:
             Path(state), None, LimitSettings(servers_per_identity=1), CULLING, launch=KEEP
         )
         hub = setup.hub
+        hub.kept_work_store = Path(state) / "kept-work.json"  # retention's records: this test's
         try:
             with setup.provider:
                 setup.provider.start([f"{hub.url}/hub/oauth_callback"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from images.base.kept_work import MANIFEST, SyncPlan, beside_name, plan_sync, sync
+from images.base.kept_work import MANIFEST, ORIGINALS, SyncPlan, beside_name, plan_sync, sync
 
 SCRIPT = Path("images/base/kept_work.py")
 A, B, C, D = "a" * 64, "b" * 64, "c" * 64, "d" * 64
@@ -152,12 +152,15 @@ def _write(folder: Path, files: dict[str, str]) -> None:
         (folder / path).write_text(text)
 
 
-def _read(folder: Path) -> dict[str, str]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_text()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+def _read(folder: Path, originals: bool = False) -> dict[str, str]:
+    """The files (or with `originals`, only those under ORIGINALS), less the manifest."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and path.name != MANIFEST:
+            if relative.startswith(f"{ORIGINALS}/") == originals:
+                found[relative.removeprefix(f"{ORIGINALS}/")] = path.read_text()
+    return found
 
 
 def test_a_course_update_on_real_folders_keeps_every_edit(tmp_path: Path) -> None:
@@ -179,8 +182,18 @@ def test_a_course_update_on_real_folders_keeps_every_edit(tmp_path: Path) -> Non
         "new.py": "2",
         "notes.txt": "mine",
     }
+    # The originals: the course's current notebooks, read-only, whatever the learner did.
+    assert _read(work, originals=True) == {
+        "edited.ipynb": "2",
+        "untouched.ipynb": "2",
+        "deleted.ipynb": "1",
+    }
+    assert not (work / ORIGINALS / "edited.ipynb").stat().st_mode & 0o222
     _write(work, {beside: "mine too"})
+    (work / ORIGINALS / "edited.ipynb").chmod(0o644)
+    _write(work, {f"{ORIGINALS}/edited.ipynb": "scribbled"})
     assert sync(v2, work).copy == () and _read(work)[beside] == "mine too"
+    assert _read(work, originals=True)["edited.ipynb"] == "2"
     manifest = json.loads((work / MANIFEST).read_text())
     assert sorted(manifest) == ["deleted.ipynb", "edited.ipynb", "new.py", "untouched.ipynb"]
 
@@ -196,3 +209,14 @@ def test_the_script_runs_with_the_standard_library_only(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 course file(s) copied" in done.stderr
     assert _read(work) == {"lectures/intro.ipynb": "{}"}
+
+
+def test_a_folder_the_learner_linked_elsewhere_is_not_written_through(tmp_path: Path) -> None:
+    course, work, elsewhere = tmp_path / "course", tmp_path / "work", tmp_path / "elsewhere"
+    _write(course, {"lectures/intro.ipynb": "{}", "top.ipynb": "{}"})
+    elsewhere.mkdir()
+    work.mkdir()
+    (work / "lectures").symlink_to(elsewhere)
+    sync(course, work)
+    assert list(elsewhere.iterdir()) == []
+    assert (work / "top.ipynb").read_text() == "{}"

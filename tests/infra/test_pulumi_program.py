@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from catalog import Catalog
+from hub.launch import KeptWorkSettings
 from infra import monitoring
 from infra.images import ImageRef, course_images, hub_image
 from infra.in_use import InUse, in_use_from_outputs
+from infra.kept_work import NAME as RETENTION
+from infra.kept_work import retention_objects
 from infra.prepull import gpu_prepuller
 from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
@@ -312,6 +316,21 @@ def test_monitoring_and_the_gpu_pre_puller_are_deployed_with_the_hub(
         "jupyterhub-hub": [monitoring.hub_service_monitor(stack)],
         job: [migration_job(stack, pinned_hub(), run.outputs["databaseEndpoint"])],
     }
+
+
+def test_a_stack_that_keeps_work_has_its_retention_job_by_digest(
+    stacks: dict[str, StackConfig], sample_catalog: Catalog
+) -> None:
+    stack = replace(stacks["prod"], keep_work=KeptWorkSettings(days=30, storage_class="efs-sc"))
+    run = run_program(deployment(stack, sample_catalog))
+    (group,) = (r for r in run.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name == RETENTION)
+    assert group.inputs["objs"] == retention_objects(stack, pinned_hub())
+    assert [o["kind"] for o in group.inputs["objs"]] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "CronJob",
+    ]
 
 
 @pytest.mark.parametrize("name", STACKS)
