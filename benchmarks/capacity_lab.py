@@ -63,9 +63,11 @@ def cheap_image_map(catalog: Catalog) -> dict[str, str]:
 
 
 class ServerFarm(Started):
-    """The `benchmarks.cheap_servers` process on 127.0.0.1 (context manager)."""
+    """The `benchmarks.cheap_servers` process on 127.0.0.1 (context manager); starts of the
+    `missing_images` fail."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, missing_images: Sequence[str] = ()) -> None:
+        self.missing_images = tuple(missing_images)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -91,6 +93,7 @@ class ServerFarm(Started):
     def start(self) -> None:
         env = {**child_environment(), FARM_TOKEN_ENV: self.token}
         command = [sys.executable, "-m", "benchmarks.cheap_servers", f"--port={self.port}"]
+        command += [f"--missing-image={image}" for image in self.missing_images]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

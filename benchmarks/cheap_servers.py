@@ -24,7 +24,8 @@ pulled, never run); `read_page` reads those back. No kernels, contents or websoc
 The farm's control API, for `benchmarks.cheap_spawner.FarmSpawner` (127.0.0.1 only, header
 `Authorization: token $OL_FARM_TOKEN`): `POST /servers` `{"env", "args", "image"}` -> 201
 `{"id", "port"}`; `GET /servers/<id>` -> 200 or 404; `DELETE /servers/<id>` -> 204 or 404;
-`GET /servers` -> `{"count"}`.
+`GET /servers` -> `{"count"}`. A start of an image named by `--missing-image` answers 502, as a
+registry without the tag fails the pod (a failed spawn for the dashboards' pictures).
 
     OL_FARM_TOKEN=... python -m benchmarks.cheap_servers --port 9000
 
@@ -358,11 +359,17 @@ class OAuthCallbackHandler(HubOAuthCallbackHandler, ServerHandler):
 # --- The farm and its control API -----------------------------------------------------------
 
 
-class Farm:
-    """Every learner server of this process, by id."""
+class MissingImage(RuntimeError):
+    """A start of an image the farm was told is missing: the spawner reports it as a failed
+    start, as a registry without the tag fails a pod's image pull."""
 
-    def __init__(self, token: str) -> None:
+
+class Farm:
+    """Every learner server of this process, by id; a start of one of `missing_images` fails."""
+
+    def __init__(self, token: str, missing_images: Sequence[str] = ()) -> None:
         self.token = token
+        self.missing_images = frozenset(missing_images)
         self.servers: dict[str, LearnerServer] = {}
 
     def application(self) -> web.Application:
@@ -378,6 +385,8 @@ class Farm:
     async def start_server(
         self, env: Mapping[str, str], args: Sequence[str], image: str
     ) -> LearnerServer:
+        if image in self.missing_images:
+            raise MissingImage(f"image {image} not found")
         server = LearnerServer(secrets.token_hex(8), env, args, image)
         await server.start()
         self.servers[server.id] = server
@@ -438,8 +447,8 @@ class OneServerHandler(ControlHandler):
         self.finish()
 
 
-async def serve(port: int, token: str) -> None:
-    farm = Farm(token)
+async def serve(port: int, token: str, missing_images: Sequence[str] = ()) -> None:
+    farm = Farm(token, missing_images)
     control = HTTPServer(farm.application())
     control.listen(port, "127.0.0.1")
     stopping = asyncio.Event()
@@ -457,13 +466,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.cheap_servers", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--port", type=int, required=True, help="control API port (127.0.0.1)")
+    parser.add_argument(
+        "--missing-image",
+        action="append",
+        default=[],
+        help="an image whose servers fail to start (a failed spawn), repeatable",
+    )
     args = parser.parse_args(argv)
     token = os.environ.get(FARM_TOKEN_ENV)
     if not token:
         print(f"{FARM_TOKEN_ENV} is not set", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(serve(args.port, token))
+    asyncio.run(serve(args.port, token, args.missing_image))
     return 0
 
 

@@ -208,8 +208,11 @@ class LocalHub(HubClient, Started):
         learner_network: bool = True,
         subdomains: bool = False,
         kept_work_store: Path | None = None,
+        proxy_metrics: bool = False,
     ) -> None:
         self.port = port or free_port()
+        #: configurable-http-proxy's Prometheus metrics on 127.0.0.1 (`/metrics`); 0: none.
+        self.proxy_metrics_port = free_port() if proxy_metrics else 0
         #: Learners' servers on `<user>.localhost` (JupyterHub's subdomain_host), as production's
         #: on `<user>.<domain>`; the hub is then `localhost`, which browsers and the system
         #: resolve to this machine (Chromium resolves every `*.localhost` itself).
@@ -335,6 +338,8 @@ class LocalHub(HubClient, Started):
             "--log-level=warn",
             *(["--host-routing"] if self.subdomains else []),
         ]
+        if self.proxy_metrics_port:
+            command += ["--metrics-ip=127.0.0.1", f"--metrics-port={self.proxy_metrics_port}"]
         env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.proxy_token}
         with open(self.proxy_log, "ab") as log:
             self.proxy = subprocess.Popen(

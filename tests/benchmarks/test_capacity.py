@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from benchmarks.capacity import CapacityReport
-from benchmarks.capacity_lab import OURS, STOCK, CapacityLab, Load, LoadResult
+from benchmarks.capacity_lab import OURS, STOCK, CapacityLab, Load, LoadResult, ServerFarm
 from benchmarks.capacity_report import comparison, render
 from benchmarks.cheap_servers import notebook_page, read_page
 from benchmarks.learners import (
@@ -140,6 +140,21 @@ def landing(url: str, text: str, status: int = 200) -> requests.Response:
     response = requests.Response()
     response.status_code, response.url, response._content = status, url, text.encode()
     return response
+
+
+def test_the_farm_fails_a_start_of_a_missing_image(tmp_path: Path) -> None:
+    """`--missing-image` (the dashboards' pictures' failed spawn): the farm answers 502 with the
+    reason, as a registry without the tag fails a pod, and starts nothing."""
+    with ServerFarm(tmp_path, missing_images=["ol-course-notebooks:gone"]) as farm:
+        response = requests.post(
+            f"{farm.url}servers",
+            json={"env": {}, "args": [], "image": "ol-course-notebooks:gone"},
+            headers={"Authorization": f"token {farm.token}"},
+            timeout=10,
+        )
+        assert response.status_code == 502
+        assert response.json()["error"] == "MissingImage: image ol-course-notebooks:gone not found"
+        assert farm.count() == 0
 
 
 def test_the_landing_check_names_what_is_wrong() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import socket
 import subprocess
 import time
@@ -86,16 +85,6 @@ def expressions_of(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         for panel in panels_of(data)
         for target in panel.get("targets", [])
     ]
-
-
-def substitute(expr: str, values: Mapping[str, str]) -> str:
-    """Replaces Grafana variables (`$name`, `${name}`) that are in `values`; others stay."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return values.get(name, match.group(0))
-
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
 # --- Synthetic series ---------------------------------------------------------------------
@@ -314,6 +303,20 @@ class PrometheusServer:
         result = answer["data"]["result"]
         return result if isinstance(result, list) else [{"metric": {}, "value": result}]
 
+    def query_range(self, expr: str, start: float, end: float, step: int) -> list[dict[str, Any]]:
+        """A range query; raises AssertionError with Prometheus' error."""
+        params = urllib.parse.urlencode(
+            {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step}
+        )
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query_range?{params}", timeout=30) as r:
+                answer = json.load(r)
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"Prometheus refused {expr!r}: {error.read().decode()}") from None
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
             return json.load(response)
@@ -348,11 +351,20 @@ def synthetic_data(end: float) -> str:
 
 @contextmanager
 def running_prometheus(
-    work: Path, promtool: str, prometheus: str, rules_files: tuple[Path, ...] = ()
+    work: Path,
+    promtool: str,
+    prometheus: str,
+    rules_files: tuple[Path, ...] = (),
+    data: tuple[str, float] | None = None,
 ) -> Iterator[PrometheusServer]:
-    """A Prometheus on a free loopback port serving the synthetic data (and rules); stopped after."""
-    end = math.floor(time.time() / STEP) * STEP - STEP
-    (work / "data.om").write_text(synthetic_data(end))
+    """A Prometheus on a free loopback port serving the synthetic data (and rules), or `data`:
+    (OpenMetrics text, a time inside it for instant queries); stopped after."""
+    if data is None:
+        end = math.floor(time.time() / STEP) * STEP - STEP
+        text, eval_time = synthetic_data(end), float(end - 60)
+    else:
+        text, eval_time = data
+    (work / "data.om").write_text(text)
     subprocess.run(
         [
             promtool,
@@ -387,7 +399,7 @@ def running_prometheus(
         )
     try:
         wait_ready(url, process, log)
-        yield PrometheusServer(url=url, eval_time=end - 60)
+        yield PrometheusServer(url=url, eval_time=eval_time)
     finally:
         process.terminate()
         try:

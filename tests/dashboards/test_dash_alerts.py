@@ -17,7 +17,8 @@ import yaml
 from dashboards.alerts import alert_rules, rules_yaml
 from dashboards.build import dashboards
 from dashboards.common import ALL_COURSES, Settings
-from tests.dashboards.support import expressions_of, make_catalog, substitute
+from dashboards.views import substitute
+from tests.dashboards.support import expressions_of, make_catalog
 
 NS = Settings().namespace
 # Small numbers so the cases stay short: the culler's max age is 1 h, plus 10 min of slack.

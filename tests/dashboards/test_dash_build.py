@@ -1,22 +1,20 @@
-"""The build command's output files, and the layout pictures drawn from them."""
+"""The build command's output files, and the README's pictures of the dashboards."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 import yaml
 
-from dashboards import alerts, build, layout
+from dashboards import alerts, build
 from dashboards.common import DEFAULTS, Settings
 from tests.dashboards.support import COURSES, expressions_of, make_catalog, make_repo, panels_of
 
 REPO = Path(__file__).resolve().parents[2]
 PICTURES = REPO / "docs" / "dashboards"
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture
@@ -123,37 +121,22 @@ def test_a_culler_without_maximum_age_gets_no_age_threshold_panel_or_alert() -> 
     assert "CourseServerPastMaxAge" not in [rule["alert"] for rule in rules]
 
 
-def test_layout_picture_shows_every_panel_where_grafana_puts_it() -> None:
-    data = json.loads(build.build(make_catalog(), DEFAULTS)["courses.json"])
-    root = ElementTree.fromstring(layout.render_svg(data))
-    texts = [t.text for t in root.iter(f"{SVG}text")]
-    rects = [(float(r.get("x", 0)), float(r.get("y", 0))) for r in root.iter(f"{SVG}rect")]
-    for panel in data["panels"]:
-        grid = panel["gridPos"]
-        corner = (
-            layout.MARGIN + grid["x"] * layout.COLUMN_PX,
-            layout.HEADER_PX + grid["y"] * layout.UNIT_PX,
-        )
-        assert corner in rects, panel["title"]
-        first_word = panel["title"].split()[0]
-        assert any(first_word in (t or "") for t in texts), panel["title"]
-    joined = " ".join(t or "" for t in texts)
-    assert all(word in joined for p in panels_of(data) for word in p["title"].split())
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
-def test_layout_command_writes_one_picture_per_dashboard(repo: Path, tmp_path: Path) -> None:
-    build.main(["--root", str(repo), "--out", str(tmp_path / "dist")])
-    assert layout.main(["--dir", str(tmp_path / "dist"), "--out", str(tmp_path / "pictures")]) == 0
-    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == ["courses.svg", "hub.svg"]
-
-
-def test_readme_pictures_are_up_to_date(tmp_path: Path) -> None:
-    """docs/dashboards/*.svg match the dashboards; if not, regenerate them (see the message)."""
-    out = tmp_path / "dist"
-    build.write(build.build(make_catalog(), DEFAULTS), out)
-    for path in sorted(out.glob("*.json")):
-        picture = PICTURES / (path.stem + ".svg")
-        expected = layout.render_svg(json.loads(path.read_text()))
-        assert (
-            picture.is_file() and picture.read_text() == expected
-        ), f"{picture} is stale: run `python -m dashboards.build && python -m dashboards.layout`"
+def test_readme_shows_a_picture_of_every_dashboard() -> None:
+    """One docs/dashboards/<name>.png per dashboard (`./pants run dashboards:pictures` draws
+    them from real data), each shown in the README, and no other picture of the dashboards."""
+    names = sorted(Path(name).stem for name in build.dashboards(make_catalog(), DEFAULTS))
+    assert sorted(p.stem for p in PICTURES.glob("*.png")) == names
+    assert not list(PICTURES.glob("*.svg")), "the layout wireframes are gone"
+    readme = (REPO / "README.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\((docs/dashboards/[^)]+)\)", readme)
+    assert shown == [f"docs/dashboards/{name}.png" for name in ("courses", "hub")]
+    for name in names:
+        width, height = png_size(PICTURES / f"{name}.png")
+        assert width == 1600 and height > 600, (name, width, height)

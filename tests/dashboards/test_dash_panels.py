@@ -14,7 +14,8 @@ from catalog.course import SLUG_PATTERN
 from dashboards.alerts import alert_rules
 from dashboards.build import build, dashboards
 from dashboards.common import ALL_COURSES, DEFAULTS, WHAT_TO_DO, Settings
-from tests.dashboards.support import COURSES, expressions_of, make_catalog, panels_of, substitute
+from dashboards.views import substitute
+from tests.dashboards.support import COURSES, expressions_of, make_catalog, panels_of
 
 BOARDS = dashboards(make_catalog(), DEFAULTS)
 

@@ -1,15 +1,26 @@
 """Every PromQL expression of every panel and rule, checked by a real Prometheus.
 
 `promtool check rules` parses each one; then a Prometheus loaded with synthetic
-kube-state-metrics, cAdvisor, DCGM and JupyterHub series (see conftest.py) must return data for
+kube-state-metrics, cAdvisor, DCGM and JupyterHub series (see support.py) must return data for
 every panel's query, and the right numbers for the ones that join series to courses.
-The binaries come from Debian's `prometheus` package; without them these tests are skipped.
+
+Then a Prometheus loaded with the recording of real series that `./pants run
+dashboards:pictures` made (tests/dashboards/recording/: the local hub's /hub/metrics under a
+short load) must return data, over the recording, for every panel query whose metrics' source
+the recording has; a query reading a metric the recording lacks although it has its source (a
+renamed metric) fails too. So a renamed metric shows up here before a person sees an empty
+panel. The binaries come from Debian's `prometheus` package; without them these tests are
+skipped (a failure with CI set, tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import math
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +32,18 @@ from catalog import Catalog
 from dashboards.alerts import rules_yaml
 from dashboards.build import dashboards
 from dashboards.common import DEFAULTS
+from dashboards.views import (
+    grafana_intervals,
+    metric_names,
+    recording_gaps,
+    substitute,
+    variables,
+)
 from tests.dashboards.support import (
     PrometheusServer,
     expressions_of,
     make_catalog,
     running_prometheus,
-    substitute,
 )
 
 ALL = {"course": ".+", "__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
@@ -225,3 +242,103 @@ def test_spawn_duration_median(prometheus: PrometheusServer) -> None:
     median = query_panel(prometheus, "Spawn duration (successful spawns)", ".+")
     # 20% of spawns under 5 s, 60% under 10 s: the median interpolates to 8.75 s
     assert float(median[0]["value"][1]) == pytest.approx(8.75, rel=0.01)
+
+
+# --- The recording of real series (dashboards:pictures) ------------------------------------
+
+RECORDING = Path(__file__).resolve().parent / "recording"
+
+
+def recording() -> tuple[str, dict[str, Any]]:
+    """The recorded OpenMetrics text and its facts (start, end, scrape interval, metrics)."""
+    with gzip.open(RECORDING / "series.om.gz", "rt", encoding="utf-8") as text:
+        series = text.read()
+    return series, json.loads((RECORDING / "facts.json").read_text())
+
+
+SERIES, FACTS = recording()
+RECORDED = set(FACTS["metrics"])
+#: The panel queries the recording can check: those whose metrics' sources it has.
+CHECKED = [
+    (name, title, ref, expr)
+    for name, title, ref, expr in QUERIES
+    if metric_names(expr) <= RECORDED or recording_gaps(metric_names(expr), RECORDED)
+]
+
+
+def shifted(text: str, seconds: float) -> str:
+    """OpenMetrics text with every sample's timestamp moved by `seconds` (the recording, moved
+    to just before now: Prometheus drops blocks older than its retention)."""
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            head, stamp = line.rsplit(" ", 1)
+            line = f"{head} {float(stamp) + seconds:.3f}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def recorded(
+    tmp_path_factory: pytest.TempPathFactory, promtool: str
+) -> Iterator[tuple[PrometheusServer, float, float]]:
+    """A Prometheus serving the recording, and the recording's start and end there."""
+    work = tmp_path_factory.mktemp("recorded")
+    by = math.floor(time.time()) - 120 - FACTS["end"]
+    data = (shifted(SERIES, by), FACTS["end"] + by)
+    with running_prometheus(work, promtool, binary("prometheus"), data=data) as server:
+        yield server, FACTS["start"] + by, FACTS["end"] + by
+
+
+def assert_returns_data(
+    server: PrometheusServer, start: float, end: float, label: str, expr: str
+) -> None:
+    """`expr` as Grafana would run it over [start, end] returns at least one value."""
+    gaps = recording_gaps(metric_names(expr), RECORDED)
+    assert not gaps, (
+        f"{label} reads {', '.join(gaps)}, which the recording lacks although it has their "
+        "source: renamed? (or re-record with `./pants run dashboards:pictures`)"
+    )
+    interval, step, rate = grafana_intervals(end - start, 100, FACTS["scrape_seconds"])
+    query = substitute(expr, variables(interval, rate, end - start))
+    result = server.query_range(query, start, end, step)
+    values = [float(v) for series in result for _, v in series["values"]]
+    assert any(not math.isnan(v) for v in values), f"{label} returned no data for {query}"
+
+
+def test_the_recording_checks_the_hub_panels() -> None:
+    """The recording has real hub series, and they cover most of the Hub dashboard's queries."""
+    assert {
+        "jupyterhub_active_users",
+        "jupyterhub_server_spawn_duration_seconds_bucket",
+    } <= RECORDED
+    hub = [q for q in QUERIES if q[0] == "hub.json"]
+    # Every Hub query but the hub's and proxy's container metrics (cAdvisor: Kubernetes only).
+    assert [q for q in CHECKED if q[0] == "hub.json"] == [
+        q for q in hub if not any(m.startswith("container_") for m in metric_names(q[3]))
+    ]
+    assert len(hub) - len([q for q in CHECKED if q[0] == "hub.json"]) == 4
+    assert FACTS["end"] - FACTS["start"] >= 120
+
+
+@pytest.mark.parametrize(
+    "name,title,ref,expr", CHECKED, ids=[f"{n}:{t}:{r}" for n, t, r, _ in CHECKED]
+)
+def test_panel_query_returns_data_from_the_recording(
+    recorded: tuple[PrometheusServer, float, float], name: str, title: str, ref: str, expr: str
+) -> None:
+    server, start, end = recorded
+    assert_returns_data(server, start, end, f"{name} / {title} / {ref}", expr)
+
+
+def test_the_recording_check_fails_on_a_renamed_metric_or_label(
+    recorded: tuple[PrometheusServer, float, float],
+) -> None:
+    """The check above can fail: a metric renamed in a query, or a label the series lack."""
+    server, start, end = recorded
+    expr = next(e for n, t, _, e in QUERIES if t == "Active users")
+    assert_returns_data(server, start, end, "as built", expr)
+    with pytest.raises(AssertionError, match="renamed"):
+        assert_returns_data(server, start, end, "renamed", expr.replace("_users", "_user"))
+    with pytest.raises(AssertionError, match="returned no data"):
+        assert_returns_data(server, start, end, "label", expr.replace('job="hub"', 'job="hubs"'))
