@@ -75,6 +75,17 @@ def alert_rules(settings: Settings = DEFAULTS) -> list[dict[str, Any]]:
             "group's maximum size and quota (Courses dashboard, 'Pods waiting for a node').",
         ),
         _rule(
+            "KeptWorkNearQuota",
+            f"{courses.kept_quota_use(s)} > {s.kept_work_quota_share:g}",
+            "15m",
+            "warning",
+            "Kept work's storage is nearly at its quota",
+            f"Learners' kept-work claims request more than {s.kept_work_quota_share:.0%} of the "
+            "stack's quota (ResourceQuota kept-work): once it is full, new people's claims are "
+            "refused and their launches fail. Raise keepWork.quota, shorten keepWork.days, or "
+            "lower courses' [kept_work] size (Courses dashboard, Kept work).",
+        ),
+        _rule(
             "HubDown",
             f"({hub.hub_up(s)} == 0) or absent({hub.hub_up(s)})",
             "5m",

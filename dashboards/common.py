@@ -69,6 +69,7 @@ class Settings:
     culler_max_age_seconds: int = CullSettings().max_age  # the culler's --max-age; 0: none
     culler_slack_seconds: int = 30 * 60  # grace before an old server means the culler is stuck
     spawn_failure_ratio: float = 0.2  # share of spawns failing that pages someone
+    kept_work_quota_share: float = 0.8  # share of the kept-work storage quota that warns
     alert_window: str = "15m"  # rate/increase window of the alert rules
     dcgm_pod_label: str = "pod"  # DCGM exporter's pod label ("exported_pod" without honor_labels)
     dcgm_namespace_label: str = "namespace"

@@ -25,6 +25,7 @@ from dashboards.common import (
     selector,
     timeseries,
 )
+from hub import contract
 
 UID = "ol-courses"
 TITLE = "Courses"
@@ -349,6 +350,95 @@ def resource_panels(catalog: Catalog, settings: Settings) -> list[PanelSpec]:
     ]
 
 
+def kept_claims(scope: Scope, settings: Settings) -> str:
+    """One series per kept-work claim of the selected courses (a claim labelled with a person:
+    hub/spawner.py), labelled `course`; kube-state-metrics exports the claims' labels with
+    `persistentvolumeclaims=[course,person]` in its allowlist (infra/monitoring.py)."""
+    claims = selector(
+        "kube_persistentvolumeclaim_labels",
+        namespace=settings.namespace,
+        label_person="~.+",
+        **{settings.course_label_name: f"~{scope.courses}"},
+    )
+    return f'label_replace({claims}, "course", "$1", "{settings.course_label_name}", "(.+)")'
+
+
+def kept_volumes(scope: Scope, settings: Settings) -> str:
+    return f"count by (course) ({kept_claims(scope, settings)})"
+
+
+def kept_bytes(scope: Scope, settings: Settings) -> str:
+    """Bytes used in each course's kept-work claims (the kubelet's volume stats, which it reports
+    for claims mounted on its node: a claim nobody mounts now counts as it last did)."""
+    used = selector("kubelet_volume_stats_used_bytes", namespace=settings.namespace)
+    per_claim = f"max by (namespace, persistentvolumeclaim) (max_over_time({used}[1d]))"
+    return (
+        f"sum by (course) ({per_claim} * on (namespace, persistentvolumeclaim) "
+        f"group_left (course) {kept_claims(scope, settings)})"
+    )
+
+
+def kept_quota_use(settings: Settings) -> str:
+    """The share of the kept-work storage quota that claims request (0-1); none without a quota."""
+    used, hard = (
+        selector(
+            "kube_resourcequota",
+            namespace=settings.namespace,
+            resourcequota=contract.KEPT_WORK_QUOTA,
+            type=kind,
+        )
+        for kind in ("used", "hard")
+    )
+    return f"max by (resource) ({used}) / on (resource) max by (resource) ({hard})"
+
+
+def kept_work_panels(settings: Settings) -> list[PanelSpec]:
+    s, scope = settings, DASHBOARD_SCOPE
+    return [
+        timeseries(
+            "Kept work volumes per course",
+            describe(
+                "People's kept-work claims per course (stack setting keepWork: a claim per "
+                "person and course, deleted after keepWork days unused by the retention job).",
+                "Growing without end: retention is not running (the kept-work-retention "
+                "CronJob's jobs and logs). Empty where the stack keeps work: nobody signed in, "
+                "or kube-state-metrics lacks the claims' labels.",
+            ),
+            [Query(kept_volumes(scope, s), "{{course}}")],
+            width=8,
+            stacked=True,
+        ),
+        timeseries(
+            "Kept work bytes per course",
+            describe(
+                "Bytes learners keep per course (the kubelet's volume stats of each claim, the "
+                "last value of the past day, summed per course).",
+                "A course far above the others: its notebooks write large files (datasets, "
+                "checkpoints) into the home folder; raise its [kept_work] size in course.toml "
+                "or have the notebooks write elsewhere.",
+            ),
+            [Query(kept_bytes(scope, s), "{{course}}")],
+            unit="bytes",
+            width=8,
+            stacked=True,
+        ),
+        timeseries(
+            "Kept work storage against its quota",
+            describe(
+                "Storage requested by kept-work claims as a share of the stack's quota "
+                f"(ResourceQuota {contract.KEPT_WORK_QUOTA}, keepWork.quota); the red line is "
+                f"where the alert KeptWorkNearQuota fires ({s.kept_work_quota_share:.0%}).",
+                "Near 100%: new people's claims are refused and their launches fail. Raise "
+                "keepWork.quota, shorten keepWork.days, or lower courses' [kept_work] size.",
+            ),
+            [Query(kept_quota_use(s), "{{resource}}")],
+            unit="percentunit",
+            width=8,
+            threshold=s.kept_work_quota_share,
+        ),
+    ]
+
+
 def _gpu_use(course: Course) -> str:
     """`slug`, or `slug (2 of 3 notebooks)` where course.toml's `gpu` lists the notebooks."""
     if not course.gpu_notebooks:
@@ -398,6 +488,7 @@ def courses_dashboard(catalog: Catalog, settings: Settings = DEFAULTS) -> Dashbo
             Section("Servers", server_panels(settings)),
             Section("Memory and CPU", resource_panels(catalog, settings)),
             Section("GPU", gpu_panels(catalog, settings)),
+            Section("Kept work", kept_work_panels(settings)),
         ],
         variables=[course_variable(catalog)],
     )

@@ -51,6 +51,7 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("kube_", "kube-state-metrics (Kubernetes)"),
     ("container_", "cAdvisor's container metrics (the kubelet)"),
     ("DCGM_", "the DCGM exporter (NVIDIA GPUs)"),
+    ("kubelet_", "the kubelet's volume stats (Kubernetes)"),
     ("node_", "a node exporter"),
 )
 NO_DATA = "no data here"

@@ -20,6 +20,9 @@ COURSE_LABEL = "course"
 #: The label of a kept-work volume (PersistentVolumeClaim, Docker volume) with its person's key
 #: (hub.sso.identity_key: not the person's name); retention and a person's own deletion use it.
 PERSON_LABEL = "person"
+#: The ResourceQuota on kept work's storage in a stack that caps it (infra/kept_work.py); the
+#: dashboards and the alert read its use.
+KEPT_WORK_QUOTA = "kept-work"
 #: The environment variable that tells a learner's server its course.
 COURSE_ENV = "OL_COURSE"
 #: The learner's container in a `jupyter-<user>` pod (KubeSpawner's name).

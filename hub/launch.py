@@ -74,6 +74,9 @@ class KeptWorkSettings:
     #: Kubernetes: the storage class of the learners' volumes (EFS-backed for multi-AZ); None:
     #: the cluster's default. Docker volumes have none.
     storage_class: str | None = None
+    #: Kubernetes: the most storage all kept-work claims of the stack may request, in bytes (a
+    #: ResourceQuota, infra/kept_work.py); 0: no cap.
+    quota: int = 0
 
 
 @dataclass(frozen=True)

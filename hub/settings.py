@@ -23,6 +23,7 @@ The `custom` section (zero-to-jupyterhub passes it to the hub untouched)::
         keptWork:                # optional: a person's work per course kept between servers
           days: 0                # volumes untouched this long are deleted; 0: nothing kept
           storageClass: efs-sc   # optional (Kubernetes): the volumes' storage class
+          quota: 500Gi           # optional (Kubernetes): what all the volumes may request
       culling:                   # optional, every key optional (defaults: CullSettings)
         enabled: true
         idleTimeout: 3600        # seconds without activity before a server is stopped
@@ -61,6 +62,7 @@ from catalog import (
     CatalogError,
     catalog_from_list,
     catalog_to_list,
+    parse_memory,
 )
 from catalog.image_facts import TAG_PATTERN
 from hub.launch import GpuSettings, KeptWorkSettings, LaunchSettings
@@ -283,9 +285,16 @@ def parse_gpu(value: Any, path: str = "launch.gpu") -> GpuSettings | None:
 
 def parse_kept_work(value: Any, path: str = "launch.keptWork") -> KeptWorkSettings:
     data = _mapping(value, path)
-    _reject_unknown(data, ("days", "storageClass"), path)
+    _reject_unknown(data, ("days", "storageClass", "quota"), path)
     storage_class = data.get("storageClass")
+    quota = 0
+    if data.get("quota") is not None:
+        try:
+            quota = parse_memory(data["quota"], path, "quota")
+        except CatalogError as e:
+            raise SettingsError(f"{path}.quota", e.message) from None
     return KeptWorkSettings(
+        quota=quota,
         days=_int(data.get("days", 0), f"{path}.days"),
         storage_class=(
             None if storage_class is None else _string(storage_class, f"{path}.storageClass")
@@ -453,6 +462,7 @@ def settings_to_custom(settings: HubSettings) -> dict[str, Any]:
                     if launch.kept_work.storage_class
                     else {}
                 ),
+                **({"quota": launch.kept_work.quota} if launch.kept_work.quota else {}),
             },
             **(
                 {

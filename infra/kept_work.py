@@ -1,14 +1,17 @@
-"""Kept work's retention in a stack that keeps work (`keepWork.days` > 0): a CronJob of the hub
-image running `python3 -m hub.retention` on the culler's schedule, with a service account of its
-own that may do exactly what retention does in the stack's namespace: list pods, and list, patch
-(the last-use annotation) and delete PersistentVolumeClaims. The learners' claims themselves are
-KubeSpawner's (hub/spawner.py), made as people launch.
+"""Kept work in a stack that keeps it (`keepWork.days` > 0): the retention job, a CronJob of the
+hub image running `python3 -m hub.retention` on the culler's schedule, with a service account of
+its own that may do exactly what retention does in the stack's namespace (list pods; list, patch
+the last-use annotation of, and delete PersistentVolumeClaims); and with `keepWork.quota`, a
+ResourceQuota on the storage the claims may request (of `keepWork.storageClass` where named).
+The learners' claims themselves are KubeSpawner's (hub/spawner.py), made as people launch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from catalog import format_memory
+from hub.contract import KEPT_WORK_QUOTA
 from infra.images import ImageRef
 from infra.stack_config import StackConfig
 from infra.values import HUB_UID
@@ -23,8 +26,9 @@ def retention_schedule(every_seconds: int) -> str:
     return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
 
 
-def retention_objects(stack: StackConfig, hub: ImageRef) -> list[dict[str, Any]]:
-    """The service account, its role and binding, and the CronJob; none without kept work."""
+def kept_work_objects(stack: StackConfig, hub: ImageRef) -> list[dict[str, Any]]:
+    """The retention job's service account, role, binding and CronJob, and the quota where the
+    stack sets one; none without kept work."""
     days = stack.keep_work.days
     if days <= 0:
         return []
@@ -72,6 +76,24 @@ def retention_objects(stack: StackConfig, hub: ImageRef) -> list[dict[str, Any]]
                 },
             },
         },
+        *_quota(stack),
+    ]
+
+
+def _quota(stack: StackConfig) -> list[dict[str, Any]]:
+    kept = stack.keep_work
+    if not kept.quota:
+        return []
+    resource = "requests.storage"
+    if kept.storage_class:
+        resource = f"{kept.storage_class}.storageclass.storage.k8s.io/{resource}"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": KEPT_WORK_QUOTA, "namespace": stack.namespace, "labels": LABELS},
+            "spec": {"hard": {resource: format_memory(kept.quota)}},
+        }
     ]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from dashboards.alerts import GROUP, rules_document
 from dashboards.common import Settings
-from hub.contract import COURSE_LABEL, HUB_JOB, HUB_PORT
+from hub.contract import COURSE_LABEL, HUB_JOB, HUB_PORT, PERSON_LABEL
 from infra.stack_config import StackConfig
 
 NAMESPACE = "monitoring"
@@ -165,7 +165,12 @@ def prometheus_values(stack: StackConfig) -> dict[str, Any]:
         "crds": {"upgradeJob": {"enabled": True}},
         # Grafana runs outside the cluster; CI applies the dashboards to it.
         "grafana": {"enabled": False},
-        "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{COURSE_LABEL}]"]},
+        "kube-state-metrics": {
+            "metricLabelsAllowlist": [
+                f"pods=[{COURSE_LABEL}]",
+                f"persistentvolumeclaims=[{COURSE_LABEL},{PERSON_LABEL}]",
+            ]
+        },
         "alertmanager": {
             "config": alertmanager_config(stack),
             "alertmanagerSpec": {

@@ -49,7 +49,7 @@ from infra.images import (
 )
 from infra.in_use import InUse
 from infra.kept_work import NAME as RETENTION_NAME
-from infra.kept_work import retention_objects
+from infra.kept_work import kept_work_objects
 from infra.network_policy import ADDON, check_enforced
 from infra.prepull import GPU_PREPULLER_NAME, gpu_prepuller
 from infra.registry import lifecycle_policy, policy_json
@@ -479,29 +479,29 @@ def _migration(
     )
 
 
-def _retention(
+def _kept_work(
     stack: StackConfig,
     hub: ImageRef,
     hub_digest: pulumi.Output[str],
     namespace: kubernetes.core.v1.Namespace,
     k8s_opts: pulumi.ResourceOptions,
 ) -> None:
-    """Kept work's retention job (infra/kept_work.py), by the hub image's digest; none in a stack
-    that keeps no work."""
-    objects = retention_objects(stack, hub)
+    """Kept work's retention job (by the hub image's digest) and quota (infra/kept_work.py); none
+    in a stack that keeps no work."""
+    objects = kept_work_objects(stack, hub)
     if not objects:
         return
     ConfigGroup(
         RETENTION_NAME,
-        objs=[_retention_object(stack, hub, hub_digest, index) for index in range(len(objects))],
+        objs=[_kept_work_object(stack, hub, hub_digest, index) for index in range(len(objects))],
         opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
     )
 
 
-def _retention_object(
+def _kept_work_object(
     stack: StackConfig, hub: ImageRef, hub_digest: pulumi.Output[str], index: int
 ) -> pulumi.Output[dict[str, Any]]:
-    return hub_digest.apply(lambda digest: retention_objects(stack, hub.pinned(digest))[index])
+    return hub_digest.apply(lambda digest: kept_work_objects(stack, hub.pinned(digest))[index])
 
 
 def _hub_release(
@@ -589,7 +589,7 @@ def define(deployment: Deployment) -> dict[str, Any]:
     _gpu_prepuller(deployment, courses, registry, namespace, k8s_opts)
     sso_secret = _sso_secret(namespace, k8s_opts)
     migrated = _migration(stack, hub, registry.hub_digest, database, namespace, aws_opts, k8s_opts)
-    _retention(stack, hub, registry.hub_digest, namespace, k8s_opts)
+    _kept_work(stack, hub, registry.hub_digest, namespace, k8s_opts)
     addon = aws.eks.get_addon_output(
         addon_name=ADDON, cluster_name=stack.cluster_name, opts=invoke
     ).configuration_values

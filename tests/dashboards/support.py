@@ -343,9 +343,39 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"prometheus was not ready after 60 s:\n{log.read_text()}")
 
 
+#: Kept-work claims (hub/spawner.py): (claim, course, bytes used). kube-state-metrics exports
+#: their labels; the kubelet the volume stats of mounted ones; a ResourceQuota caps them.
+KEPT_CLAIMS = (
+    ("work-0a1b-intro-python", "intro-python", 300e6),
+    ("work-2c3d-intro-python", "intro-python", 120e6),
+    ("work-0a1b-ml", "ml", 900e6),
+)
+
+
+def kept_work_series() -> list[Series]:
+    series = []
+    for claim, course, used in KEPT_CLAIMS:
+        ns = {"namespace": NAMESPACE, "persistentvolumeclaim": claim}
+        person = claim.split("-")[1]
+        labels = {**ns, "label_course": course, "label_person": person}
+        series += [
+            Series("kube_persistentvolumeclaim_labels", labels, _const(1)),
+            Series("kubelet_volume_stats_used_bytes", ns, _const(used)),
+        ]
+    quota = {
+        "namespace": NAMESPACE,
+        "resourcequota": "kept-work",
+        "resource": "efs-sc.storageclass.storage.k8s.io/requests.storage",
+    }
+    return series + [
+        Series("kube_resourcequota", {**quota, "type": "hard"}, _const(500 * GiB)),
+        Series("kube_resourcequota", {**quota, "type": "used"}, _const(3 * GiB)),
+    ]
+
+
 def synthetic_data(end: float) -> str:
     """Every synthetic series over the SPAN seconds before `end`, as OpenMetrics text."""
-    series = [s for pod in PODS for s in pod_series(pod, end)] + hub_series()
+    series = [s for pod in PODS for s in pod_series(pod, end)] + hub_series() + kept_work_series()
     return openmetrics(series, end - SPAN, end)
 
 

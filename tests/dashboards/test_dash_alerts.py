@@ -58,6 +58,19 @@ def spawns(status: str, reason: str, values: str) -> dict[str, str]:
 
 
 HUB_UP = {"series": f'up{{job="hub", namespace="{NS}", instance="hub:8081"}}', "values": "1x120"}
+GI = 1024**3
+
+
+def kept_quota(kind: str, values: str) -> dict[str, str]:
+    """kube_resourcequota of the kept-work quota (infra/kept_work.py) on EFS's storage class."""
+    resource = "efs-sc.storageclass.storage.k8s.io/requests.storage"
+    return {
+        "series": f'kube_resourcequota{{namespace="{NS}", resourcequota="kept-work", '
+        f'resource="{resource}", type="{kind}"}}',
+        "values": values,
+    }
+
+
 HEALTHY = [
     pod("jupyter-bob", "deep-learning"),
     # restarted, but not for memory
@@ -82,6 +95,9 @@ HEALTHY = [
     spawns("failure", "", "0+1x120"),
     spawns("failure", "already-pending", "0+50x120"),
     HUB_UP,
+    # kept work at 70% of its quota
+    kept_quota("hard", f"{100 * GI}x120"),
+    kept_quota("used", f"{70 * GI}x120"),
 ]
 
 
@@ -320,6 +336,29 @@ def test_promtool_reports_an_alert_that_did_not_fire(tmp_path: Path) -> None:
     assert "CourseServerOOMKilled" in result.stdout + result.stderr
 
 
+def test_kept_work_near_its_quota_fires_after_fifteen_minutes(tmp_path: Path) -> None:
+    healthy = [series for series in HEALTHY if "kube_resourcequota" not in series["series"]]
+    filling = [
+        kept_quota("hard", f"{100 * GI}x120"),
+        kept_quota("used", f"{70 * GI}x10 {85 * GI}x110"),
+    ]
+    resource = "efs-sc.storageclass.storage.k8s.io/requests.storage"
+    assert_passes(
+        tmp_path,
+        case(
+            healthy + filling,
+            silent("KeptWorkNearQuota", "20m"),
+            fires("KeptWorkNearQuota", "27m", resource=resource),
+        ),
+    )
+
+
 def test_every_alert_has_a_case() -> None:
-    tested = {"CourseServerOOMKilled", "CourseImagePullBackOff", "SpawnFailureRatioHigh", "HubDown"}
+    tested = {
+        "CourseServerOOMKilled",
+        "CourseImagePullBackOff",
+        "SpawnFailureRatioHigh",
+        "HubDown",
+        "KeptWorkNearQuota",
+    }
     assert set(ALERTS) == tested | {"CourseServerPastMaxAge", "CourseServersUnschedulable"}

@@ -46,6 +46,7 @@ def test_build_writes_every_dashboard_and_the_rules(
         "SpawnFailureRatioHigh",
         "CourseImagePullBackOff",
         "CourseServersUnschedulable",
+        "KeptWorkNearQuota",
         "HubDown",
         "CourseServerPastMaxAge",
     ]
@@ -113,6 +114,7 @@ def test_a_culler_without_maximum_age_gets_no_age_threshold_panel_or_alert() -> 
     assert [key for key in thresholds(files) if key[0] == "courses.json"] == [
         ("courses.json", "Memory: largest server as a share of the course limit"),
         ("courses.json", "CPU: busiest server as a share of the course limit"),
+        ("courses.json", "Kept work storage against its quota"),
     ]
     titles = [panel["title"] for panel in panels_of(json.loads(files["courses.json"]))]
     assert "Oldest server per course" in titles

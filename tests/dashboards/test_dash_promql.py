@@ -134,7 +134,7 @@ def test_generated_alert_rules_pass_promtool_check_rules(promtool: str, rules_fi
         [promtool, "check", "rules", str(rules_file)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
+    assert "SUCCESS: 7 rules found" in check.stdout
 
 
 @pytest.mark.parametrize(
@@ -155,10 +155,24 @@ def test_prometheus_loaded_every_alert_rule(prometheus: PrometheusServer) -> Non
         "SpawnFailureRatioHigh",
         "CourseImagePullBackOff",
         "CourseServersUnschedulable",
+        "KeptWorkNearQuota",
         "HubDown",
         "CourseServerPastMaxAge",
     }
     assert all(rule["health"] != "err" for rule in rules.values()), rules
+
+
+def test_kept_work_is_counted_and_summed_per_course(prometheus: PrometheusServer) -> None:
+    """Kept-work claims joined to their course by the claims' labels (support.KEPT_CLAIMS)."""
+    volumes = query_panel(prometheus, "Kept work volumes per course", ".+")
+    assert {s["metric"]["course"]: float(s["value"][1]) for s in volumes} == {
+        "intro-python": 2.0,
+        "ml": 1.0,
+    }
+    used = query_panel(prometheus, "Kept work bytes per course", "ml")
+    assert {s["metric"]["course"]: float(s["value"][1]) for s in used} == {"ml": 900e6}
+    quota = query_panel(prometheus, "Kept work storage against its quota", ".+")
+    assert [float(s["value"][1]) for s in quota] == [3 / 500]
 
 
 def query_panel(

@@ -9,23 +9,25 @@ from dataclasses import replace
 import kubernetes_validate
 import pytest
 
+from hub.contract import KEPT_WORK_QUOTA
 from hub.launch import KeptWorkSettings
 from infra.images import hub_image
-from infra.kept_work import NAME, retention_objects, retention_schedule
+from infra.kept_work import NAME, kept_work_objects, retention_schedule
 from infra.stack_config import StackConfig
 from tests.infra.chart import KUBERNETES_VERSION
 from tests.infra.support import HUB_IMAGE
 
 
-def keeping(stack: StackConfig, days: int = 30) -> StackConfig:
-    return replace(stack, keep_work=KeptWorkSettings(days=days, storage_class="efs-sc"))
+def keeping(stack: StackConfig, days: int = 30, quota: int = 0) -> StackConfig:
+    kept = KeptWorkSettings(days=days, storage_class="efs-sc", quota=quota)
+    return replace(stack, keep_work=kept)
 
 
 def test_the_objects_are_valid_and_the_role_is_retentions_alone(
     stacks: dict[str, StackConfig],
 ) -> None:
     stack = keeping(stacks["prod"])
-    objects = retention_objects(stack, hub_image(HUB_IMAGE))
+    objects = kept_work_objects(stack, hub_image(HUB_IMAGE))
     for obj in objects:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         assert obj["metadata"]["namespace"] == stack.namespace
@@ -53,7 +55,7 @@ def test_the_objects_are_valid_and_the_role_is_retentions_alone(
 
 
 def test_a_stack_that_keeps_no_work_has_no_retention(stacks: dict[str, StackConfig]) -> None:
-    assert retention_objects(keeping(stacks["dev"], days=0), hub_image(HUB_IMAGE)) == []
+    assert kept_work_objects(keeping(stacks["dev"], days=0), hub_image(HUB_IMAGE)) == []
     assert all(stack.keep_work.days == 0 for stack in stacks.values())
 
 
@@ -63,3 +65,17 @@ def test_a_stack_that_keeps_no_work_has_no_retention(stacks: dict[str, StackConf
 )
 def test_retention_runs_at_least_as_often_as_the_culler(every: int, schedule: str) -> None:
     assert retention_schedule(every) == schedule
+
+
+def test_a_quota_caps_the_storage_of_the_stacks_storage_class(
+    stacks: dict[str, StackConfig],
+) -> None:
+    stack = keeping(stacks["prod"], quota=500 * 1024**3)
+    *_, quota = kept_work_objects(stack, hub_image(HUB_IMAGE))
+    kubernetes_validate.validate(quota, KUBERNETES_VERSION, strict=True)
+    assert quota["kind"] == "ResourceQuota" and quota["metadata"]["name"] == KEPT_WORK_QUOTA
+    assert quota["spec"]["hard"] == {"efs-sc.storageclass.storage.k8s.io/requests.storage": "500Gi"}
+    unnamed = replace(stack, keep_work=replace(stack.keep_work, storage_class=None))
+    assert kept_work_objects(unnamed, hub_image(HUB_IMAGE))[-1]["spec"]["hard"] == {
+        "requests.storage": "500Gi"
+    }

@@ -22,7 +22,7 @@ from infra import monitoring
 from infra.images import ImageRef, course_images, hub_image
 from infra.in_use import InUse, in_use_from_outputs
 from infra.kept_work import NAME as RETENTION
-from infra.kept_work import retention_objects
+from infra.kept_work import kept_work_objects
 from infra.prepull import gpu_prepuller
 from infra.program import Deployment, eks_kubeconfig
 from infra.stack_config import STACKS, StackConfig
@@ -324,7 +324,7 @@ def test_a_stack_that_keeps_work_has_its_retention_job_by_digest(
     stack = replace(stacks["prod"], keep_work=KeptWorkSettings(days=30, storage_class="efs-sc"))
     run = run_program(deployment(stack, sample_catalog))
     (group,) = (r for r in run.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name == RETENTION)
-    assert group.inputs["objs"] == retention_objects(stack, pinned_hub())
+    assert group.inputs["objs"] == kept_work_objects(stack, pinned_hub())
     assert [o["kind"] for o in group.inputs["objs"]] == [
         "ServiceAccount",
         "Role",

@@ -32,7 +32,7 @@ from catalog import find_repo_root, load_catalog
 from hub.launch import KeptWorkSettings
 from infra import monitoring
 from infra.images import course_images, hub_image
-from infra.kept_work import retention_objects
+from infra.kept_work import kept_work_objects
 from infra.prepull import gpu_prepuller
 from infra.stack_config import load_stack_config
 from infra.values import RELEASE_NAME, helm_values, migration_job
@@ -160,7 +160,7 @@ def prod_objects(tmp_path: Path) -> list[dict[str, Any]]:
         migration_job(stack, hub, DB_HOST),
         monitoring.hub_service_monitor(stack),
         # Kept work's retention job, as prod would run it with keepWork on.
-        *retention_objects(replace(stack, keep_work=KeptWorkSettings(days=30)), hub),
+        *kept_work_objects(replace(stack, keep_work=KeptWorkSettings(days=30)), hub),
     ]
     return objects + [o for o in beside if o]
 
