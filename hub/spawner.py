@@ -22,6 +22,7 @@ How a launch link travels through JupyterHub (6.1):
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -31,10 +32,12 @@ from typing import Any
 from jupyterhub.spawner import Spawner, SpawnException
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
+from kubespawner.clients import load_config, shared_client
 from traitlets import Instance, Unicode, default
 
 from catalog import format_memory
 from hub.contract import COURSE_ENV, COURSE_LABEL, PERSON_LABEL
+from hub.kept_work_page import StoredWork
 from hub.launch import HOME, LaunchError, LaunchPlan, WorkVolume, parse_bool, plan_launch
 from hub.limits import Admissions, Refusal, ServerInUse, check_limits
 from hub.pages import launch_error_html, limit_html, retry_form_html
@@ -350,6 +353,11 @@ class CourseSpawner(Spawner):
         """Platform part: image, GPU, labels. Traits are at their baseline when called."""
         raise NotImplementedError
 
+    @classmethod
+    def work_store(cls) -> Any:
+        """Where this platform keeps people's work (hub.kept_work_page.WorkStore)."""
+        raise NotImplementedError
+
     async def prepare_work(self, plan: LaunchPlan) -> None:
         """Platform part, before the server starts: the plan's kept-work volume made and brought
         up to date with the image (Kubernetes does both in the pod: a claim, an init container)."""
@@ -443,6 +451,10 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
         "remember_pvc_name",
     )
 
+    @classmethod
+    def work_store(cls) -> KubeWorkStore:
+        return KubeWorkStore(os.environ.get("POD_NAMESPACE", "default"))
+
     @default("delete_pvc")
     def _kept_work_outlives_its_user(self) -> bool:
         # A kept-work claim is the person's, not the throwaway user's: deleting the user (the
@@ -488,3 +500,42 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
                 "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
             }
         ]
+
+
+class KubeWorkStore:
+    """People's kept-work claims in the hub's namespace, with the hub's own API access (its role
+    may list and delete claims; pods tell which are mounted)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def _api(self) -> Any:
+        load_config()
+        return shared_client("CoreV1Api")
+
+    async def volumes(self, person: str) -> list[StoredWork]:
+        api = self._api()
+        selector = f"{PERSON_LABEL}={person}"
+        claims = await api.list_namespaced_persistent_volume_claim(
+            self.namespace, label_selector=selector
+        )
+        pods = await api.list_namespaced_pod(self.namespace)
+        mounted = {
+            volume.persistent_volume_claim.claim_name
+            for pod in pods.items
+            if pod.status.phase not in ("Succeeded", "Failed")
+            for volume in pod.spec.volumes or []
+            if volume.persistent_volume_claim
+        }
+        return [
+            StoredWork(
+                claim.metadata.name,
+                claim.metadata.labels.get(PERSON_LABEL, ""),
+                claim.metadata.labels.get(COURSE_LABEL, ""),
+                claim.metadata.name in mounted,
+            )
+            for claim in claims.items
+        ]
+
+    async def delete(self, name: str) -> None:
+        await self._api().delete_namespaced_persistent_volume_claim(name, self.namespace)

@@ -293,8 +293,12 @@ class CourseSsoAuthenticator(GenericOAuthenticator):
         return auth_model
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        # The page knows people by this module's identity_of: imported here, not above.
+        from hub import kept_work_page
+
         return [
             *super().get_handlers(app),
             ("/tmplogin", CourseSsoLoginHandler),
             (f"/{RESUME_PATH}/([^/]+)", ResumeHandler),
+            *kept_work_page.handlers(),
         ]

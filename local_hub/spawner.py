@@ -4,15 +4,18 @@ one container per learner on this machine's Docker engine.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import docker
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import random_port
 from traitlets import Bool, Integer
 
-from hub.contract import COURSE_LABEL
+from hub.contract import COURSE_LABEL, PERSON_LABEL
+from hub.kept_work_page import StoredWork
 from hub.launch import LaunchPlan
 from hub.spawner import WORK_MOUNT, CourseSpawner, work_labels, work_sync_command
 
@@ -112,6 +115,10 @@ class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
         if plan.work is not None:
             self.volumes = {**self.volumes, plan.work.name: plan.work.mount_path}
 
+    @classmethod
+    def work_store(cls) -> DockerWorkStore:
+        return DockerWorkStore()
+
     async def prepare_work(self, plan: LaunchPlan) -> None:
         work = plan.work
         if work is None:
@@ -147,3 +154,28 @@ class CourseDockerSpawner(CourseSpawner, LoopbackDockerSpawner):
                 reason="kept-work-sync",
                 status_code=500,
             )
+
+
+class DockerWorkStore:
+    """People's kept-work volumes on this machine's Docker engine (labelled with their person)."""
+
+    def __init__(self) -> None:
+        self.client = docker.from_env()
+
+    async def volumes(self, person: str) -> list[StoredWork]:
+        def listed() -> list[StoredWork]:
+            found = []
+            for volume in self.client.volumes.list(filters={"label": f"{PERSON_LABEL}={person}"}):
+                labels = volume.attrs.get("Labels") or {}
+                in_use = self.client.containers.list(all=True, filters={"volume": volume.name})
+                found.append(
+                    StoredWork(volume.name, person, labels.get(COURSE_LABEL, ""), bool(in_use))
+                )
+            return found
+
+        return await asyncio.get_running_loop().run_in_executor(None, listed)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.client.volumes.get(name).remove()
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -159,3 +160,40 @@ def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: L
         hub.stop_hub()
         hub.remove_containers()
         client.images.remove(new_image, force=True)
+
+
+def test_a_person_deletes_their_kept_work_on_the_hubs_page(kept_work_hub: LocalHub) -> None:
+    """/hub/kept-work lists the person's work (not another's), refuses to delete it while its
+    server runs, and deletes it once the server is stopped."""
+    hub = kept_work_hub
+    client = docker_client()
+    slug, notebook, _ = two_file_course(hub)
+    mine = work_volume_name(hub.person_key("learner01"), slug)
+    theirs = work_volume_name(hub.person_key("learner02"), slug)
+    first = visit(hub.link(slug, notebook), "learner01")
+    other = visit(hub.link(slug, notebook), "learner02")
+    no_server_errors([first, other])
+    assert first.user and other.user
+    hub.wait_ready(first.user)
+    hub.wait_ready(other.user)
+    page_url = f"{hub.url}/hub/kept-work"
+
+    page = first.session.get(page_url, timeout=30)
+    assert page.status_code == 200, page.text[:2000]
+    (row,) = re.findall(r'<tr class="ol-kept" data-course="([^"]+)"', page.text)
+    assert row == slug
+    assert "stop it to delete its work" in page.text
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    token = xsrf.group(1) if xsrf else first.session.cookies.get("_xsrf", "")
+    refused = first.session.post(page_url, data={"course": slug, "_xsrf": token}, timeout=30)
+    assert refused.status_code == 409, refused.text[:2000]
+
+    hub.api("DELETE", f"/users/{first.user}/server")
+    wait_for(lambda: not client.containers.list(all=True, filters={"volume": mine}), 60, "stop")
+    page = first.session.get(page_url, timeout=30)
+    (token,) = re.findall(r'name="_xsrf" value="([^"]+)"', page.text)
+    deleted = first.session.post(page_url, data={"course": slug, "_xsrf": token}, timeout=30)
+    assert deleted.status_code == 200, deleted.text[:2000]
+    assert "is deleted" in deleted.text
+    names = {v.name for v in client.volumes.list()}
+    assert mine not in names and theirs in names
