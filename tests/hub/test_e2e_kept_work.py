@@ -3,8 +3,8 @@
 The local hub behind the SSO gate (a real OpenID provider, `local_hub.sso_provider`) with kept
 work on (`KeptWorkSettings(days=1)`, as `hub:local -- --sso --keep-work 1`) and a culler that
 removes idle servers and their throwaway users within seconds. People are `requests` sessions
-that sign in at the provider as a browser without JavaScript would; a person's edit is a write to
-the notebook inside their running server's container (as JupyterLab's save writes the file).
+that sign in at the provider as a browser without JavaScript would, and headless Chromium, in
+which a person edits a notebook in JupyterLab and finds their edit again.
 
 Then the course image changes (a notebook the person edited and one they did not), and the rule
 of images/base/kept_work.py holds in the person's volume; another person never sees it.
@@ -29,16 +29,18 @@ from catalog import Catalog
 from hub.launch import KeptWorkSettings, LaunchSettings, work_volume_name
 from hub.limits import LimitSettings
 from hub.settings import CullSettings
+from local_hub.client import user_from_url
 from local_hub.images import docker_client
 from local_hub.processes import LocalHub
-from tests.hub.e2e_support import count_rows, launchable, wait_for
-from tests.hub.test_e2e_sso import gated_hub, no_server_errors, visit
+from tests.hub.e2e_support import chromium_browser, count_rows, launchable, wait_for
+from tests.hub.test_e2e_hub import wait_until_in_lab
+from tests.hub.test_e2e_sso import USERS, gated_hub, no_server_errors, visit
 
 pytestmark = pytest.mark.timeout(900)
 
 KEEP = LaunchSettings(kept_work=KeptWorkSettings(days=1))
 CULLING = CullSettings(idle_timeout=15, every=3, max_age=0, users=True)
-EDIT = "edited by learner01\n"
+MARK = "# kept: edited by learner01"
 
 
 def two_file_course(hub: LocalHub) -> tuple[str, str, str]:
@@ -115,7 +117,23 @@ def kept_work_hub() -> Iterator[LocalHub]:
                     volume.remove(force=True)
 
 
+def edit_in_jupyterlab(page: Any, notebook: str) -> None:
+    """Types MARK at the top of the notebook's first code cell and saves (Ctrl+S), as a person
+    does; returns once JupyterLab shows the notebook saved."""
+    editor = page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type(MARK + "\n")
+    page.keyboard.press("Control+s")
+    page.locator("li.lm-TabBar-tab.jp-mod-current.jp-mod-dirty").wait_for(
+        state="detached", timeout=60_000
+    )
+
+
 def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: LocalHub) -> None:
+    """In Chromium: a person signs in, edits a notebook in JupyterLab and saves; closes the tab;
+    the culler removes the server and the throwaway user; the person opens the same link again
+    and JupyterLab shows their edit. Another person gets the course as published."""
     hub = kept_work_hub
     client = docker_client()
     slug, edited, untouched = two_file_course(hub)
@@ -123,19 +141,36 @@ def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: L
     volume = work_volume_name(person, slug)
     before = count_rows(hub.db_url)
 
-    user, container = launch(hub, slug, edited, "learner01")
-    original = read(container, edited)
-    assert volume in {m.get("Name") for m in container.attrs["Mounts"]}
-    code, output = container.exec_run(
-        ["sh", "-c", f"printf '{EDIT}' > '/home/jovyan/{edited}'"], user="1000"
-    )
-    assert code == 0, output
-    wait_for(lambda: count_rows(hub.db_url) == before, 120, "the culler to remove user and server")
+    with chromium_browser() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(hub.link(slug, edited))
+        page.fill("input[name=username]", "learner01")
+        page.fill("input[name=password]", USERS["learner01"])
+        page.click("button[type=submit]")
+        wait_until_in_lab(page, edited)
+        user = user_from_url(page.url)
+        assert user
+        container = server_container(hub, user)
+        original = read(container, edited)
+        assert volume in {m.get("Name") for m in container.attrs["Mounts"]}
+        edit_in_jupyterlab(page, edited)
+        assert MARK in read(container, edited)
+        page.close()  # an open tab keeps the server active
+        wait_for(lambda: count_rows(hub.db_url) == before, 120, "the culler to remove it all")
 
-    again, container = launch(hub, slug, edited, "learner01")
-    assert again != user
-    assert read(container, edited) == EDIT
-    assert read(container, untouched) != ""
+        page = context.new_page()  # the provider remembers the person: no sign-in form
+        page.goto(hub.link(slug, edited))
+        wait_until_in_lab(page, edited)
+        again = user_from_url(page.url)
+        assert again and again != user
+        cell = page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first
+        cell.wait_for(timeout=60_000)
+        assert MARK in cell.inner_text()
+        container = server_container(hub, again)
+        assert MARK in read(container, edited)
+        page.close()
+        context.close()
 
     _, stranger = launch(hub, slug, edited, "learner02")
     assert read(stranger, edited) == original
@@ -150,7 +185,7 @@ def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: L
         hub.settings = replace(hub.settings, image_map={**hub.settings.image_map, slug: new_image})
         hub.restart_hub()
         _, container = launch(hub, slug, edited, "learner01")
-        assert read(container, edited) == EDIT  # theirs, kept
+        assert MARK in read(container, edited)  # theirs, kept
         assert read(container, untouched) == f"{untouched} v2"  # untouched: updated
         (beside,) = (
             f for f in files(container) if f.startswith(edited.rsplit(".", 1)[0] + ".course-")
