@@ -14,7 +14,7 @@ from catalog import format_memory
 from hub.contract import KEPT_WORK_QUOTA
 from infra.images import ImageRef
 from infra.stack_config import StackConfig
-from infra.values import HUB_UID
+from infra.values import hub_image_pod_security, restricted_container_security
 
 NAME = "kept-work-retention"
 LABELS = {"app.kubernetes.io/component": NAME}
@@ -101,11 +101,7 @@ def _pod(stack: StackConfig, hub: ImageRef, days: int) -> dict[str, Any]:
     return {
         "serviceAccountName": NAME,
         "restartPolicy": "Never",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": HUB_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": hub_image_pod_security(),
         "containers": [
             {
                 "name": "retention",
@@ -121,11 +117,7 @@ def _pod(stack: StackConfig, hub: ImageRef, days: int) -> dict[str, Any]:
                     "requests": {"cpu": "50m", "memory": "128Mi"},
                     "limits": {"memory": "256Mi"},
                 },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": restricted_container_security(),
             }
         ],
     }

@@ -339,6 +339,24 @@ def migration_job_name(hub: ImageRef) -> str:
     return f"{MIGRATION_JOB_PREFIX}-{digest}"
 
 
+def hub_image_pod_security() -> dict[str, Any]:
+    """The pod security context of the hub image's Jobs (migration, kept work's retention)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": HUB_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_container_security() -> dict[str, Any]:
+    """Their containers': no privilege escalation, a read-only root, no capabilities."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def migration_job(stack: StackConfig, hub: ImageRef, db_host: str) -> dict[str, Any]:
     """`jupyterhub upgrade-db` of the hub image against the stack's database, as the hub pod
     would reach it (no password in the URL: PGPASSWORD from the Secret). infra/program.py runs
@@ -358,11 +376,7 @@ def migration_job(stack: StackConfig, hub: ImageRef, db_host: str) -> dict[str, 
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": HUB_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": hub_image_pod_security(),
                     "containers": [
                         {
                             "name": "upgrade-db",
@@ -390,11 +404,7 @@ def migration_job(stack: StackConfig, hub: ImageRef, db_host: str) -> dict[str, 
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": "512Mi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": restricted_container_security(),
                         }
                     ],
                     # alembic's ini is written to a temporary file

@@ -34,7 +34,7 @@ from local_hub.images import docker_client
 from local_hub.processes import LocalHub
 from tests.hub.e2e_support import chromium_browser, count_rows, launchable, wait_for
 from tests.hub.test_e2e_hub import wait_until_in_lab
-from tests.hub.test_e2e_sso import USERS, gated_hub, no_server_errors, visit
+from tests.hub.test_e2e_sso import browser_sign_in, gated_hub, no_server_errors, visit
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -144,10 +144,7 @@ def test_a_persons_edit_survives_the_culler_and_a_course_update(kept_work_hub: L
     with chromium_browser() as browser:
         context = browser.new_context()
         page = context.new_page()
-        page.goto(hub.link(slug, edited))
-        page.fill("input[name=username]", "learner01")
-        page.fill("input[name=password]", USERS["learner01"])
-        page.click("button[type=submit]")
+        browser_sign_in(page, hub.link(slug, edited), "learner01")
         wait_until_in_lab(page, edited)
         user = user_from_url(page.url)
         assert user

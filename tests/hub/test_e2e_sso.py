@@ -200,6 +200,14 @@ def page() -> Iterator[Any]:
             context.close()
 
 
+def browser_sign_in(page: Any, link: str, who: str) -> None:
+    """Opens `link` in the browser and signs in as `who` on the provider's page it lands on."""
+    page.goto(link)
+    page.fill("input[name=username]", who)
+    page.fill("input[name=password]", USERS[who])
+    page.click("button[type=submit]")
+
+
 def test_a_browser_signs_in_and_lands_in_the_notebook(gated: Gated, page: Any) -> None:
     hub, provider = gated.hub, gated.provider
     slug = courses_with_images(hub)[-1]
@@ -243,10 +251,7 @@ def test_learners_servers_are_on_subdomains_of_their_own(page: Any) -> None:
             with hub:
                 slug = courses_with_images(hub)[0]
                 notebook = hub.settings.catalog[slug].notebooks[0]
-                page.goto(hub.link(slug, notebook))
-                page.fill("input[name=username]", "learner02")
-                page.fill("input[name=password]", USERS["learner02"])
-                page.click("button[type=submit]")
+                browser_sign_in(page, hub.link(slug, notebook), "learner02")
                 wait_until_in_lab(page, notebook)
                 user = user_from_url(page.url)
                 assert user and urlparse(page.url).hostname == f"{user}.localhost", page.url
