@@ -27,6 +27,7 @@ import yaml
 
 from catalog import find_repo_root, load_catalog
 from dashboards.alerts import rules_document
+from hub.contract import PERSON_LABEL
 from infra import monitoring
 from infra.images import course_images, hub_image
 from infra.stack_config import STACKS, StackConfig
@@ -148,10 +149,15 @@ def test_the_hub_is_scraped_with_its_token_on_the_service_z2jh_renders(
     assert reference["key"] in secret["data"]
 
 
-def test_kube_state_metrics_exports_the_course_label(stack: StackConfig) -> None:
+def test_kube_state_metrics_exports_the_course_and_person_labels(stack: StackConfig) -> None:
+    """Pods' course label (every per-course panel), and kept-work claims' course and person
+    labels (the Kept work panels; hub/spawner.py labels the claims)."""
     settings = monitoring.dashboard_settings(stack)
     allow = monitoring.prometheus_values(stack)["kube-state-metrics"]["metricLabelsAllowlist"]
-    assert allow == [f"pods=[{settings.course_label}]"]
+    assert allow == [
+        f"pods=[{settings.course_label}]",
+        f"persistentvolumeclaims=[{settings.course_label},{PERSON_LABEL}]",
+    ]
     assert settings.course_label_name == "label_course"
 
 
