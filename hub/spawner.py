@@ -41,6 +41,7 @@ from hub.kept_work_page import StoredWork
 from hub.launch import HOME, LaunchError, LaunchPlan, WorkVolume, parse_bool, plan_launch
 from hub.limits import Admissions, Refusal, ServerInUse, check_limits
 from hub.pages import launch_error_html, limit_html, retry_form_html
+from hub.retention import claims_in_use
 from hub.settings import HubSettings
 from hub.sso import RESUME_PATH, identity_of
 
@@ -520,13 +521,8 @@ class KubeWorkStore:
             self.namespace, label_selector=selector
         )
         pods = await api.list_namespaced_pod(self.namespace)
-        mounted = {
-            volume.persistent_volume_claim.claim_name
-            for pod in pods.items
-            if pod.status.phase not in ("Succeeded", "Failed")
-            for volume in pod.spec.volumes or []
-            if volume.persistent_volume_claim
-        }
+        serialize = api.api_client.sanitize_for_serialization
+        mounted = claims_in_use([serialize(pod) for pod in pods.items])
         return [
             StoredWork(
                 claim.metadata.name,

@@ -45,6 +45,11 @@ def write_store(store: Path, records: dict[str, float]) -> None:
     os.replace(temporary, store)
 
 
+def volume_in_use(client: Any, name: str) -> bool:
+    """Whether any container, running or not, has the volume `name`."""
+    return bool(client.containers.list(all=True, filters={"volume": name}))
+
+
 def kept_volumes(
     client: Any, records: dict[str, float], prefix: str = VOLUME_PREFIX
 ) -> list[KeptVolume]:
@@ -55,7 +60,7 @@ def kept_volumes(
         if not volume.name.startswith(prefix):
             continue
         created = datetime.fromisoformat(volume.attrs["CreatedAt"].replace("Z", "+00:00"))
-        in_use = bool(client.containers.list(all=True, filters={"volume": volume.name}))
+        in_use = volume_in_use(client, volume.name)
         found.append(KeptVolume(volume.name, created.timestamp(), records.get(volume.name), in_use))
     return found
 

@@ -18,6 +18,7 @@ from hub.contract import COURSE_LABEL, PERSON_LABEL
 from hub.kept_work_page import StoredWork
 from hub.launch import LaunchPlan
 from hub.spawner import WORK_MOUNT, CourseSpawner, work_labels, work_sync_command
+from local_hub.retention import volume_in_use
 
 #: The learner in every course image (docker-stacks' jovyan, uid:gid).
 LEARNER_OWNER = "1000:100"
@@ -167,10 +168,8 @@ class DockerWorkStore:
             found = []
             for volume in self.client.volumes.list(filters={"label": f"{PERSON_LABEL}={person}"}):
                 labels = volume.attrs.get("Labels") or {}
-                in_use = self.client.containers.list(all=True, filters={"volume": volume.name})
-                found.append(
-                    StoredWork(volume.name, person, labels.get(COURSE_LABEL, ""), bool(in_use))
-                )
+                in_use = volume_in_use(self.client, volume.name)
+                found.append(StoredWork(volume.name, person, labels.get(COURSE_LABEL, ""), in_use))
             return found
 
         return await asyncio.get_running_loop().run_in_executor(None, listed)
